@@ -1,0 +1,71 @@
+"""fin-meta: a meta-reinforcement-learning trading backtester.
+
+Market regimes are tasks; a meta-RL agent is meta-trained across the regimes of a training
+period and adapts to each new regime; a vectorbt backtest with fees and slippage evaluates it
+against rule strategies; MLflow tracks every run. See DESIGN.md for the conventions.
+
+Heavy libraries (torch, vectorbt, mlflow) are imported lazily: `import fin_meta` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata as _metadata
+from typing import TYPE_CHECKING, Any
+
+from fin_meta.errors import AgentError, ConfigError, DataError, FinMetaError, StrategyError
+
+try:
+    __version__ = _metadata.version("fin-meta")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+# public name -> module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "load_prices": "fin_meta.data",
+    "synthetic_regimes": "fin_meta.data",
+    "detect_regimes": "fin_meta.regimes",
+    "segments": "fin_meta.regimes",
+    "backtest": "fin_meta.backtest",
+    "BacktestResult": "fin_meta.backtest",
+    "TradingEnv": "fin_meta.envs",
+    "VectorTradingEnv": "fin_meta.envs",
+    "load_agent": "fin_meta.agents",
+    "run_experiment": "fin_meta.pipeline",
+    "load_config": "fin_meta.config",
+    "seed_everything": "fin_meta.seeding",
+}
+
+__all__ = [
+    "__version__",
+    "FinMetaError",
+    "DataError",
+    "ConfigError",
+    "AgentError",
+    "StrategyError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fin_meta' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs only
+    from fin_meta.agents import load_agent
+    from fin_meta.backtest import BacktestResult, backtest
+    from fin_meta.config import load_config
+    from fin_meta.data import load_prices, synthetic_regimes
+    from fin_meta.envs import TradingEnv, VectorTradingEnv
+    from fin_meta.pipeline import run_experiment
+    from fin_meta.regimes import detect_regimes, segments
+    from fin_meta.seeding import seed_everything
