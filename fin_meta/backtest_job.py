@@ -1,0 +1,151 @@
+"""The `fin-meta backtest` job: load prices, run rule strategies, one vectorbt backtest with every
+strategy as a column, optional per-regime breakdown, log it all to MLflow."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fin_meta.errors import StrategyError
+
+__all__ = ["BacktestJob", "run_backtest_job", "split_strategy_params"]
+
+BENCHMARK = "buy_and_hold"
+
+
+@dataclass
+class BacktestJob:
+    """What a backtest job produced: stats (index = strategy), the results table with Sharpe CIs,
+    the optional per-regime table, the MLflow run id (None when not tracked), written files."""
+
+    source: str
+    stats: pd.DataFrame
+    table: pd.DataFrame
+    by_regime: pd.DataFrame | None = None
+    run_id: str | None = None
+    tracking_uri: str | None = None
+    files: list[Path] = field(default_factory=list)
+
+    def stats_json(self) -> dict[str, dict[str, float]]:
+        """Stats as `{strategy: {metric: value}}` (JSON-safe floats: NaN/inf become None)."""
+        import math
+
+        def clean(value: Any) -> Any:
+            value = float(value)
+            return value if math.isfinite(value) else None
+
+        return {str(name): {k: clean(v) for k, v in row.items()} for name, row in self.stats.iterrows()}
+
+    def print_report(self, echo: Callable[[str], Any]) -> None:
+        """Print the results table, the regime breakdown and where the run was logged."""
+        from fin_meta.report import format_results_table
+
+        echo(f"{self.source}: {len(self.stats)} strategies, sorted by Sharpe (95% bootstrap CI)")
+        echo(format_results_table(self.table))
+        if self.by_regime is not None:
+            cols = [c for c in ("sharpe", "total_return", "annual_volatility", "max_drawdown") if c in self.by_regime]
+            with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 200):
+                echo("\nby regime:")
+                echo(self.by_regime[cols].to_string())
+        for path in self.files:
+            echo(f"wrote {path}")
+        if self.run_id:
+            echo(f"MLflow run {self.run_id} — open the UI with: fin-meta ui" + _uri_flag(self.tracking_uri))
+
+
+def _uri_flag(uri: str | None) -> str:
+    return f" --tracking-uri {uri}" if uri and not uri.startswith("sqlite:///") else ""
+
+
+def split_strategy_params(names: Sequence[str], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Route `k=v` to the single strategy, or `name.k=v` to strategy `name` when there are several."""
+    routed: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in params.items():
+        name, dot, param = key.partition(".")
+        if dot and name in routed:
+            routed[name][param] = value
+        elif len(names) == 1 and not dot:
+            routed[names[0]][key] = value
+        else:
+            raise StrategyError(
+                f"--param {key}: with several strategies name the strategy, e.g. --param {names[0]}.{key.split('.')[-1]}=..."
+                f" (strategies: {', '.join(names)})"
+            )
+    return routed
+
+
+def run_backtest_job(
+    source: str,
+    strategies: Sequence[str] = ("all",),
+    params: dict[str, Any] | None = None,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    fees: float = 5e-4,
+    slippage: float = 5e-4,
+    benchmark: bool = True,
+    regime_method: str | None = None,
+    strategies_dir: Path | None = None,
+    plot: Path | None = None,
+    experiment: str = "backtest",
+    track: bool = True,
+    tracking_uri: str | None = None,
+    data_dir: Path | None = None,
+    progress: bool = True,
+) -> BacktestJob:
+    """Run the backtest job end to end and return what it produced (see `BacktestJob`)."""
+    from fin_meta.backtest import backtest
+    from fin_meta.data import load_prices
+    from fin_meta.report import results_table
+    from fin_meta.tracking import prices_hash, start_run
+    from strategies import available_strategies, strategy_positions
+
+    prices = load_prices(source, start, end, data_dir=data_dir)
+    available = available_strategies(strategies_dir)
+    names = list(available) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
+    routed = split_strategy_params(names, params or {})
+    if benchmark and BENCHMARK not in names:
+        names.append(BENCHMARK)
+        routed[BENCHMARK] = {}
+    positions = pd.DataFrame(
+        {name: strategy_positions(name, prices, routed[name], strategies_dir) for name in names},
+        index=prices.index,
+    )
+    result = backtest(prices, positions, fees=fees, slippage=slippage)
+    stats = result.stats if isinstance(result.stats, pd.DataFrame) else pd.DataFrame([result.stats], index=names)
+    table = results_table(result.returns, stats)
+    by_regime = None
+    if regime_method:
+        from fin_meta.regimes import detect_regimes
+
+        by_regime = result.by_regime(detect_regimes(prices, method=regime_method, causal=True))
+
+    run_params = {
+        "data": {"source": source, "start": start, "end": end, "bars": len(prices)},
+        "strategies": names,
+        "strategy_params": routed,
+        "fees": fees,
+        "slippage": slippage,
+        "regimes": regime_method,
+    }
+    tags = {"data.source": source, "data.hash": prices_hash(prices), "job": "backtest"}
+    job = BacktestJob(source=source, stats=stats, table=table, by_regime=by_regime, tracking_uri=tracking_uri)
+    with start_run(experiment, params=run_params, tags=tags, tracking_uri=tracking_uri, enabled=track) as tracker:
+        tracker.log_stats(stats, prefix="test.", main=names[0])
+        tracker.log_table(stats.reset_index(names="strategy"), "stats.csv")
+        tracker.log_table(table, "results.csv")
+        if by_regime is not None:
+            tracker.log_table(by_regime.reset_index(), "by_regime.csv")
+        with tempfile.TemporaryDirectory() as tmp:
+            if track:
+                tracker.log_figure_file(result.plot(Path(tmp) / "equity.png"), "plots")
+                tracker.log_artifact(result.plot_html(Path(tmp) / "equity.html"), "plots")
+        if plot is not None:
+            job.files.append(result.plot(plot))
+        job.run_id = tracker.run_id
+    return job

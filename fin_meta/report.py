@@ -1,0 +1,66 @@
+"""Terminal results tables: one row per backtested column with Sharpe and its 95% bootstrap CI,
+return, max drawdown and turnover. Used by `fin-meta backtest` and `fin-meta run`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["results_table", "format_results_table"]
+
+
+def results_table(
+    returns: pd.DataFrame,
+    stats: pd.DataFrame,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Headline metrics per column, sorted by Sharpe.
+
+    `returns`: per-bar strategy returns (bars × columns); `stats`: `BacktestResult.stats` as a
+    DataFrame (index = columns). Sharpe is annualised with 252 bars/year; its CI comes from a
+    bootstrap of the bars (seeded, so reruns print the same interval)."""
+    from fin_meta.metrics import annualised_sharpe, bootstrap_ci
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for column in stats.index:
+        low, high = bootstrap_ci(
+            returns[column].to_numpy(),
+            statistic=annualised_sharpe,
+            n_resamples=n_resamples,
+            confidence=confidence,
+            rng=rng,
+        )
+        row = stats.loc[column]
+        rows.append(
+            {
+                "strategy": column,
+                "sharpe": float(row["sharpe"]),
+                "sharpe_ci_low": float(low),
+                "sharpe_ci_high": float(high),
+                "total_return": float(row["total_return"]),
+                "cagr": float(row["cagr"]),
+                "max_drawdown": float(row["max_drawdown"]),
+                "turnover": float(row["turnover"]),
+            }
+        )
+    return pd.DataFrame(rows).sort_values("sharpe", ascending=False, ignore_index=True)
+
+
+def format_results_table(table: pd.DataFrame) -> str:
+    """Render `results_table` output for a terminal: percentages and a `[low, high]` CI column."""
+    shown = pd.DataFrame(
+        {
+            "strategy": table["strategy"],
+            "sharpe": table["sharpe"].map("{:.2f}".format),
+            "95% CI": [f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(table["sharpe_ci_low"], table["sharpe_ci_high"], strict=True)],
+            "return": table["total_return"].map("{:+.1%}".format),
+            "CAGR": table["cagr"].map("{:+.1%}".format),
+            "max DD": table["max_drawdown"].map("{:.1%}".format),
+            "turnover/yr": table["turnover"].map("{:.1f}".format),
+        }
+    )
+    return shown.to_string(index=False)

@@ -1,0 +1,23 @@
+"""Shared test set-up: no GUI backends, no stray MLflow store or data cache in the repo."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    """A fresh SQLite MLflow store in the test's temporary folder."""
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Keep tests from touching the user's MLflow store or price cache."""
+    monkeypatch.setenv("FIN_META_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
