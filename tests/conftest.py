@@ -20,4 +20,4 @@ def tracking_uri(tmp_path):
 def _isolated_env(tmp_path, monkeypatch):
     """Keep tests from touching the user's MLflow store or price cache."""
     monkeypatch.setenv("FIN_META_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow-default.db")
