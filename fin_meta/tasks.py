@@ -1,0 +1,386 @@
+"""Tasks: time splits with an embargo, regime segments as tasks, and a seeded task sampler.
+
+A *task* is a window of bars of one asset that lies inside one regime segment. Indices are
+positions into that asset's prices frame (the frame the sampler was built on, usually the
+training period). A task with `start=s, length=L` has decision bars `s .. s+L-1`; the last
+decision is settled at close `s+L`, so the window uses bars `s .. s+L` and all of them lie in the
+segment. `start >= window - 1` so that a full observation window of `window` bars ends at `s`
+(the observation window itself may reach back before the segment: it only looks at the past).
+
+Training tasks may be grouped by hindsight (smoothed) labels; labels never enter observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fin_meta.errors import ConfigError, DataError
+
+__all__ = [
+    "TimeSplit",
+    "split_periods",
+    "Task",
+    "label_runs",
+    "tasks_from_segments",
+    "TaskSampler",
+    "held_out_tasks",
+    "tasks_to_arrays",
+]
+
+
+# --------------------------------------------------------------------------- time splits
+
+
+def _ts(value: str | pd.Timestamp | None, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from exc
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Train / (validation) / test periods, inclusive dates, with an embargo of `embargo` bars.
+
+    * train: `train_start .. train_end` (`train_start=None`: from the first bar);
+    * val (optional): from `val_start` up to the last bar that is still `embargo` bars before the
+      first test bar;
+    * test: `test_start .. test_end` (`test_end=None`: to the last bar).
+
+    At least `embargo` bars lie strictly between consecutive periods (so rolling features and
+    labels of one period cannot see the next). Check it with `split(prices)`."""
+
+    train_end: pd.Timestamp
+    test_start: pd.Timestamp
+    train_start: pd.Timestamp | None = None
+    test_end: pd.Timestamp | None = None
+    val_start: pd.Timestamp | None = None
+    embargo: int = 21
+
+    def split(self, prices: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Cut `prices` into `{"train", ("val"), "test"}` frames. Raises `ConfigError` when the
+        periods are out of order or closer than the embargo, `DataError` when one is empty."""
+        if self.embargo < 0:
+            raise ConfigError(f"embargo={self.embargo} must be >= 0 bars")
+        idx = prices.index
+        if not isinstance(idx, pd.DatetimeIndex):
+            raise DataError("prices must have a DatetimeIndex named 'date' to be split by dates")
+        if self.train_end >= self.test_start:
+            raise ConfigError(
+                f"train_end={self.train_end.date()} must be before test_start={self.test_start.date()}"
+            )
+        if self.train_start is not None and self.train_start > self.train_end:
+            raise ConfigError(
+                f"train_start={self.train_start.date()} is after train_end={self.train_end.date()}"
+            )
+        if self.test_end is not None and self.test_end < self.test_start:
+            raise ConfigError(
+                f"test_end={self.test_end.date()} is before test_start={self.test_start.date()}"
+            )
+        if self.val_start is not None and not (self.train_end < self.val_start < self.test_start):
+            raise ConfigError(
+                f"val_start={self.val_start.date()} must lie between train_end="
+                f"{self.train_end.date()} and test_start={self.test_start.date()}"
+            )
+
+        lo = idx.searchsorted(self.train_start) if self.train_start is not None else 0
+        train_hi = idx.searchsorted(self.train_end, side="right")  # exclusive
+        test_lo = idx.searchsorted(self.test_start)
+        test_hi = idx.searchsorted(self.test_end, side="right") if self.test_end is not None else len(idx)
+        bounds: dict[str, tuple[int, int]] = {"train": (lo, train_hi)}
+        if self.val_start is not None:
+            bounds["val"] = (idx.searchsorted(self.val_start), test_lo - self.embargo)
+        bounds["test"] = (test_lo, test_hi)
+
+        for name, (a, b) in bounds.items():
+            if b <= a:
+                raise DataError(
+                    f"the {name} period is empty: no bars of the prices "
+                    f"({_span(idx)}) fall in it; move its dates"
+                )
+        names = list(bounds)
+        for prev, nxt in zip(names, names[1:], strict=False):
+            gap = bounds[nxt][0] - bounds[prev][1]  # bars strictly between the two periods
+            if gap < self.embargo:
+                raise ConfigError(
+                    f"only {gap} bars between the {prev} period (ends {idx[bounds[prev][1] - 1].date()}) "
+                    f"and the {nxt} period (starts {idx[bounds[nxt][0]].date()}); the embargo needs "
+                    f"{self.embargo}: start {nxt} later or end {prev} earlier"
+                )
+        return {name: prices.iloc[a:b] for name, (a, b) in bounds.items()}
+
+
+def _span(idx: pd.Index) -> str:
+    if len(idx) == 0:
+        return "no bars"
+    return f"{pd.Timestamp(idx[0]).date()} .. {pd.Timestamp(idx[-1]).date()}"
+
+
+def split_periods(
+    prices: pd.DataFrame,
+    *,
+    train_end: str | pd.Timestamp,
+    test_start: str | pd.Timestamp,
+    train_start: str | pd.Timestamp | None = None,
+    test_end: str | pd.Timestamp | None = None,
+    val_start: str | pd.Timestamp | None = None,
+    embargo: int = 21,
+) -> dict[str, pd.DataFrame]:
+    """Split one prices frame into train / (val) / test periods (dates inclusive) with at least
+    `embargo` bars between consecutive periods; see `TimeSplit`."""
+    split = TimeSplit(
+        train_end=_ts(train_end, "train_end"),
+        test_start=_ts(test_start, "test_start"),
+        train_start=_ts(train_start, "train_start"),
+        test_end=_ts(test_end, "test_end"),
+        val_start=_ts(val_start, "val_start"),
+        embargo=int(embargo),
+    )
+    return split.split(prices)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    """A window of one asset's bars inside one regime segment: decisions at bars
+    `start .. start+length-1` (positions into that asset's frame), settled up to close
+    `start+length`; `regime` is the segment's label."""
+
+    asset: int
+    start: int
+    length: int
+    regime: int
+
+
+def tasks_to_arrays(tasks: Sequence[Task]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`(asset_idx, start, length, regime)` int64 arrays of a task list (the `set_tasks` form)."""
+    arr = np.array([(t.asset, t.start, t.length, t.regime) for t in tasks], dtype=np.int64).reshape(-1, 4)
+    return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy()
+
+
+def _as_labels(labels: pd.Series | np.ndarray) -> np.ndarray:
+    values = np.asarray(labels)
+    if values.dtype.kind == "f":
+        values = np.where(np.isnan(values), -1, values)
+    return values.astype(np.int64)
+
+
+def label_runs(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of equal labels: `(first_bar, last_bar, label)` int64 arrays (bars inclusive,
+    positions into the series). NaN labels count as -1 (unlabelled)."""
+    values = _as_labels(labels)
+    if values.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    change = np.flatnonzero(values[1:] != values[:-1]) + 1
+    first = np.concatenate([[0], change])
+    last = np.concatenate([change - 1, [values.size - 1]])
+    return first.astype(np.int64), last.astype(np.int64), values[first]
+
+
+def _segment_tasks(
+    asset: int, first: np.ndarray, last: np.ndarray, label: np.ndarray, *, min_length: int, window: int
+) -> list[Task]:
+    """Whole segments as tasks: start at the first bar (or `window-1`), settle at the last bar."""
+    start = np.maximum(first, window - 1)
+    length = last - start
+    keep = (label >= 0) & (last - first + 1 >= min_length) & (length >= 1)
+    return [
+        Task(int(asset), int(s), int(n), int(r))
+        for s, n, r in zip(start[keep], length[keep], label[keep], strict=True)
+    ]
+
+
+def tasks_from_segments(
+    segments_df: pd.DataFrame,
+    asset: int,
+    index: pd.DatetimeIndex,
+    min_length: int = 20,
+    *,
+    window: int = 1,
+) -> list[Task]:
+    """One task per segment of `fin_meta.regimes.segments()` (columns `start`, `end` inclusive
+    Timestamps and `label`) with at least `min_length` bars; dates are mapped to positions in
+    `index`. Unlabelled (-1) segments are dropped; a task starts at `window-1` at the earliest."""
+    missing = {"start", "end", "label"} - set(segments_df.columns)
+    if missing:
+        raise DataError(f"segments frame lacks columns {sorted(missing)}; use fin_meta.regimes.segments()")
+    first = index.get_indexer(pd.DatetimeIndex(segments_df["start"]))
+    last = index.get_indexer(pd.DatetimeIndex(segments_df["end"]))
+    if (first < 0).any() or (last < 0).any():
+        raise DataError("segment start/end dates are not bars of the given index; build the segments "
+                        "from labels on the same prices")
+    return _segment_tasks(asset, first.astype(np.int64), last.astype(np.int64),
+                          segments_df["label"].to_numpy(np.int64), min_length=min_length, window=window)
+
+
+def _normalise_inputs(
+    prices: Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame] | pd.DataFrame,
+    labels: Sequence[pd.Series] | Mapping[str, pd.Series] | pd.Series,
+) -> tuple[list[str], list[pd.DataFrame], list[pd.Series]]:
+    if isinstance(prices, pd.DataFrame):
+        prices = [prices]
+    if isinstance(labels, pd.Series):
+        labels = [labels]
+    if isinstance(prices, Mapping):
+        names = [str(k) for k in prices]
+        frames = list(prices.values())
+        if isinstance(labels, Mapping):
+            absent = [k for k in prices if k not in labels]
+            if absent:
+                raise DataError(f"no regime labels for assets {absent}")
+            labels = [labels[k] for k in prices]
+    else:
+        frames = list(prices)
+        names = [f"asset{i}" for i in range(len(frames))]
+    labels = list(labels.values()) if isinstance(labels, Mapping) else list(labels)
+    if not frames:
+        raise DataError("TaskSampler needs at least one prices frame")
+    if len(labels) != len(frames):
+        raise DataError(f"{len(frames)} prices frames but {len(labels)} label series; give one per asset")
+    for name, frame, lab in zip(names, frames, labels, strict=True):
+        if len(lab) != len(frame) or (isinstance(lab, pd.Series) and not lab.index.equals(frame.index)):
+            raise DataError(f"labels of {name} do not share the prices' index; label the same frame")
+    return names, frames, labels
+
+
+class TaskSampler:
+    """Draws task windows from the regime segments of one or more assets (pooled).
+
+    Segments are maximal runs of one label (`label_runs`); runs shorter than `min_segment` bars
+    and unlabelled bars (-1) are dropped. `sample_task_arrays(n, rng)` gives each regime an equal
+    share of the `n` tasks (so a meta-batch covers every regime), then picks a window uniformly
+    among all valid windows of that regime (any asset, any segment)."""
+
+    def __init__(
+        self,
+        prices: Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame] | pd.DataFrame,
+        labels: Sequence[pd.Series] | Mapping[str, pd.Series] | pd.Series,
+        *,
+        episode_length: int,
+        window: int,
+        min_segment: int = 20,
+    ) -> None:
+        if episode_length < 1 or window < 1 or min_segment < 1:
+            raise ConfigError(
+                f"episode_length={episode_length}, window={window}, min_segment={min_segment} "
+                "must all be >= 1"
+            )
+        self.asset_names, self.prices, self.labels = _normalise_inputs(prices, labels)
+        self.episode_length = int(episode_length)
+        self.window = int(window)
+        self.min_segment = int(min_segment)
+        parts = []
+        for a, lab in enumerate(self.labels):
+            first, last, label = label_runs(lab)
+            keep = (label >= 0) & (last - first + 1 >= self.min_segment)
+            parts.append(np.stack([np.full(keep.sum(), a), first[keep], last[keep], label[keep]], 1))
+        seg = np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 4), np.int64)
+        order = np.lexsort((seg[:, 1], seg[:, 0], seg[:, 3]))  # by regime, asset, start
+        self.segments = seg[order]  # [S, 4]: asset, first bar, last bar, label
+        if self.segments.size == 0:
+            raise DataError(
+                f"no labelled regime segment of at least min_segment={self.min_segment} bars; "
+                "lower min_segment or use a longer training period"
+            )
+        self.regimes = np.unique(self.segments[:, 3])
+        self._check_length(self.episode_length)
+
+    # -- helpers
+    def _valid_counts(self, length: int) -> np.ndarray:
+        """Number of valid window starts of `length` decisions in each segment."""
+        lo = np.maximum(self.segments[:, 1], self.window - 1)
+        return np.maximum(self.segments[:, 2] - length - lo + 1, 0)
+
+    def _check_length(self, length: int) -> np.ndarray:
+        counts = self._valid_counts(length)
+        if counts.sum() == 0:
+            longest = int((self.segments[:, 2] - self.segments[:, 1] + 1).max())
+            raise DataError(
+                f"no segment can hold a window of {length} decisions (+1 settling bar) after the "
+                f"{self.window}-bar observation warm-up; the longest segment has {longest} bars: "
+                "lower episode_length (or episodes per trial) or min_segment"
+            )
+        return counts
+
+    @property
+    def num_assets(self) -> int:
+        """Number of pooled assets."""
+        return len(self.prices)
+
+    def regimes_for(self, length: int | None = None) -> np.ndarray:
+        """Regime labels that have at least one valid window of `length` decisions."""
+        counts = self._check_length(length or self.episode_length)
+        return np.unique(self.segments[counts > 0, 3])
+
+    # -- sampling
+    def sample_task_arrays(
+        self, n: int, rng: np.random.Generator, *, length: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`n` windows of `length` decisions (default `episode_length`) as int64 arrays
+        `(asset_idx, start, length, regime)`, regimes balanced (each regime gets `n // R` or one
+        more, which ones get the extra is random), windows uniform within a regime."""
+        if n < 1:
+            raise ConfigError(f"n={n} tasks: ask for at least one")
+        length = int(length or self.episode_length)
+        counts = self._check_length(length)
+        live = counts > 0
+        seg, counts = self.segments[live], counts[live]
+        regimes = np.unique(seg[:, 3])
+        reg_n = len(regimes)
+        # balanced regime assignment: a random rotation of the regimes, repeated, then shuffled
+        reg_idx = rng.permutation(np.resize(rng.permutation(reg_n), n))
+        cum = np.cumsum(counts)
+        before = cum - counts
+        # per regime, its range in the concatenated count space (segments are sorted by regime)
+        r_of_seg = np.searchsorted(regimes, seg[:, 3])
+        r_lo = np.full(reg_n, np.iinfo(np.int64).max)
+        np.minimum.at(r_lo, r_of_seg, before)
+        r_hi = np.zeros(reg_n, np.int64)
+        np.maximum.at(r_hi, r_of_seg, cum)
+        lo, hi = r_lo[reg_idx], r_hi[reg_idx]
+        u = lo + np.floor(rng.random(n) * (hi - lo)).astype(np.int64)
+        s = np.searchsorted(cum, u, side="right")
+        start = np.maximum(seg[s, 1], self.window - 1) + (u - before[s])
+        return (
+            seg[s, 0].copy(),
+            start.astype(np.int64),
+            np.full(n, length, dtype=np.int64),
+            seg[s, 3].copy(),
+        )
+
+    def sample_tasks(self, n: int, rng: np.random.Generator, *, length: int | None = None) -> list[Task]:
+        """`sample_task_arrays` as a list of `Task`."""
+        a, s, n_, r = self.sample_task_arrays(n, rng, length=length)
+        return [Task(int(x), int(y), int(z), int(w)) for x, y, z, w in zip(a, s, n_, r, strict=True)]
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskSampler(assets={self.asset_names}, segments={len(self.segments)}, "
+            f"regimes={self.regimes.tolist()}, episode_length={self.episode_length}, window={self.window})"
+        )
+
+
+def held_out_tasks(
+    prices: Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame] | pd.DataFrame,
+    labels: Sequence[pd.Series] | Mapping[str, pd.Series] | pd.Series,
+    *,
+    window: int,
+    min_length: int = 20,
+) -> list[Task]:
+    """The held-out tasks: every labelled segment (maximal run, at least `min_length` bars) of
+    the test-period frames, whole, as one task each (start at `window-1` at the earliest)."""
+    _, _, label_list = _normalise_inputs(prices, labels)
+    tasks: list[Task] = []
+    for a, lab in enumerate(label_list):
+        first, last, label = label_runs(lab)
+        tasks += _segment_tasks(a, first, last, label, min_length=min_length, window=window)
+    return tasks
