@@ -1,0 +1,190 @@
+"""Policy and value networks: an MLP actor-critic (pooled PPO, usable by MAML) and a GRU
+actor-critic (RL²), sharing one action head.
+
+Actions: `continuous` -> a Gaussian over the target position with a state-independent log std;
+the env clips samples to its bounds, the deterministic action is the mean clipped to
+`[low, high]`. `discrete` -> a categorical over `{0, 1, 2}` = `{short, flat, long}`.
+Sampling takes an explicit `torch.Generator` (no global random state).
+
+Suffixes: N batch, T time, O observation size, I recurrent input size, H hidden size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Normalizer",
+    "trunk",
+    "mlp",
+    "ActionHead",
+    "MLPActorCritic",
+    "GRUActorCritic",
+    "DISCRETE_ACTIONS",
+]
+
+DISCRETE_ACTIONS = 3
+"""Size of the discrete action space: 0 short, 1 flat, 2 long."""
+
+
+class Normalizer(nn.Module):
+    """Fixed affine input scaling `(x - mean) / std` with statistics set once from training data
+    (saved with the weights, never updated at deployment: no look-ahead)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("std", torch.ones(size))
+
+    def set(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-8) -> None:
+        """Set the statistics (std floored at `eps`)."""
+        self.mean.copy_(mean.to(self.mean))
+        self.std.copy_(std.to(self.std).clamp_min(eps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def trunk(in_size: int, hidden: Sequence[int], activation: str = "tanh") -> nn.Sequential:
+    """Hidden layers `in -> hidden...`, each Linear followed by `activation` (orthogonal init)."""
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
+    sizes = [in_size, *hidden]
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes, sizes[1:], strict=False):
+        layers += [_init(nn.Linear(a, b), 2**0.5), act()]
+    return nn.Sequential(*layers)
+
+
+def mlp(in_size: int, hidden: Sequence[int], out_size: int, activation: str = "tanh") -> nn.Sequential:
+    """`trunk(in_size, hidden)` followed by a Linear layer to `out_size`."""
+    body = trunk(in_size, hidden, activation)
+    return nn.Sequential(*body, _init(nn.Linear(hidden[-1] if hidden else in_size, out_size), 1.0))
+
+
+def _init(layer: nn.Linear, gain: float, bias: float = 0.0) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+class ActionHead(nn.Module):
+    """Turns features into an action distribution (Gaussian or categorical)."""
+
+    def __init__(self, in_size: int, kind: str, low: float, high: float, init_log_std: float = -0.5) -> None:
+        super().__init__()
+        if kind not in ("continuous", "discrete"):
+            raise ValueError(f"action kind {kind!r}: use 'continuous' or 'discrete'")
+        self.kind = kind
+        self.low, self.high = float(low), float(high)
+        out = 1 if kind == "continuous" else DISCRETE_ACTIONS
+        self.linear = _init(nn.Linear(in_size, out), 0.01)
+        if kind == "continuous":
+            self.log_std = nn.Parameter(torch.full((1,), float(init_log_std)))
+
+    def distribution(self, x_NF: torch.Tensor) -> torch.distributions.Distribution:
+        """The action distribution for features `x_NF` (any leading shape)."""
+        out = self.linear(x_NF)
+        if self.kind == "continuous":
+            return torch.distributions.Normal(out.squeeze(-1), self.log_std.exp().expand(out.shape[:-1]))
+        return torch.distributions.Categorical(logits=out)
+
+    def sample(self, dist: torch.distributions.Distribution, generator: torch.Generator) -> torch.Tensor:
+        """A seeded sample: float positions (continuous, unclipped) or int64 actions (discrete)."""
+        if self.kind == "continuous":
+            noise = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device, dtype=dist.mean.dtype)
+            return dist.mean + dist.stddev * noise
+        probs = dist.probs.reshape(-1, DISCRETE_ACTIONS)
+        return torch.multinomial(probs, 1, generator=generator).reshape(dist.probs.shape[:-1])
+
+    def mode(self, dist: torch.distributions.Distribution) -> torch.Tensor:
+        """The deterministic action: the mean clipped to `[low, high]` / the most likely class."""
+        if self.kind == "continuous":
+            return dist.mean.clamp(self.low, self.high)
+        return dist.probs.argmax(-1)
+
+
+class MLPActorCritic(nn.Module):
+    """Separate MLP actor and critic over a normalised observation vector."""
+
+    def __init__(
+        self,
+        obs_size: int,
+        hidden: Sequence[int],
+        kind: str,
+        low: float,
+        high: float,
+        init_log_std: float = -0.5,
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        self.norm = Normalizer(obs_size)
+        self.actor_body = trunk(obs_size, hidden, activation)
+        self.head = ActionHead(hidden[-1] if hidden else obs_size, kind, low, high, init_log_std)
+        self.critic = mlp(obs_size, hidden, 1, activation)
+
+    def distribution(self, obs_NO: torch.Tensor) -> torch.distributions.Distribution:
+        return self.head.distribution(self.actor_body(self.norm(obs_NO)))
+
+    def value(self, obs_NO: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.norm(obs_NO)).squeeze(-1)
+
+
+class GRUActorCritic(nn.Module):
+    """RL² network: input `[obs, prev_action, prev_reward, done]` -> linear+tanh encoder -> GRU
+    -> actor head and critic head (shared recurrent trunk).
+
+    `forward(x_TNI, h_NH)` runs a whole sequence (BPTT over a trial, batched across N);
+    step-by-step use is the same call with T = 1, so collection and training share weights and
+    numerics."""
+
+    def __init__(
+        self,
+        obs_size: int,
+        kind: str,
+        low: float,
+        high: float,
+        *,
+        encoder_size: int = 64,
+        hidden_size: int = 64,
+        init_log_std: float = -0.5,
+    ) -> None:
+        super().__init__()
+        self.obs_size = obs_size
+        self.input_size = obs_size + 3  # + previous action, previous reward, done flag
+        self.hidden_size = hidden_size
+        self.norm = Normalizer(obs_size)
+        self.encoder = _init(nn.Linear(self.input_size, encoder_size), 2**0.5)
+        self.gru = nn.GRU(encoder_size, hidden_size)
+        for name, p in self.gru.named_parameters():
+            if "weight" in name:
+                nn.init.orthogonal_(p)
+            else:
+                nn.init.zeros_(p)
+        self.head = ActionHead(hidden_size, kind, low, high, init_log_std)
+        self.critic = _init(nn.Linear(hidden_size, 1), 1.0)
+
+    def initial_state(self, n: int, device: torch.device | None = None) -> torch.Tensor:
+        """Zero hidden state `[1, N, H]` (the start of a trial)."""
+        return torch.zeros(1, n, self.hidden_size, device=device or self.critic.weight.device)
+
+    def inputs(
+        self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor, done: torch.Tensor
+    ) -> torch.Tensor:
+        """Concatenate the recurrent input `[..., I]` (observation normalised here)."""
+        return torch.cat(
+            [self.norm(obs), prev_action.unsqueeze(-1), prev_reward.unsqueeze(-1), done.unsqueeze(-1)], -1
+        )
+
+    def forward(self, x_TNI: torch.Tensor, h_NH: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden features `[T, N, H]` and the last hidden state `[1, N, H]`."""
+        out, h = self.gru(torch.tanh(self.encoder(x_TNI)), h_NH)
+        return out, h
+
+    def distribution(self, feat: torch.Tensor) -> torch.distributions.Distribution:
+        return self.head.distribution(feat)
+
+    def value(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.critic(feat).squeeze(-1)

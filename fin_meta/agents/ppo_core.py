@@ -1,0 +1,174 @@
+"""PPO machinery shared by the pooled PPO baseline and RL² (and reusable by other agents):
+a preallocated rollout buffer, GAE(lambda), the clipped-surrogate loss and the minibatch update.
+
+The update works on *units* along axis 0 of the batch tensors: single env-steps for feed-forward
+PPO (tensors `[T*N, ...]`) or whole trial sequences for recurrent PPO (tensors `[N, T, ...]`),
+so one function serves both. Suffixes: T time steps, N envs, O observation size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "ppo_update", "PPOLossWeights"]
+
+
+class RolloutBuffer:
+    """Preallocated `[T, N]` storage of one rollout (on the training device).
+
+    Fields: `obs [T, N, O]`, `actions [T, N]` (float positions or int64 classes), `logp`,
+    `rewards` (already scaled), `dones` (1 where the episode ended *after* step t), `values`."""
+
+    def __init__(
+        self, steps: int, num_envs: int, obs_size: int, *, device: torch.device, discrete: bool = False
+    ) -> None:
+        shape = (steps, num_envs)
+        self.steps, self.num_envs = steps, num_envs
+        self.obs = torch.zeros(*shape, obs_size, device=device)
+        self.actions = torch.zeros(shape, device=device, dtype=torch.int64 if discrete else torch.float32)
+        self.logp = torch.zeros(shape, device=device)
+        self.rewards = torch.zeros(shape, device=device)
+        self.dones = torch.zeros(shape, device=device)
+        self.values = torch.zeros(shape, device=device)
+
+    def store(
+        self,
+        t: int,
+        *,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        logp: torch.Tensor,
+        reward: torch.Tensor,
+        done: torch.Tensor,
+        value: torch.Tensor,
+    ) -> None:
+        """Write step `t` of every env (tensors `[N, ...]`, cast to the buffer's dtypes)."""
+        self.obs[t] = obs
+        self.actions[t] = action
+        self.logp[t] = logp
+        self.rewards[t] = reward
+        self.dones[t] = done
+        self.values[t] = value
+
+
+@torch.no_grad()
+def compute_gae(
+    rewards_TN: torch.Tensor,
+    values_TN: torch.Tensor,
+    dones_TN: torch.Tensor,
+    last_value_N: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(lambda) advantages and value targets (`advantages + values`), `[T, N]` each.
+
+    `dones[t] = 1` cuts bootstrapping after step t (the next value belongs to a new episode or
+    trial); `last_value_N` bootstraps after the final step. The recursion runs backwards over
+    the T steps, vectorised across the N envs."""
+    steps = rewards_TN.shape[0]
+    adv = torch.zeros_like(rewards_TN)
+    next_adv = torch.zeros_like(last_value_N)
+    next_value = last_value_N
+    for t in range(steps - 1, -1, -1):
+        keep = 1.0 - dones_TN[t]
+        delta = rewards_TN[t] + gamma * next_value * keep - values_TN[t]
+        next_adv = delta + gamma * lam * keep * next_adv
+        adv[t] = next_adv
+        next_value = values_TN[t]
+    return adv, adv + values_TN
+
+
+@dataclass(frozen=True)
+class PPOLossWeights:
+    """Coefficients of the PPO objective."""
+
+    clip_coef: float = 0.2
+    value_coef: float = 0.5
+    entropy_coef: float = 0.0
+    normalize_advantages: bool = True
+
+
+def ppo_loss(
+    new_logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    new_values: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    weights: PPOLossWeights,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped-surrogate policy loss + `value_coef` x squared value error - `entropy_coef` x
+    entropy (means over all elements). Returns the loss and detached statistics."""
+    if weights.normalize_advantages and advantages.numel() > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    log_ratio = new_logp - old_logp
+    ratio = log_ratio.exp()
+    surrogate = torch.max(
+        -advantages * ratio, -advantages * ratio.clamp(1 - weights.clip_coef, 1 + weights.clip_coef)
+    )
+    policy_loss = surrogate.mean()
+    value_loss = 0.5 * (new_values - returns).pow(2).mean()
+    ent = entropy.mean()
+    loss = policy_loss + weights.value_coef * value_loss - weights.entropy_coef * ent
+    with torch.no_grad():
+        stats = {
+            "policy_loss": policy_loss.detach(),
+            "value_loss": value_loss.detach(),
+            "entropy": ent.detach(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),  # the low-variance k3 estimator
+            "clip_frac": ((ratio - 1).abs() > weights.clip_coef).float().mean(),
+        }
+    return loss, stats
+
+
+Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+"""`evaluate(unit_idx) -> (new_logp, entropy, new_values)` for the selected units, shaped like
+`batch[key][unit_idx]`."""
+
+
+def ppo_update(
+    evaluate: Evaluate,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    parameters: Iterable[nn.Parameter],
+    *,
+    weights: PPOLossWeights,
+    epochs: int,
+    minibatches: int,
+    max_grad_norm: float,
+    generator: torch.Generator,
+    target_kl: float | None = None,
+) -> dict[str, float]:
+    """`epochs` passes of `minibatches` shuffled minibatches over the units of `batch` (keys
+    `logp`, `advantages`, `returns`, indexed along axis 0), Adam steps with gradient clipping;
+    stops early when `target_kl` is exceeded. Returns the mean statistics of the last epoch."""
+    params = list(parameters)
+    units = batch["logp"].shape[0]
+    mb = max(1, units // minibatches)
+    device = batch["logp"].device
+    totals: dict[str, torch.Tensor] = {}
+    for _ in range(epochs):
+        totals = {}
+        order = torch.randperm(units, generator=generator, device=generator.device).to(device)
+        count = 0
+        for start in range(0, units - mb + 1, mb):
+            idx = order[start : start + mb]
+            new_logp, entropy, new_values = evaluate(idx)
+            loss, stats = ppo_loss(
+                new_logp, batch["logp"][idx], batch["advantages"][idx], new_values,
+                batch["returns"][idx], entropy, weights,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            stats["grad_norm"] = nn.utils.clip_grad_norm_(params, max_grad_norm).detach()
+            optimizer.step()
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v
+            count += 1
+        if target_kl is not None and float(totals["approx_kl"] / count) > target_kl:
+            break
+    return {k: float(v / count) for k, v in totals.items()}

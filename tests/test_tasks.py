@@ -1,0 +1,159 @@
+"""Tasks: time splits with an embargo, label runs, the regime-balanced task sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fin_meta.errors import ConfigError, DataError
+from fin_meta.tasks import (
+    Task,
+    TaskSampler,
+    held_out_tasks,
+    label_runs,
+    split_periods,
+    tasks_from_segments,
+    tasks_to_arrays,
+)
+
+
+def _prices(n: int, start: str = "2000-01-03") -> pd.DataFrame:
+    idx = pd.bdate_range(start, periods=n, name="date")
+    close = 100 * np.exp(np.cumsum(np.full(n, 1e-3)))
+    return pd.DataFrame(
+        {"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=idx
+    )
+
+
+def _labels(frame: pd.DataFrame, pattern: list[tuple[int, int]]) -> pd.Series:
+    values = np.concatenate([np.full(n, lab) for lab, n in pattern])
+    assert len(values) == len(frame)
+    return pd.Series(values, index=frame.index, name="regime")
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def test_split_with_embargo_gap_and_validation():
+    prices = _prices(300)
+    idx = prices.index
+    parts = split_periods(
+        prices, train_end=idx[99], val_start=idx[130], test_start=idx[200], embargo=10
+    )
+    assert list(parts) == ["train", "val", "test"]
+    assert parts["train"].index[-1] == idx[99] and parts["train"].index[0] == idx[0]
+    assert parts["val"].index[0] == idx[130]
+    assert parts["val"].index[-1] == idx[189]  # 10 bars (190..199) before the first test bar
+    assert parts["test"].index[0] == idx[200] and parts["test"].index[-1] == idx[-1]
+
+
+def test_split_exact_embargo_boundary():
+    prices = _prices(100)
+    idx = prices.index
+    ok = split_periods(prices, train_end=idx[49], test_start=idx[55], embargo=5)
+    assert len(ok["train"]) == 50 and len(ok["test"]) == 45
+    with pytest.raises(ConfigError, match="embargo needs 6"):
+        split_periods(prices, train_end=idx[49], test_start=idx[55], embargo=6)
+
+
+def test_split_rejects_overlap_and_empty_periods():
+    prices = _prices(100)
+    idx = prices.index
+    with pytest.raises(ConfigError, match="must be before test_start"):
+        split_periods(prices, train_end=idx[60], test_start=idx[50])
+    with pytest.raises(DataError, match="test period is empty"):
+        split_periods(prices, train_end=idx[10], test_start="2030-01-01", embargo=0)
+    with pytest.raises(ConfigError, match="not a date"):
+        split_periods(prices, train_end="yesterday-ish", test_start=idx[50])
+
+
+# ----------------------------------------------------------------------------- runs and segments
+
+
+def test_label_runs_exact():
+    first, last, lab = label_runs(np.array([-1, -1, 0, 0, 0, 2, 2, 0]))
+    assert first.tolist() == [0, 2, 5, 7]
+    assert last.tolist() == [1, 4, 6, 7]
+    assert lab.tolist() == [-1, 0, 2, 0]
+
+
+def test_tasks_from_segments_maps_dates_and_window():
+    prices = _prices(60)
+    idx = prices.index
+    seg = pd.DataFrame(
+        {"start": [idx[0], idx[20], idx[50]], "end": [idx[19], idx[49], idx[59]], "label": [1, 0, 1]}
+    )
+    tasks = tasks_from_segments(seg, asset=3, index=idx, min_length=15, window=8)
+    assert tasks == [Task(3, 7, 12, 1), Task(3, 20, 29, 0)]
+    with pytest.raises(DataError, match="lacks columns"):
+        tasks_from_segments(seg.drop(columns="label"), 0, idx)
+
+
+def test_held_out_tasks_are_whole_segments():
+    prices = _prices(120)
+    labels = _labels(prices, [(-1, 10), (0, 50), (1, 5), (2, 55)])
+    tasks = held_out_tasks(prices, labels, window=16, min_length=20)
+    assert tasks == [Task(0, 15, 44, 0), Task(0, 65, 54, 2)]
+
+
+# ----------------------------------------------------------------------------- sampler
+
+
+@pytest.fixture
+def sampler() -> TaskSampler:
+    a, b = _prices(400), _prices(300, start="2005-01-03")
+    la = _labels(a, [(-1, 20), (0, 120), (1, 8), (2, 100), (0, 152)])
+    lb = _labels(b, [(1, 150), (3, 10), (2, 140)])
+    return TaskSampler({"A": a, "B": b}, {"A": la, "B": lb}, episode_length=30, window=16, min_segment=20)
+
+
+def test_sampler_windows_stay_inside_segments(sampler):
+    rng = np.random.default_rng(0)
+    asset, start, length, regime = sampler.sample_task_arrays(2000, rng)
+    assert (length == 30).all()
+    assert (start >= sampler.window - 1).all()
+    for a, s, n, r in zip(asset, start, length, regime, strict=True):
+        lab = sampler.labels[a].to_numpy()
+        window_labels = lab[s : s + n + 1]  # decision bars and the settling bar
+        assert len(window_labels) == n + 1
+        assert (window_labels == r).all()
+
+
+def test_sampler_balances_regimes_and_pools_assets(sampler):
+    assert sampler.regimes.tolist() == [0, 1, 2]  # label 3 (10 bars) is below min_segment
+    rng = np.random.default_rng(1)
+    _, _, _, regime = sampler.sample_task_arrays(10, rng)
+    counts = np.bincount(regime, minlength=3)
+    assert counts.min() >= 3 and counts.max() <= 4
+    asset, _, _, regime = sampler.sample_task_arrays(3000, rng)
+    assert set(asset.tolist()) == {0, 1}
+    # regime 1 lives only on asset B (the 8-bar run on A is too short)
+    assert (asset[regime == 1] == 1).all()
+
+
+def test_sampler_is_deterministic_given_rng(sampler):
+    one = sampler.sample_task_arrays(64, np.random.default_rng(7))
+    two = sampler.sample_task_arrays(64, np.random.default_rng(7))
+    other = sampler.sample_task_arrays(64, np.random.default_rng(8))
+    for x, y in zip(one, two, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(one[1], other[1])
+    tasks = sampler.sample_tasks(64, np.random.default_rng(7))
+    for x, y in zip(tasks_to_arrays(tasks), one, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_sampler_longer_windows_and_errors(sampler):
+    # a 4-episode trial needs 121 bars: only the 140/150/152-bar segments fit
+    _, start, length, regime = sampler.sample_task_arrays(200, np.random.default_rng(2), length=120)
+    assert (length == 120).all() and set(regime.tolist()) == {0, 1, 2}
+    with pytest.raises(DataError, match="no segment can hold a window of 500"):
+        sampler.sample_task_arrays(4, np.random.default_rng(0), length=500)
+    with pytest.raises(DataError, match="no labelled regime segment"):
+        prices = _prices(50)
+        TaskSampler(prices, _labels(prices, [(0, 10), (1, 10), (0, 30)]), episode_length=5, window=4,
+                    min_segment=40)
+    with pytest.raises(DataError, match="do not share the prices' index"):
+        prices = _prices(50)
+        TaskSampler(prices, _labels(prices, [(0, 50)]).iloc[1:], episode_length=5, window=4)
