@@ -4,8 +4,9 @@ A *task* is a window of bars of one asset that lies inside one regime segment. I
 positions into that asset's prices frame (the frame the sampler was built on, usually the
 training period). A task with `start=s, length=L` has decision bars `s .. s+L-1`; the last
 decision is settled at close `s+L`, so the window uses bars `s .. s+L` and all of them lie in the
-segment. `start >= window - 1` so that a full observation window of `window` bars ends at `s`
-(the observation window itself may reach back before the segment: it only looks at the past).
+segment. `start >= window` (the envs' `first_decision_bar(window)`) so that the observation
+window of `window` log returns ending at `s` is complete (it may reach back before the segment:
+it only looks at the past).
 
 Training tasks may be grouped by hindsight (smoothed) labels; labels never enter observations.
 """
@@ -189,8 +190,8 @@ def label_runs(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 def _segment_tasks(
     asset: int, first: np.ndarray, last: np.ndarray, label: np.ndarray, *, min_length: int, window: int
 ) -> list[Task]:
-    """Whole segments as tasks: start at the first bar (or `window-1`), settle at the last bar."""
-    start = np.maximum(first, window - 1)
+    """Whole segments as tasks: start at the first bar (or `window`), settle at the last bar."""
+    start = np.maximum(first, window)
     length = last - start
     keep = (label >= 0) & (last - first + 1 >= min_length) & (length >= 1)
     return [
@@ -205,11 +206,11 @@ def tasks_from_segments(
     index: pd.DatetimeIndex,
     min_length: int = 20,
     *,
-    window: int = 1,
+    window: int = 0,
 ) -> list[Task]:
     """One task per segment of `fin_meta.regimes.segments()` (columns `start`, `end` inclusive
     Timestamps and `label`) with at least `min_length` bars; dates are mapped to positions in
-    `index`. Unlabelled (-1) segments are dropped; a task starts at `window-1` at the earliest."""
+    `index`. Unlabelled (-1) segments are dropped; a task starts at bar `window` at the earliest."""
     missing = {"start", "end", "label"} - set(segments_df.columns)
     if missing:
         raise DataError(f"segments frame lacks columns {sorted(missing)}; use fin_meta.regimes.segments()")
@@ -297,7 +298,7 @@ class TaskSampler:
     # -- helpers
     def _valid_counts(self, length: int) -> np.ndarray:
         """Number of valid window starts of `length` decisions in each segment."""
-        lo = np.maximum(self.segments[:, 1], self.window - 1)
+        lo = np.maximum(self.segments[:, 1], self.window)
         return np.maximum(self.segments[:, 2] - length - lo + 1, 0)
 
     def _check_length(self, length: int) -> np.ndarray:
@@ -349,7 +350,7 @@ class TaskSampler:
         lo, hi = r_lo[reg_idx], r_hi[reg_idx]
         u = lo + np.floor(rng.random(n) * (hi - lo)).astype(np.int64)
         s = np.searchsorted(cum, u, side="right")
-        start = np.maximum(seg[s, 1], self.window - 1) + (u - before[s])
+        start = np.maximum(seg[s, 1], self.window) + (u - before[s])
         return (
             seg[s, 0].copy(),
             start.astype(np.int64),
@@ -377,7 +378,7 @@ def held_out_tasks(
     min_length: int = 20,
 ) -> list[Task]:
     """The held-out tasks: every labelled segment (maximal run, at least `min_length` bars) of
-    the test-period frames, whole, as one task each (start at `window-1` at the earliest)."""
+    the test-period frames, whole, as one task each (start at bar `window` at the earliest)."""
     _, _, label_list = _normalise_inputs(prices, labels)
     tasks: list[Task] = []
     for a, lab in enumerate(label_list):

@@ -85,7 +85,7 @@ def test_tasks_from_segments_maps_dates_and_window():
         {"start": [idx[0], idx[20], idx[50]], "end": [idx[19], idx[49], idx[59]], "label": [1, 0, 1]}
     )
     tasks = tasks_from_segments(seg, asset=3, index=idx, min_length=15, window=8)
-    assert tasks == [Task(3, 7, 12, 1), Task(3, 20, 29, 0)]
+    assert tasks == [Task(3, 8, 11, 1), Task(3, 20, 29, 0)]
     with pytest.raises(DataError, match="lacks columns"):
         tasks_from_segments(seg.drop(columns="label"), 0, idx)
 
@@ -94,7 +94,7 @@ def test_held_out_tasks_are_whole_segments():
     prices = _prices(120)
     labels = _labels(prices, [(-1, 10), (0, 50), (1, 5), (2, 55)])
     tasks = held_out_tasks(prices, labels, window=16, min_length=20)
-    assert tasks == [Task(0, 15, 44, 0), Task(0, 65, 54, 2)]
+    assert tasks == [Task(0, 16, 43, 0), Task(0, 65, 54, 2)]
 
 
 # ----------------------------------------------------------------------------- sampler
@@ -112,7 +112,7 @@ def test_sampler_windows_stay_inside_segments(sampler):
     rng = np.random.default_rng(0)
     asset, start, length, regime = sampler.sample_task_arrays(2000, rng)
     assert (length == 30).all()
-    assert (start >= sampler.window - 1).all()
+    assert (start >= sampler.window).all()
     for a, s, n, r in zip(asset, start, length, regime, strict=True):
         lab = sampler.labels[a].to_numpy()
         window_labels = lab[s : s + n + 1]  # decision bars and the settling bar
