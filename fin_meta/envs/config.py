@@ -1,0 +1,98 @@
+"""`EnvConfig`: the settings shared by `TradingEnv` and `VectorTradingEnv` (torch-free).
+
+Both environments take these fields as keyword arguments; `make_config(**kw)` validates them
+and turns a pydantic error into a one-line `ConfigError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fin_meta.errors import ConfigError
+
+__all__ = ["EnvConfig", "make_config"]
+
+
+class EnvConfig(BaseModel):
+    """How an environment turns prices into observations, actions into positions, and
+    positions into equity and rewards (see DESIGN.md: Positions and time)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    window: int = Field(32, ge=1, le=4096)
+    """Bars of per-bar features in one observation (the last `window` bars up to close t)."""
+
+    fees: float = Field(5e-4, ge=0.0, lt=0.5)
+    """Proportional fee per unit of traded weight (5e-4 = 5 basis points of the traded value)."""
+
+    slippage: float = Field(5e-4, ge=0.0, lt=0.5)
+    """Proportional slippage per unit of traded weight; charged like `fees`."""
+
+    max_position: float = Field(1.0, gt=0.0, le=10.0)
+    """Largest absolute target exposure, as a fraction of equity (1.0 = fully invested)."""
+
+    allow_short: bool = True
+    """Whether negative targets are allowed; when False, targets are clipped to [0, max_position]."""
+
+    reward: str = "log_return"
+    """Name of the reward in `fin_meta.envs.rewards.REWARDS` ("log_return", "differential_sharpe")."""
+
+    episode_length: int | None = Field(None, ge=1)
+    """Decisions per episode when windows are drawn at random; None = the whole series of the asset."""
+
+    features: list[str] = Field(default_factory=list)
+    """Extra causal per-bar features after the log return (see `fin_meta.envs.features.FEATURES`)."""
+
+    action: Literal["continuous", "discrete"] = "continuous"
+    """"continuous": a target in [-max_position, max_position]; "discrete": {0, 1, 2} = short, flat, long."""
+
+    dsr_eta: float = Field(0.01, gt=0.0, lt=1.0)
+    """Adaptation rate of the differential Sharpe ratio's moving moments (per bar)."""
+
+    @field_validator("reward")
+    @classmethod
+    def _known_reward(cls, value: str) -> str:
+        from fin_meta.envs.rewards import REWARDS
+
+        if value not in REWARDS:
+            raise ValueError(f"unknown reward {value!r}; choose one of {sorted(REWARDS)}")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: list[str]) -> list[str]:
+        from fin_meta.envs.features import FEATURES
+
+        unknown = [name for name in value if name not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; choose from {sorted(FEATURES)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"features {value} name a feature twice")
+        return value
+
+    @property
+    def cost(self) -> float:
+        """Cost per unit of traded weight: fees + slippage."""
+        return self.fees + self.slippage
+
+    @property
+    def position_bounds(self) -> tuple[float, float]:
+        """(lowest, highest) target position after clipping."""
+        return (-self.max_position if self.allow_short else 0.0, self.max_position)
+
+
+def make_config(config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
+    """Validate environment settings: an `EnvConfig`, keyword fields, or both (keywords win).
+
+    Raises `ConfigError` naming the field and the problem."""
+    base = config.model_dump() if config is not None else {}
+    base.update(kwargs)
+    try:
+        return EnvConfig(**base)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid environment settings: {problems}") from None

@@ -1,0 +1,152 @@
+"""`TradingEnv`: one asset, one episode at a time, as a gymnasium environment.
+
+Registered as "fin_meta/Trading-v0". An episode is a window of decision bars (a task):
+`reset(options={"start": s, "length": L})` picks it, otherwise it is the whole series
+(`episode_length=None`) or a window of `episode_length` decisions drawn with the env's seeded
+generator. Observation layout: see `fin_meta.envs.features`. Accounting: see
+`fin_meta.envs.ledger`. Each step's `info`: `date` and `t` (the decision bar), `position` (the
+target held to the next close), `equity` (after the step; 1.0 at reset), `cost` (fraction of
+equity paid), `traded` (|target - drifted weight|).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+from gymnasium import spaces
+
+from fin_meta.envs.config import EnvConfig, make_config
+from fin_meta.envs.episodes import check_task, full_length, start_bounds
+from fin_meta.envs.features import observation_features, observation_size, observation_table
+from fin_meta.envs.ledger import DISCRETE_LEVELS, trade
+from fin_meta.envs.rewards import REWARDS
+from fin_meta.errors import ConfigError, FinMetaError
+
+__all__ = ["TradingEnv", "make_spaces"]
+
+
+def make_spaces(config: EnvConfig) -> tuple[spaces.Box, spaces.Space]:
+    """(observation space, action space) of one environment with these settings."""
+    size = observation_size(config)
+    obs_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+    if config.action == "discrete":
+        return obs_space, spaces.Discrete(len(DISCRETE_LEVELS))
+    low, high = config.position_bounds
+    return obs_space, spaces.Box(np.float32(low), np.float32(high), shape=(1,), dtype=np.float32)
+
+
+def simple_returns(prices: pd.DataFrame) -> np.ndarray:
+    """r[t] = close[t] / close[t-1] - 1 per bar (0.0 on the first bar); float64 [T]."""
+    close = prices["close"].to_numpy(dtype=np.float64)
+    out = np.zeros_like(close)
+    out[1:] = close[1:] / close[:-1] - 1.0
+    return out
+
+
+class TradingEnv(gym.Env):
+    """Trade one asset: each step sets the target position for the next bar.
+
+    `TradingEnv(prices, window=32, fees=5e-4, slippage=5e-4, max_position=1.0, allow_short=True,
+    reward="log_return", episode_length=None, features=[], action="continuous", dsr_eta=0.01)`;
+    the keywords are `EnvConfig` fields (or pass `config=EnvConfig(...)`)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, prices: pd.DataFrame, *, config: EnvConfig | None = None, render_mode: None = None, **kwargs: Any):
+        if render_mode is not None:
+            raise ConfigError(f"TradingEnv has no render modes, got render_mode={render_mode!r}")
+        self.config = make_config(config, **kwargs)
+        cfg = self.config
+        features = observation_features(prices, cfg.window, cfg.features)
+        self._table = observation_table(features, cfg.window).astype(np.float32)
+        self._ret = simple_returns(prices)
+        self._dates = prices.index
+        self._reward = REWARDS[cfg.reward]
+        self._low, self._high = cfg.position_bounds
+        self.observation_space, self.action_space = make_spaces(cfg)
+        self._full = full_length(len(prices), cfg.window)
+        if cfg.episode_length is not None:
+            start_bounds(len(prices), cfg.window, cfg.episode_length)  # raises if it cannot fit
+        self._t = self._end = -1
+
+    @property
+    def n_bars(self) -> int:
+        """Bars in the price series."""
+        return len(self._ret)
+
+    def _choose_window(self, options: dict[str, Any] | None) -> tuple[int, int]:
+        options = dict(options or {})
+        unknown = set(options) - {"start", "length"}
+        if unknown:
+            raise ConfigError(f"unknown reset options {sorted(unknown)}; use 'start' and 'length'")
+        start, length = options.get("start"), options.get("length")
+        cfg = self.config
+        if length is None:
+            if start is not None:
+                length = cfg.episode_length or (self.n_bars - 1 - int(start))
+            else:
+                length = cfg.episode_length or self._full
+        length = int(length)
+        if start is None:
+            low, high = start_bounds(self.n_bars, cfg.window, length)
+            start = int(self.np_random.integers(low, high + 1))
+        start = int(start)
+        check_task(self.n_bars, cfg.window, start, length)
+        return start, length
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start an episode; options {"start": bar index, "length": decisions} choose the window."""
+        super().reset(seed=seed)
+        start, length = self._choose_window(options)
+        self._t, self._end = start, start + length
+        self._drifted = np.zeros(1)
+        self._equity = 1.0
+        self._state = tuple(np.zeros(1) for _ in range(self._reward.n_state))
+        return self._obs(), self._info(self._t, 0.0, 0.0, 0.0)
+
+    def _target(self, action: Any) -> np.ndarray:
+        if self.config.action == "discrete":
+            index = int(np.asarray(action).reshape(-1)[0])
+            if not 0 <= index < len(DISCRETE_LEVELS):
+                raise FinMetaError(f"discrete action must be 0 (short), 1 (flat) or 2 (long), got {action!r}")
+            value = DISCRETE_LEVELS[index] * self.config.max_position
+        else:
+            value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+            if not np.isfinite(value):
+                raise FinMetaError(f"action must be a finite target position, got {action!r}")
+        return np.clip(np.array([value]), self._low, self._high)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Hold `action` (target position) from close t to close t+1; see the module docstring."""
+        if not self._t < self._end:
+            raise FinMetaError("the episode is over (or never started): call reset() first")
+        target = self._target(action)
+        decided = self._t
+        growth, self._drifted, traded = trade(self._drifted, target, self._ret[decided + 1], self.config.cost, np)
+        reward, self._state = self._reward.fn(growth, self._state, self.config, np)
+        self._equity *= float(growth[0])
+        self._t += 1
+        terminated = bool(growth[0] <= 0.0)
+        truncated = not terminated and self._t >= self._end
+        if terminated:
+            self._end = self._t
+        info = self._info(decided, float(target[0]), self.config.cost * float(traded[0]), float(traded[0]))
+        return self._obs(), float(reward[0]), terminated, truncated, info
+
+    def _obs(self) -> np.ndarray:
+        obs = self._table[self._t].copy()
+        obs[-1] = self._drifted[0]
+        return obs
+
+    def _info(self, t: int, position: float, cost: float, traded: float) -> dict[str, Any]:
+        return {
+            "date": self._dates[t],
+            "t": t,
+            "position": position,
+            "equity": self._equity,
+            "cost": cost,
+            "traded": traded,
+        }
