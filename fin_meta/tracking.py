@@ -1,0 +1,42 @@
+"""MLflow tracking for fin-meta: one place to import from.
+
+- `start_run(experiment, params=..., tags=...)` -> a context yielding a `Tracker` (params,
+  metrics, stats, tables, figures, files); FAILED on any exception, Ctrl-C included.
+- `compare_runs(...)`, `latest_run_id(...)`: read runs back (the `fin-meta compare` table).
+- `resolve_tracking_uri`, `ui_command`, `launch_ui`: which store, and its UI (`fin-meta ui`).
+- `flatten_params`, `prices_hash`: config -> params, prices -> a short identifying hash.
+
+Metric names sort and group in the MLflow UI: `test.sharpe` (the main strategy column),
+`test.sharpe.buy_and_hold` (the others), `train.return`, ... MLflow itself is imported only
+when a run is opened or read, so importing this module stays fast.
+
+The pieces live in `tracking_store` (URI, client, experiments), `tracking_params` (params,
+names, hashes), `tracking_run` (runs and the Tracker), `tracking_query` (reading runs back) and
+`tracking_ui` (the UI).
+"""
+
+from __future__ import annotations
+
+from fin_meta.tracking_params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
+from fin_meta.tracking_query import compare_runs, latest_run_id
+from fin_meta.tracking_run import Tracker, git_info, run_tags, start_run
+from fin_meta.tracking_store import TrackingError, open_client, resolve_tracking_uri
+from fin_meta.tracking_ui import launch_ui, ui_command
+
+__all__ = [
+    "MAX_PARAM_LENGTH",
+    "Tracker",
+    "TrackingError",
+    "clean_key",
+    "compare_runs",
+    "flatten_params",
+    "git_info",
+    "latest_run_id",
+    "launch_ui",
+    "open_client",
+    "prices_hash",
+    "resolve_tracking_uri",
+    "run_tags",
+    "start_run",
+    "ui_command",
+]

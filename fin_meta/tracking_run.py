@@ -1,0 +1,313 @@
+"""A tracked run: `start_run(...)` opens an MLflow run and yields a `Tracker` to log params,
+metrics, tables, figures and files; the run ends FINISHED, or FAILED when the body raises
+(Ctrl-C included) and the exception goes on up. `enabled=False` yields a tracker that does
+nothing, so callers never branch on `--no-track`.
+
+Non-finite metrics: NaN and +-inf are not logged as metrics (MLflow would store inf as
++-1.8e308 and NaN breaks sorting in the UI and in `compare_runs`); each one is recorded as a
+tag `nonfinite.<metric>` = `nan` / `inf` / `-inf` instead (with the step, when given), so the
+run shows that the value existed and what it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import math
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from fin_meta.fileio import atomic_path, atomic_write_text
+from fin_meta.tracking_params import clean_key, flatten_params, plain_data
+from fin_meta.tracking_store import get_or_create_experiment, open_client, resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["Tracker", "start_run", "run_tags", "git_info"]
+
+_MAX_TAG_LENGTH = 5000  # MLflow 3 allows 8,000; older servers 5,000
+_BATCH = 100  # MLflow's limit of params/tags per log_batch call
+_FIGURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".html", ".gif", ".webp"}
+
+
+class Tracker:
+    """Logs to one MLflow run. Built by `start_run`; a disabled tracker (`run_id is None`)
+    accepts every call and does nothing. For extensions (e.g. logging a model), `client` and
+    `run_id` give direct access to the run."""
+
+    def __init__(
+        self,
+        client: MlflowClient | None = None,
+        run_id: str | None = None,
+        tracking_uri: str | None = None,
+    ):
+        self.client = client
+        self.run_id = run_id
+        self.tracking_uri = tracking_uri
+
+    @property
+    def enabled(self) -> bool:
+        """True when calls are logged to MLflow."""
+        return self.run_id is not None
+
+    # params, metrics, tags ------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any] | Any) -> None:
+        """Log a nested mapping or pydantic model as flattened params (see `flatten_params`)."""
+        if not self.enabled:
+            return
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in flatten_params(params).items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set run tags (values as strings; None values are skipped)."""
+        if not self.enabled:
+            return
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, v) for k, v in _tag_items(tags).items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, tags=items[i : i + _BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log numeric metrics (names cleaned by `clean_key`) at `step` (default 0). NaN/inf
+        values are skipped and recorded as `nonfinite.<name>` tags (see the module docstring);
+        a value that is not a number raises `TypeError` naming the metric."""
+        if not self.enabled:
+            return
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        finite: list[Metric] = []
+        nonfinite: dict[str, str] = {}
+        for name, value in metrics.items():
+            key = clean_key(name)
+            number = _as_float(name, value)
+            if math.isfinite(number):
+                finite.append(Metric(key, number, stamp, step or 0))
+            else:
+                nonfinite[f"nonfinite.{key}"] = str(number) + (
+                    "" if step is None else f" (step {step})"
+                )
+        for i in range(0, len(finite), 1000):
+            self.client.log_batch(self.run_id, metrics=finite[i : i + 1000])
+        if nonfinite:
+            self.set_tags(nonfinite)
+
+    def log_stats(
+        self,
+        stats: Mapping[str, float] | pd.Series | pd.DataFrame,
+        prefix: str = "test.",
+        main: str | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Log backtest stats as metrics named `<prefix><stat>`: a dict/Series as is; a
+        DataFrame (index = strategy columns, columns = stats) gives `test.sharpe` for the `main`
+        column (default: the first row) and `test.sharpe.<column>` for every other column, so
+        names sort and group in the MLflow UI. A missing trailing dot on `prefix` is added."""
+        if not self.enabled:
+            return
+        if prefix and not prefix.endswith("."):
+            prefix += "."
+        if not isinstance(stats, pd.DataFrame):
+            self.log_metrics({f"{prefix}{k}": v for k, v in dict(stats).items()}, step=step)
+            return
+        if stats.empty:
+            return
+        rows = [str(c) for c in stats.index]
+        main_row = rows[0] if main is None else str(main)
+        if main_row not in rows:
+            raise ValueError(
+                f"log_stats: main column {main_row!r} is not in the stats index {rows}"
+            )
+        metrics: dict[str, float] = {}
+        for row_name, row in zip(rows, stats.itertuples(index=False), strict=True):
+            suffix = "" if row_name == main_row else f".{row_name}"
+            metrics.update(
+                {f"{prefix}{stat}{suffix}": v for stat, v in zip(stats.columns, row, strict=True)}
+            )
+        self.log_metrics(metrics, step=step)
+
+    # artifacts ------------------------------------------------------------------------------
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Copy a local file (or a whole folder) into the run's artifacts, under
+        `artifact_path` (default: the artifact root)."""
+        if not self.enabled:
+            return
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"cannot log artifact {path}: no such file or folder")
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path=artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+    def log_figure_file(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Log a saved figure (PNG/SVG/PDF/JPEG or an interactive HTML page) as an artifact."""
+        if not self.enabled:
+            return
+        if Path(path).suffix.lower() not in _FIGURE_SUFFIXES:
+            raise ValueError(
+                f"log_figure_file: {path} is not a figure file ({', '.join(sorted(_FIGURE_SUFFIXES))})"
+            )
+        self.log_artifact(path, artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Log `text` as the artifact file `artifact_file` (e.g. `"notes/summary.md"`)."""
+        self._log_written(artifact_file, lambda target: atomic_write_text(target, text))
+
+    def log_dict(self, data: Mapping[str, Any] | Any, artifact_file: str) -> None:
+        """Log a mapping (or pydantic model) as YAML (`.yaml`/`.yml`) or JSON (anything else)."""
+        if not self.enabled:
+            return
+        plain = plain_data(data)
+        if PurePosixPath(artifact_file).suffix.lower() in {".yaml", ".yml"}:
+            import yaml
+
+            text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
+        else:
+            text = json.dumps(plain, indent=2) + "\n"
+        self.log_text(text, artifact_file)
+
+    def log_table(self, df: pd.DataFrame, artifact_file: str) -> None:
+        """Log a DataFrame as a CSV artifact (index included when it is not a plain range)."""
+        index = not isinstance(df.index, pd.RangeIndex)
+
+        def write(target: Path) -> None:
+            with atomic_path(target) as tmp:
+                df.to_csv(tmp, index=index)
+
+        self._log_written(artifact_file, write)
+
+    def _log_written(self, artifact_file: str, write: Callable[[Path], None]) -> None:
+        """Write `artifact_file` atomically in a scratch folder with `write`, then log it."""
+        if not self.enabled:
+            return
+        rel = PurePosixPath(artifact_file)
+        if rel.is_absolute() or ".." in rel.parts or not rel.name:
+            raise ValueError(
+                f"artifact_file must be a relative path inside the run, got {artifact_file!r}"
+            )
+        with tempfile.TemporaryDirectory(prefix="fin-meta-artifact-") as scratch:
+            target = Path(scratch) / rel.name
+            write(target)
+            parent = str(rel.parent)
+            self.log_artifact(target, None if parent == "." else parent)
+
+    # end ------------------------------------------------------------------------------------
+    def _end(self, status: str, error: BaseException | None = None) -> None:
+        if not self.enabled:
+            return
+        if error is not None:
+            self.set_tags({"fin_meta.error": f"{type(error).__name__}: {error}".rstrip(": ")})
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def _as_float(name: str, value: Any) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"metric {name!r} must be a number, got {value!r}") from None
+
+
+def _tag_items(tags: Mapping[str, Any]) -> dict[str, str]:
+    return {clean_key(k): str(v)[:_MAX_TAG_LENGTH] for k, v in tags.items() if v is not None}
+
+
+def git_info(cwd: str | Path | None = None) -> dict[str, str]:
+    """`{"git.commit": sha, "git.dirty": "true"/"false"}` when `cwd` is inside a git work tree;
+    `{}` when it is not, or git is missing, slow or failing (never raises)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git.commit": commit, "git.dirty": str(dirty).lower()} if commit else {}
+
+
+def run_tags(
+    command_line: str | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Tags for a new run: `fin_meta.version`, `command` (given, or `sys.argv`), the git commit
+    when available (also as MLflow's own `mlflow.source.*` tags, so the UI shows them), the
+    user, then `extra` (e.g. `data.source`, `data.hash`), which wins over the defaults."""
+    from fin_meta import __version__
+
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else ["python"]
+    command = command_line if command_line is not None else shlex.join(argv)
+    tags: dict[str, Any] = {
+        "fin_meta.version": __version__,
+        "command": command,
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": command.split(" ", 1)[0] if command else "python",
+    }
+    git = git_info()
+    tags.update(git)
+    if "git.commit" in git:
+        tags["mlflow.source.git.commit"] = git["git.commit"]
+    with contextlib.suppress(Exception):  # no user name in some containers: simply no tag
+        tags["mlflow.user"] = getpass.getuser()
+    tags.update(extra or {})
+    return _tag_items(tags)
+
+
+@contextlib.contextmanager
+def start_run(
+    experiment: str,
+    *,
+    run_name: str | None = None,
+    params: Mapping[str, Any] | Any | None = None,
+    tags: Mapping[str, Any] | None = None,
+    tracking_uri: str | None = None,
+    enabled: bool = True,
+    command_line: str | None = None,
+) -> Iterator[Tracker]:
+    """Open an MLflow run in `experiment` (created when missing) on the store of
+    `resolve_tracking_uri(tracking_uri)`, log `params` (flattened) and the tags of `run_tags`,
+    and yield its `Tracker`. The run ends FINISHED, or FAILED (with a `fin_meta.error` tag) when
+    the body raises anything, KeyboardInterrupt included; the exception is re-raised.
+    `sys.exit(0)` inside counts as success. `enabled=False` touches no store and yields a
+    tracker that does nothing."""
+    if not enabled:
+        yield Tracker()
+        return
+    uri = resolve_tracking_uri(tracking_uri)
+    client = open_client(uri)
+    experiment_id = get_or_create_experiment(client, experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags=run_tags(command_line, tags))
+    tracker = Tracker(client, run.info.run_id, uri)
+    try:
+        if params is not None:
+            tracker.log_params(params)
+        yield tracker
+    except BaseException as exc:
+        ok = isinstance(exc, SystemExit) and exc.code in (0, None)
+        try:
+            tracker._end("FINISHED" if ok else "FAILED", None if ok else exc)
+        except Exception as end_exc:  # keep the user's exception; say the run may look RUNNING
+            exc.add_note(
+                f"(fin-meta could not mark MLflow run {tracker.run_id} as ended: {end_exc!r})"
+            )
+        raise
+    tracker._end("FINISHED")
