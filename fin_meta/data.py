@@ -1,0 +1,168 @@
+"""Prices in, one convention out (DESIGN.md: Conventions / Prices).
+
+`load_prices("sample:sp500")` and friends return a DataFrame with a tz-naive `DatetimeIndex`
+named `date` (strictly increasing, unique) and float64 columns `open high low close volume`,
+validated by `validate_prices`. The sources live in `fin_meta.sources` (one module each).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fin_meta.errors import DataError
+from fin_meta.sources import SCHEMES, parse_source
+from fin_meta.sources.describe import describe_prices
+from fin_meta.sources.paths import resolve_data_dir
+from fin_meta.sources.synthetic import SYNTHETIC_REGIMES, RegimeSpec, synthetic_regimes
+from fin_meta.sources.validate import format_date, require_bars, validate_prices
+from fin_meta.sources.yahoo import DateLike, fetch_yf
+
+__all__ = [
+    "load_prices",
+    "validate_prices",
+    "require_bars",
+    "synthetic_regimes",
+    "SYNTHETIC_REGIMES",
+    "RegimeSpec",
+    "resolve_data_dir",
+    "fetch_yf",
+    "describe_prices",
+    "parse_source",
+    "SCHEMES",
+]
+
+_MODULES = {
+    "sample": "fin_meta.sources.sample",
+    "csv": "fin_meta.sources.csv_source",
+    "synthetic": "fin_meta.sources.synthetic",
+    "yf": "fin_meta.sources.yahoo",
+}
+
+
+def load_prices(
+    source: str | Sequence[str],
+    start: DateLike = None,
+    end: DateLike = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    ffill_limit: int = 5,
+    progress: bool = False,
+    min_bars: int = 2,
+    **source_params: Any,
+) -> pd.DataFrame | dict[str, pd.DataFrame]:
+    """Load, validate and date-slice prices.
+
+    `source` is one source string (returns a DataFrame) or a list of them (returns a dict
+    keyed by the source strings, in the given order). `start`/`end` are inclusive dates
+    (`None` = from the first / to the last bar) and select bars for every scheme; for
+    `synthetic:regimes` they slice the generated path, which starts on 2000-01-03.
+    `source_params` go to the source: `synthetic:regimes` takes `n_bars`, `seed`, `regimes`,
+    `initial_price`; `yf:` takes `interval`. With a list of sources, a parameter named after
+    one of them (`**{"synthetic:regimes": {"seed": 1}}`) goes to that source only, the others
+    to every source. `data_dir` is the yfinance cache folder (see
+    `resolve_data_dir`), `ffill_limit` the longest run of NaN prices forward-filled, `min_bars`
+    the fewest bars accepted. Raises `DataError` naming the source and the fix.
+    """
+    if isinstance(source, str):
+        return _load_one(
+            source, start, end, data_dir, ffill_limit, progress, min_bars, source_params
+        )
+    sources = list(source) if isinstance(source, Sequence) else []
+    if not sources:
+        raise DataError(f"expected a source string or a non-empty list of them, got {source!r}")
+    repeated = sorted({s for s in sources if sources.count(s) > 1})
+    if repeated:
+        raise DataError(f"data source(s) listed twice: {', '.join(map(str, repeated))}")
+    from tqdm.auto import tqdm
+
+    shared = {k: v for k, v in source_params.items() if k not in sources}
+    bar = tqdm(sources, desc="data", unit="source", disable=not progress, file=sys.stderr)
+    return {
+        s: _load_one(
+            s,
+            start,
+            end,
+            data_dir,
+            ffill_limit,
+            False,
+            min_bars,
+            {**shared, **_own_params(source_params, s)},
+        )  # fmt: skip
+        for s in bar
+    }
+
+
+def _own_params(params: dict[str, Any], source: str) -> dict[str, Any]:
+    own = params.get(source, {})
+    if not isinstance(own, dict):
+        raise DataError(f"parameters for {source} must be a dict, got {own!r}")
+    return own
+
+
+def _load_one(
+    source: str,
+    start: DateLike,
+    end: DateLike,
+    data_dir: str | os.PathLike[str] | None,
+    ffill_limit: int,
+    progress: bool,
+    min_bars: int,
+    params: dict[str, Any],
+) -> pd.DataFrame:
+    scheme, name = parse_source(source)
+    lo, hi = _bound(start, "start", source), _bound(end, "end", source)
+    if lo is not None and hi is not None and lo > hi:
+        raise DataError(f"{source}: start {format_date(lo)} is after end {format_date(hi)}")
+    module = importlib.import_module(_MODULES[scheme])
+    if scheme == "yf":
+        raw = module.load(
+            name, start=lo, end=hi, data_dir=data_dir, progress=progress,
+            ffill_limit=ffill_limit, **params,
+        )  # fmt: skip
+    else:
+        raw = module.load(name, **params)
+    prices = validate_prices(raw, source, ffill_limit, min_bars=1)
+    selected = _select(prices, lo, hi, source)
+    require_bars(selected, min_bars, source=source)
+    selected.attrs = {**prices.attrs, "source": source}
+    return selected
+
+
+def _bound(value: DateLike, what: str, source: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"{source}: cannot read {what}={value!r} as a date; use YYYY-MM-DD"
+        ) from exc
+    if ts is pd.NaT:
+        raise DataError(f"{source}: {what} is not a date ({value!r}); use YYYY-MM-DD")
+    return ts.tz_localize(None) if ts.tz is not None else ts
+
+
+def _select(
+    prices: pd.DataFrame, lo: pd.Timestamp | None, hi: pd.Timestamp | None, source: str
+) -> pd.DataFrame:
+    """Bars from `lo` to `hi`, both inclusive (a midnight `hi` includes that whole day)."""
+    index = prices.index
+    keep = np.ones(len(index), dtype=bool)
+    if lo is not None:
+        keep &= index >= lo
+    if hi is not None:
+        keep &= index < hi + pd.Timedelta(days=1) if hi == hi.normalize() else index <= hi
+    if not keep.any():
+        asked = f"{format_date(lo) if lo is not None else 'start'}..{format_date(hi) if hi is not None else 'end'}"
+        raise DataError(
+            f"{source}: no bars in {asked}; the data covers "
+            f"{format_date(index[0])}..{format_date(index[-1])}; choose start/end inside it"
+        )
+    return prices.loc[keep]
