@@ -156,6 +156,13 @@ class DataConfig(BaseModel):
                 )
         return self
 
+    def split_kwargs(self) -> dict[str, Any]:
+        """The period keys as keyword arguments of `fin_meta.tasks.split_periods` (ISO dates)."""
+        keys = ("train_start", "train_end", "val_start", "test_start", "test_end")
+        return {k: (None if getattr(self, k) is None else getattr(self, k).isoformat()) for k in keys} | {
+            "embargo": self.embargo
+        }
+
 
 class RegimeConfig(BaseModel):
     """How bars are labelled with market regimes (each regime segment is a task)."""
