@@ -44,7 +44,6 @@ from fin_meta.errors import ConfigError
 from fin_meta.fileio import atomic_write_text
 
 __all__ = [
-    "SOURCE_SCHEMES",
     "DEFAULT_BASELINES",
     "AGENT_HPARAMS",
     "DataConfig",
@@ -62,9 +61,6 @@ __all__ = [
     "dump_config",
 ]
 
-SOURCE_SCHEMES: tuple[str, ...] = ("sample", "yf", "csv", "synthetic")
-"""Schemes of a data source string (`sample:sp500`, `yf:SPY`, `csv:path.csv`, `synthetic:regimes`)."""
-
 DEFAULT_BASELINES: tuple[str, ...] = ("buy_and_hold", "sma_cross", "momentum", "mean_reversion", "vol_target")
 """The built-in rule strategies every experiment compares against unless told otherwise."""
 
@@ -75,19 +71,13 @@ AGENT_HPARAMS: dict[str, str] = {
 }
 """Algorithm -> `"module:Class"` of its (torch-free) hyperparameter model."""
 
-_REGIME_PARAMS: dict[str, str] = {"trend_vol": "TrendVolParams", "hmm": "HMMParams"}
-
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 def _check_source(value: str) -> str:
-    scheme, sep, rest = value.partition(":")
-    if not sep or scheme not in SOURCE_SCHEMES or not rest.strip():
-        raise ValueError(
-            f"{value!r} is not a data source; write SCHEME:NAME with a scheme of "
-            f"{', '.join(s + ':' for s in SOURCE_SCHEMES)} (e.g. 'sample:sp500', 'yf:SPY', "
-            "'csv:data/my_prices.csv', 'synthetic:regimes')"
-        )
+    from fin_meta.sources import parse_source
+
+    parse_source(value)  # DataError listing the schemes
     return value
 
 
@@ -183,8 +173,10 @@ class RegimeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_params(self) -> RegimeConfig:
-        module = importlib.import_module("fin_meta.regime_models")
-        params_cls = getattr(module, _REGIME_PARAMS[self.method])
+        from fin_meta.regime_models import parse_params
+        from fin_meta.regimes import METHODS
+
+        params_cls = METHODS[self.method]
         valid = [f.name for f in dataclass_fields(params_cls)]
         for key in self.params:
             if key not in valid:
@@ -193,7 +185,7 @@ class RegimeConfig(BaseModel):
                     f"method {self.method!r} has no parameter {key!r}; valid: {', '.join(valid)}",
                     self.params[key],
                 )
-        module.parse_params(params_cls, self.method, dict(self.params))  # value checks
+        parse_params(params_cls, self.method, dict(self.params))  # value checks
         return self
 
 

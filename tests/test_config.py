@@ -251,7 +251,7 @@ def test_unknown_regime_param_and_strategy_param(tmp_path: Path):
     [
         ("seed=-1", "seed", "greater than or equal to 0"),
         ("data.embargo=ten", "data.embargo", "valid integer"),
-        ("data.sources=[sample:sp500, yahoo:SPY]", "data.sources[1]", "sample:, yf:, csv:, synthetic:"),
+        ("data.sources=[sample:sp500, yahoo:SPY]", "data.sources[1]", "unknown scheme"),
         ("data.sources=[]", "data.sources", "at least 1"),
         ("data.sources=[yf:SPY, yf:SPY]", "data.sources", "more than once"),
         ("regimes.method=kmeans", "regimes.method", "'trend_vol' or 'hmm'"),
