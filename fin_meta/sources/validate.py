@@ -281,11 +281,14 @@ def _check_values(frame: pd.DataFrame, source: str) -> None:
         bad = ~np.isfinite(values) | (values < 0 if col == "volume" else values <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            rule = "finite and >= 0" if col == "volume" else "finite and > 0"
+            rule = (
+                "volume must be finite and >= 0"
+                if col == "volume"
+                else f"{col} must be finite and > 0 (after any Adj Close adjustment)"
+            )
             raise DataError(
-                f"{source}: column {col!r} has {values[i]!r} on {format_date(frame.index[i])} "
-                f"({int(bad.sum())} bad value(s)); {col} must be {rule} "
-                "(adjusted prices of a split or dividend included)"
+                f"{source}: column {col!r} has {float(values[i])} on "
+                f"{format_date(frame.index[i])} ({int(bad.sum())} bad value(s)); {rule}"
             )
 
 

@@ -208,7 +208,14 @@ def _cached_or_downloaded(
     frame = cached.frame
     for gap in gaps:
         lo, hi = _with_neighbours(gap, frame)
-        chunk = normalize_yf(_download(ticker, lo, hi, interval, cached, path), ticker)
+        start = None if lo <= EARLIEST else lo.strftime("%Y-%m-%d")
+        try:
+            raw = yf_download(ticker, start, hi.strftime("%Y-%m-%d"), interval)
+        except Exception as exc:
+            if _is_network_error(exc):
+                raise _offline_error(ticker, gap, cached, path, exc) from exc
+            raise
+        chunk = normalize_yf(raw, ticker)
         if chunk.empty and frame.empty:
             raise DataError(
                 f"yfinance has no data for ticker {ticker} ({_span(gap)}): check the symbol on "
@@ -220,27 +227,22 @@ def _cached_or_downloaded(
     return frame
 
 
-def _download(
-    ticker: str, lo: pd.Timestamp, hi: pd.Timestamp, interval: str, cached: CachedBars, path: Path
-) -> pd.DataFrame:
-    start = None if lo <= EARLIEST else lo.strftime("%Y-%m-%d")
-    try:
-        return yf_download(ticker, start, hi.strftime("%Y-%m-%d"), interval)
-    except Exception as exc:
-        if not _is_network_error(exc):
-            raise
-        held = (
-            f"the cache {path} holds {_span(cached.covered[0])}"
-            + (f" and {len(cached.covered) - 1} more range(s)" if len(cached.covered) > 1 else "")
-            + ": choose start/end inside it"
-            if cached.covered
-            else f"nothing is cached for {ticker} in {path.parent}"
+def _offline_error(
+    ticker: str, gap: DateRange, cached: CachedBars, path: Path, exc: BaseException
+) -> DataError:
+    if cached.covered:
+        more = len(cached.covered) - 1
+        held = f"the cache {path} holds {_span(cached.covered[0])}" + (
+            f" and {more} more range(s)" if more else ""
         )
-        raise DataError(
-            f"cannot download yf:{ticker} {_span((lo, hi))} from Yahoo Finance "
-            f"(no network? {type(exc).__name__}: {exc}); {held}, or use the shipped "
-            "sample:sp500 / sample:nasdaq, or your own csv:PATH"
-        ) from exc
+        held += ": choose start/end inside it"
+    else:
+        held = f"nothing is cached for {ticker} in {path.parent}"
+    return DataError(
+        f"cannot download yf:{ticker} {_span(gap)} from Yahoo Finance "
+        f"(no network? {type(exc).__name__}: {exc}); {held}, or use the shipped "
+        "sample:sp500 / sample:nasdaq, or your own csv:PATH"
+    )
 
 
 def _is_network_error(exc: BaseException) -> bool:
