@@ -129,7 +129,7 @@ def test_describe_prices_counts_gaps_nans_and_closes():
     )
     info = describe_prices(frame)
     assert info["rows"] == 4
-    assert (info["first"], info["last"]) == ("2021-03-01", "2021-03-09")
+    assert (info["start"], info["end"]) == ("2021-03-01", "2021-03-09")
     assert info["missing_business_days"] == 3  # Wed, Thu, Fri of the first week
     assert (info["largest_gap_days"], info["largest_gap_after"]) == (6, "2021-03-02")
     assert info["nan_counts"]["close"] == 1 and info["nan_counts"]["open"] == 0

@@ -214,3 +214,11 @@ def test_csv_errors_name_the_file(tmp_path):
     bad.write_text("Date,Open,High,Low,Close\n2020-01-02,1,1,1,1\n31/31/2020,1,1,1,1\n")
     with pytest.raises(DataError, match=r"unparsable date '31/31/2020' in column 'date' at row 1"):
         load_prices(f"csv:{bad}")
+
+
+def test_csv_written_by_pandas_round_trips(tmp_path):
+    prices = load_prices("synthetic:regimes", n_bars=50, seed=1)
+    path = tmp_path / "saved.csv"
+    prices.rename_axis(None).to_csv(path)  # dates in an unnamed first column
+    back = load_prices(f"csv:{path}")
+    pd.testing.assert_frame_equal(back, prices, check_freq=False)

@@ -1,6 +1,6 @@
 """`csv:PATH`: a user's file of daily bars. Columns are matched case-insensitively by
 validation (`Date`, `Open`, `Adj Close`, ...); the delimiter (`,` `;` or tab) is detected from
-the header line."""
+the header line; an unnamed first column (as `DataFrame.to_csv()` writes) holds the dates."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from fin_meta.errors import DataError
+from fin_meta.sources.validate import canonical_column
 
 __all__ = ["load"]
 
@@ -30,6 +31,16 @@ def load(path: str | os.PathLike[str], **params: object) -> pd.DataFrame:
         with file.open(encoding="utf-8-sig") as fh:
             header = fh.readline()
         sep = max(_DELIMITERS, key=header.count)
-        return pd.read_csv(file, sep=sep, encoding="utf-8-sig", skipinitialspace=True)
+        frame = pd.read_csv(file, sep=sep, encoding="utf-8-sig", skipinitialspace=True)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
         raise DataError(f"csv:{path}: cannot read the file as CSV: {exc}") from exc
+    return _name_unnamed_dates(frame)
+
+
+def _name_unnamed_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """A file written by `DataFrame.to_csv()` keeps its dates in an unnamed first column."""
+    first = str(frame.columns[0]) if len(frame.columns) else ""
+    has_dates = any(canonical_column(c) == "date" for c in frame.columns)
+    if not has_dates and (first.startswith("Unnamed:") or not first.strip()):
+        frame = frame.rename(columns={frame.columns[0]: "date"})
+    return frame

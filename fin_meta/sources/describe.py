@@ -13,14 +13,14 @@ __all__ = ["describe_prices"]
 
 
 def describe_prices(df: pd.DataFrame) -> dict[str, Any]:
-    """Rows, first/last date, business days without a bar (holidays count), the largest gap
-    between consecutive bars in calendar days and the bar it follows, NaN counts per column
-    (and values forward-filled by validation, when known), min/max close. JSON-serialisable."""
+    """Rows, `start`/`end` (first and last date), business days without a bar (holidays
+    count), the largest gap between consecutive bars in calendar days and the bar it follows,
+    NaN counts per column    (and values forward-filled by validation, when known), min/max close. JSON-serialisable."""
     index = pd.DatetimeIndex(df.index)
-    out: dict[str, Any] = {"rows": len(df), "first": None, "last": None}
+    out: dict[str, Any] = {"rows": len(df), "start": None, "end": None}
     if len(df):
         days = index.normalize().unique()
-        out["first"], out["last"] = format_date(index[0]), format_date(index[-1])
+        out["start"], out["end"] = format_date(index[0]), format_date(index[-1])
         business = pd.bdate_range(days[0], days[-1])
         out["missing_business_days"] = int((~business.isin(days)).sum())
         gaps = np.diff(days.to_numpy()).astype("timedelta64[D]").astype(int)
