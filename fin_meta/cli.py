@@ -223,7 +223,7 @@ def run_cmd(
     config: Annotated[Path, typer.Argument(help="Experiment file, e.g. experiments/quickstart.yaml.")],
     set_: Annotated[
         list[str],
-        typer.Option("--set", help="Override a config key: --set agent.params.lr=1e-3 (repeatable)."),
+        typer.Option("--set", help="Override a config key: --set agent.lr=1e-3 (repeatable)."),
     ] = [],  # noqa: B006
     no_track: NoTrackOpt = False,
     tracking_uri: TrackingUriOpt = None,

@@ -1,0 +1,85 @@
+"""The trained agent as an MLflow model: log it to a run, and resolve `runs:/<id>/agent` or
+`models:/...` URIs back to a local agent directory for `fin_meta.load_agent`."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fin_meta.errors import AgentError
+
+if TYPE_CHECKING:
+    from fin_meta.agents import Agent
+    from fin_meta.tracking_run import Tracker
+
+__all__ = ["MODEL_NAME", "log_agent_model", "resolve_agent_uri"]
+
+MODEL_NAME = "agent"
+"""Name of the agent model in a run: load it with `load_agent("runs:/<run_id>/agent")`."""
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at `uri` for the duration of the block."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
+    """Log `agent` to the tracker's run as a pyfunc model named `agent` whose
+    `predict(prices_df)` returns positions; returns the model URI (None when tracking is off)."""
+    if not tracker.enabled:
+        return None
+    import mlflow
+    import mlflow.pyfunc
+
+    from fin_meta import __version__
+    from fin_meta.agent_model import AGENT_ARTIFACT
+
+    with tempfile.TemporaryDirectory() as tmp, _tracking_uri(tracker.tracking_uri):
+        agent_dir = agent.save(Path(tmp) / "agent")
+        info = mlflow.models.Model.log(
+            name=MODEL_NAME,
+            flavor=mlflow.pyfunc,
+            run_id=tracker.run_id,
+            python_model=str(Path(__file__).with_name("agent_model.py")),
+            artifacts={AGENT_ARTIFACT: str(agent_dir)},
+            pip_requirements=[f"fin-meta=={__version__}"],
+            tags={"fin_meta.algo": agent.algo},
+        )
+    return info.model_uri
+
+
+def resolve_agent_uri(uri: str, tracking_uri: str | None = None) -> Path:
+    """Download the agent model at `uri` (`runs:/<id>/agent`, `models:/<id-or-name>/...`) and
+    return the local directory of the saved agent inside it."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    from fin_meta.agent_model import AGENT_ARTIFACT
+    from fin_meta.tracking_store import resolve_tracking_uri
+
+    store = resolve_tracking_uri(tracking_uri)
+    try:
+        with _tracking_uri(store):
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except (MlflowException, OSError) as exc:
+        raise AgentError(
+            f"cannot download agent {uri!r} from the MLflow store {store}: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''} (check the run id and --tracking-uri / MLFLOW_TRACKING_URI)"
+        ) from exc
+    agent_dir = local / "artifacts" / AGENT_ARTIFACT
+    if not agent_dir.is_dir():
+        raise AgentError(
+            f"{uri!r} is not a fin-meta agent model (no artifacts/{AGENT_ARTIFACT} in {local})"
+        )
+    return agent_dir
