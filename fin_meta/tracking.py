@@ -11,16 +11,17 @@ Metric names sort and group in the MLflow UI: `test.sharpe` (the main strategy c
 when a run is opened or read, so importing this module stays fast.
 
 The pieces live in `tracking_store` (URI, client, experiments), `tracking_params` (params,
-names, hashes), `tracking_run` (runs and the Tracker), `tracking_query` (reading runs back) and
-`tracking_ui` (the UI).
+names, hashes), `tracking_tags` (version, command, git), `tracking_run` (runs and the
+Tracker), `tracking_query` (reading runs back) and `tracking_ui` (the UI).
 """
 
 from __future__ import annotations
 
 from fin_meta.tracking_params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
 from fin_meta.tracking_query import compare_runs, latest_run_id
-from fin_meta.tracking_run import Tracker, git_info, run_tags, start_run
+from fin_meta.tracking_run import Tracker, start_run
 from fin_meta.tracking_store import TrackingError, open_client, resolve_tracking_uri
+from fin_meta.tracking_tags import git_info, run_tags
 from fin_meta.tracking_ui import launch_ui, ui_command
 
 __all__ = [

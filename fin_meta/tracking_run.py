@@ -12,12 +12,8 @@ run shows that the value existed and what it was.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import math
-import shlex
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,14 +24,19 @@ import pandas as pd
 
 from fin_meta.fileio import atomic_path, atomic_write_text
 from fin_meta.tracking_params import clean_key, flatten_params, plain_data
-from fin_meta.tracking_store import get_or_create_experiment, open_client, resolve_tracking_uri
+from fin_meta.tracking_store import (
+    TrackingError,
+    get_or_create_experiment,
+    open_client,
+    resolve_tracking_uri,
+)
+from fin_meta.tracking_tags import run_tags, tag_items
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["Tracker", "start_run", "run_tags", "git_info"]
+__all__ = ["Tracker", "start_run"]
 
-_MAX_TAG_LENGTH = 5000  # MLflow 3 allows 8,000; older servers 5,000
 _BATCH = 100  # MLflow's limit of params/tags per log_batch call
 _FIGURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".html", ".gif", ".webp"}
 
@@ -66,10 +67,16 @@ class Tracker:
         if not self.enabled:
             return
         from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
 
         items = [Param(k, v) for k, v in flatten_params(params).items()]
         for i in range(0, len(items), _BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+            try:
+                self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+            except MlflowException as exc:  # e.g. a resumed run with a different config
+                raise TrackingError(
+                    f"cannot log params to MLflow run {self.run_id}: {exc.message}"
+                ) from exc
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags (values as strings; None values are skipped)."""
@@ -77,7 +84,7 @@ class Tracker:
             return
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, v) for k, v in _tag_items(tags).items()]
+        items = [RunTag(k, v) for k, v in tag_items(tags).items()]
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(self.run_id, tags=items[i : i + _BATCH])
 
@@ -191,6 +198,19 @@ class Tracker:
 
         self._log_written(artifact_file, write)
 
+    def download_artifact(
+        self, artifact_path: str, dst_dir: str | Path | None = None
+    ) -> Path | None:
+        """Download `artifact_path` of this run (a file or folder, e.g. the last checkpoint of a
+        resumed run) into `dst_dir` (default: a new temporary folder); its local path, or None
+        when tracking is disabled."""
+        if not self.enabled:
+            return None
+        local = self.client.download_artifacts(
+            self.run_id, artifact_path, None if dst_dir is None else str(dst_dir)
+        )
+        return Path(local)
+
     def _log_written(self, artifact_file: str, write: Callable[[Path], None]) -> None:
         """Write `artifact_file` atomically in a scratch folder with `write`, then log it."""
         if not self.enabled:
@@ -224,52 +244,35 @@ def _as_float(name: str, value: Any) -> float:
         raise TypeError(f"metric {name!r} must be a number, got {value!r}") from None
 
 
-def _tag_items(tags: Mapping[str, Any]) -> dict[str, str]:
-    return {clean_key(k): str(v)[:_MAX_TAG_LENGTH] for k, v in tags.items() if v is not None}
+def _reopen_run(
+    client: MlflowClient, experiment_id: str, run_ref: str, tags: dict[str, str]
+) -> str:
+    """Mark the run `run_ref` (a full id or a unique prefix, e.g. the 8 characters that
+    `fin-meta compare` shows) of the experiment RUNNING again and tag the resumption; returns
+    its full id. Its old `fin_meta.error` tag moves to `resume.previous_error`."""
+    from fin_meta.tracking_query import search_all_runs
 
-
-def git_info(cwd: str | Path | None = None) -> dict[str, str]:
-    """`{"git.commit": sha, "git.dirty": "true"/"false"}` when `cwd` is inside a git work tree;
-    `{}` when it is not, or git is missing, slow or failing (never raises)."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+    matches = [
+        r for r in search_all_runs(client, [experiment_id]) if r.info.run_id.startswith(run_ref)
+    ]
+    if len(matches) != 1:
+        found = ", ".join(r.info.run_id for r in matches[:5])
+        problem = f"matches several runs ({found})" if matches else "matches no run"
+        raise TrackingError(
+            f"resume: {run_ref!r} {problem} of this experiment in {client.tracking_uri}; "
+            "pass a full run id (fin-meta compare lists them)"
         )
-        return done.stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {"git.commit": commit, "git.dirty": str(dirty).lower()} if commit else {}
-
-
-def run_tags(
-    command_line: str | None = None, extra: Mapping[str, Any] | None = None
-) -> dict[str, str]:
-    """Tags for a new run: `fin_meta.version`, `command` (given, or `sys.argv`), the git commit
-    when available (also as MLflow's own `mlflow.source.*` tags, so the UI shows them), the
-    user, then `extra` (e.g. `data.source`, `data.hash`), which wins over the defaults."""
-    from fin_meta import __version__
-
-    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else ["python"]
-    command = command_line if command_line is not None else shlex.join(argv)
-    tags: dict[str, Any] = {
-        "fin_meta.version": __version__,
-        "command": command,
-        "mlflow.source.type": "LOCAL",
-        "mlflow.source.name": command.split(" ", 1)[0] if command else "python",
-    }
-    git = git_info()
-    tags.update(git)
-    if "git.commit" in git:
-        tags["mlflow.source.git.commit"] = git["git.commit"]
-    with contextlib.suppress(Exception):  # no user name in some containers: simply no tag
-        tags["mlflow.user"] = getpass.getuser()
-    tags.update(extra or {})
-    return _tag_items(tags)
+    run = matches[0]
+    run_id = run.info.run_id
+    tags = dict(tags)
+    tags["resume.command"] = tags.pop("command", "")
+    previous_error = run.data.tags.get("fin_meta.error")
+    if previous_error is not None:
+        tags["resume.previous_error"] = previous_error
+        client.delete_tag(run_id, "fin_meta.error")
+    client.update_run(run_id, status="RUNNING")
+    Tracker(client, run_id).set_tags(tags)
+    return run_id
 
 
 @contextlib.contextmanager
@@ -282,21 +285,31 @@ def start_run(
     tracking_uri: str | None = None,
     enabled: bool = True,
     command_line: str | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[Tracker]:
     """Open an MLflow run in `experiment` (created when missing) on the store of
     `resolve_tracking_uri(tracking_uri)`, log `params` (flattened) and the tags of `run_tags`,
     and yield its `Tracker`. The run ends FINISHED, or FAILED (with a `fin_meta.error` tag) when
     the body raises anything, KeyboardInterrupt included; the exception is re-raised.
     `sys.exit(0)` inside counts as success. `enabled=False` touches no store and yields a
-    tracker that does nothing."""
+    tracker that does nothing.
+
+    `resume_run_id` (a run id or unique prefix in `experiment`) continues that run instead of
+    creating one: it is marked RUNNING again, its command is kept and the new one is tagged
+    `resume.command`; `params` must equal the ones it was logged with (`TrackingError`
+    naming the changed params otherwise)."""
     if not enabled:
         yield Tracker()
         return
     uri = resolve_tracking_uri(tracking_uri)
     client = open_client(uri)
     experiment_id = get_or_create_experiment(client, experiment)
-    run = client.create_run(experiment_id, run_name=run_name, tags=run_tags(command_line, tags))
-    tracker = Tracker(client, run.info.run_id, uri)
+    tags_now = run_tags(command_line, tags)
+    if resume_run_id:
+        run_id = _reopen_run(client, experiment_id, resume_run_id, tags_now)
+    else:
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=tags_now).info.run_id
+    tracker = Tracker(client, run_id, uri)
     try:
         if params is not None:
             tracker.log_params(params)
@@ -306,8 +319,6 @@ def start_run(
         try:
             tracker._end("FINISHED" if ok else "FAILED", None if ok else exc)
         except Exception as end_exc:  # keep the user's exception; say the run may look RUNNING
-            exc.add_note(
-                f"(fin-meta could not mark MLflow run {tracker.run_id} as ended: {end_exc!r})"
-            )
+            exc.add_note(f"(fin-meta could not mark MLflow run {run_id} as ended: {end_exc!r})")
         raise
     tracker._end("FINISHED")

@@ -265,6 +265,46 @@ def test_failed_writer_leaves_no_artifact(store, client):
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+def test_resume_continues_the_same_run(store, client, tmp_path):
+    params = {"agent": {"lr": 0.1}, "seed": 3}
+    with pytest.raises(KeyboardInterrupt):
+        with start_run(
+            "resume", params=params, tracking_uri=store, command_line="fin-meta run a.yaml"
+        ) as t:
+            t.log_metrics({"train.return": 0.1}, step=0)
+            (tmp_path / "ckpt.txt").write_text("iteration 1")
+            t.log_artifact(tmp_path / "ckpt.txt", "checkpoints")
+            run_id = t.run_id
+            raise KeyboardInterrupt
+    assert client.get_run(run_id).info.status == "FAILED"
+    with start_run(
+        "resume",
+        params=params,
+        tracking_uri=store,
+        command_line="fin-meta run --resume",
+        resume_run_id=run_id[:8],
+    ) as t:
+        assert t.run_id == run_id
+        assert client.get_run(run_id).info.status == "RUNNING"
+        checkpoint = t.download_artifact("checkpoints/ckpt.txt", tmp_path / "down")
+        assert checkpoint.read_text() == "iteration 1"
+        t.log_metrics({"train.return": 0.2}, step=1)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["command"] == "fin-meta run a.yaml"
+    assert run.data.tags["resume.command"] == "fin-meta run --resume"
+    assert run.data.tags["resume.previous_error"] == "KeyboardInterrupt"
+    assert "fin_meta.error" not in run.data.tags
+    assert [m.value for m in client.get_metric_history(run_id, "train.return")] == [0.1, 0.2]
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+    with pytest.raises(TrackingError, match="Changing param values.*seed"):
+        with start_run("resume", params={"seed": 4}, tracking_uri=store, resume_run_id=run_id):
+            pass
+    with pytest.raises(TrackingError, match="matches no run"):
+        with start_run("resume", tracking_uri=store, resume_run_id="ffffffff"):
+            pass
+
+
 def test_bad_calls_raise_clear_errors(store):
     with start_run("bad-calls", tracking_uri=store) as tracker:
         with pytest.raises(TypeError, match="'sharpe'"):
