@@ -1,0 +1,430 @@
+"""MAML for trading: a policy initialisation that a few policy-gradient steps on the most
+recent bars adapt to the current regime.
+
+Meta-training (`fit`), per iteration:
+
+1. draw M tasks (`TaskSampler.sample_task_arrays`, regimes balanced): windows of
+   `support_length + query_length` decisions inside one regime segment;
+2. roll the meta-policy theta out on each task's SUPPORT window (the first `support_length`
+   decisions) in a `VectorTradingEnv` of M x E envs (`set_tasks`);
+3. inner loop: k gradient-ascent steps of each task's own copy of the parameters on its
+   support objective, all tasks at once (`maml_core.inner_adapt`: per-task parameter tensors,
+   `torch.func.vmap` over `functional_call`, one `autograd.grad` for every task);
+4. roll each adapted policy out on its QUERY window (the `query_length` decisions that follow);
+5. outer step: Adam on theta (and the per-tensor inner step sizes) to maximise the adapted
+   policies' query objective, differentiating through the inner loop (second order) or not
+   (`first_order=True`).
+
+Objectives (`estimator`): `pathwise` (default) — the exact gradient of the window's mean net log
+return with respect to the deterministic positions (a trader's positions do not move prices, so
+the return is a known differentiable function of them; observations are the rollout's); the inner
+objective is that return divided by the support window's return volatility (so one step size
+suits calm and volatile regimes). `score` — REINFORCE with a per-bar baseline over E sampled
+rollouts per task. Both score net log returns (costs included) whatever `env_config.reward` says.
+
+Deployment (`positions`): walk forward with the meta-policy; at bar p = `window +
+adapt_window` and every `adapt_every` bars after (plus, optionally, where the causal regime
+detector's label changes) re-adapt theta on the support window of the `adapt_window` decisions
+that ended at p (settled at close p: only past data) and trade with those parameters until the
+next adaptation.
+
+Meta-test (`adaptation_curve`): see its docstring.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fin_meta.agents.maml_config import MAMLConfig
+from fin_meta.agents.maml_core import (
+    Params,
+    PolicyMLP,
+    acting_means,
+    expand_params,
+    gaussian_log_prob,
+    inner_adapt,
+    pathwise_log_returns,
+    policy_means,
+    score_surrogate,
+    squash,
+)
+from fin_meta.agents.maml_rollout import Batch, ReturnsTable, rollout, select_params
+from fin_meta.agents.serialization import (
+    load_module_state,
+    read_manifest,
+    read_weights,
+    save_agent_dir,
+    validate_model,
+)
+from fin_meta.devices import resolve_device
+from fin_meta.envs.config import EnvConfig, make_config
+from fin_meta.envs.features import first_decision_bar, observation_features, observation_size
+from fin_meta.envs.vector_env import VectorTradingEnv
+from fin_meta.errors import ConfigError, DataError
+from fin_meta.seeding import numpy_generator, torch_generator
+
+__all__ = ["MAMLAgent"]
+
+_VOL_FLOOR = 1e-4  # floor of the support window's return std in the inner objective
+
+
+class MAMLAgent:
+    """A MAML trading agent (see the module docstring). `MAMLAgent(env_config=..., hparams=...)`
+    with an `EnvConfig` (continuous actions) and a `MAMLConfig` (or their fields)."""
+
+    algo: ClassVar[str] = "maml"
+
+    def __init__(
+        self,
+        env_config: EnvConfig | Mapping[str, Any] | None = None,
+        hparams: MAMLConfig | Mapping[str, Any] | None = None,
+    ) -> None:
+        self.env_config = _env_config(env_config)
+        self.hparams = _hparams(hparams)
+        if self.env_config.action != "continuous":
+            raise ConfigError("MAML needs env action='continuous' (its policy outputs a position); "
+                              "set env.action: continuous")
+        self.device = resolve_device(self.hparams.device)
+        hp = self.hparams
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
+            torch.manual_seed(hp.seed)
+            self.policy = PolicyMLP(observation_size(self.env_config), hp.hidden_sizes, hp.activation,
+                                    log_std=math.log(hp.action_std))
+        self.log_step = nn.ParameterDict({
+            _key(n): nn.Parameter(torch.tensor(math.log(hp.inner_lr)), requires_grad=hp.learn_inner_lr)
+            for n, _ in self.policy.named_parameters()
+        })
+        self.policy.to(self.device)
+        self.log_step.to(self.device)
+        self.normalised = False
+        self.iterations_done = 0
+        self._rng = numpy_generator(hp.seed)
+        self._gen = torch_generator(hp.seed, self.device)
+        self._optim: torch.optim.Optimizer | None = None
+
+    # ------------------------------------------------------------------ parameters
+    def theta(self) -> Params:
+        """The meta-parameters (name -> tensor, attached to the module)."""
+        return dict(self.policy.named_parameters())
+
+    def step_sizes(self) -> Params:
+        """Inner step size per parameter tensor (positive scalars)."""
+        return {n: self.log_step[_key(n)].exp() for n, _ in self.policy.named_parameters()}
+
+    def _task_params(self, m: int, *, requires_grad: bool) -> Params:
+        """Per-task copies of theta: views that back-propagate into theta when training, or
+        detached leaves that only the inner loop differentiates (deployment, meta-test)."""
+        if requires_grad:
+            return expand_params(self.theta(), m)
+        return {n: p.detach().unsqueeze(0).expand(m, *p.shape).requires_grad_()
+                for n, p in self.theta().items()}
+
+    # ------------------------------------------------------------------ objectives
+    def _mean_log_return(self, params_m: Params, batch: Batch) -> torch.Tensor:
+        """Mean per-bar net log return [M] of the deterministic policies on the batch's bars."""
+        cfg = self.env_config
+        pos = squash(policy_means(self.policy, params_m, batch.obs), cfg.max_position, cfg.allow_short)
+        start = torch.zeros(pos.shape[:-1], dtype=torch.float64, device=pos.device)
+        return pathwise_log_returns(pos, batch.r_next, cfg.cost, start).mean(dim=(1, 2))
+
+    def _score(self, params_m: Params, batch: Batch) -> torch.Tensor:
+        """REINFORCE surrogate [M] of the batch's sampled actions under `params_m`."""
+        mean = policy_means(self.policy, params_m, batch.obs)
+        log_std = params_m["log_std"].view(-1, 1, 1)
+        rewards = self._rewards(batch) * self.hparams.reward_scale
+        return score_surrogate(gaussian_log_prob(batch.u, mean, log_std), rewards)
+
+    def _rewards(self, batch: Batch) -> torch.Tensor:
+        """Net log returns [M, E, T] the batch's executed positions earned (as the env's rewards)."""
+        start = torch.zeros(batch.positions.shape[:-1], dtype=torch.float64, device=batch.positions.device)
+        return pathwise_log_returns(batch.positions, batch.r_next, self.env_config.cost, start).float()
+
+    def _inner_objective(self, batch: Batch) -> Callable[[Params], torch.Tensor]:
+        if self.hparams.estimator == "score":
+            return lambda p: self._score(p, batch)
+        vol = batch.r_next[:, 0].std(dim=-1).clamp_min(_VOL_FLOOR)  # [M]
+        return lambda p: self._mean_log_return(p, batch) / vol
+
+    def _outer_objective(self, params_m: Params, batch: Batch) -> torch.Tensor:
+        if self.hparams.estimator == "score":
+            return self._score(params_m, batch)
+        return self._mean_log_return(params_m, batch) * self.hparams.reward_scale
+
+    # ------------------------------------------------------------------ training
+    def _noise(self, params_m: Params) -> torch.Tensor | None:
+        """Exploration std per task (score estimator only)."""
+        if self.hparams.estimator != "score":
+            return None
+        return params_m["log_std"].detach().exp()
+
+    def _train_draws(self, length: int) -> torch.Tensor | None:
+        """Standard normal exploration draws [T, M, E] for a training rollout."""
+        if self.hparams.estimator != "score":
+            return None
+        m, e = self.hparams.meta_batch_size, self.hparams.envs_per_task
+        return torch.randn((length, m, e), generator=self._gen, device=self.device)
+
+    def _window_draws(self, starts: np.ndarray, length: int) -> torch.Tensor | None:
+        """Exploration draws [T, M, E] for adaptation windows starting at bars `starts`, each
+        from a generator seeded by (seed, start bar): the same window always gets the same draws,
+        however many windows are adapted together (so deployment stays online)."""
+        if self.hparams.estimator != "score":
+            return None
+        e = self.hparams.envs_per_task
+        draws = [torch.randn((length, e), generator=torch_generator(self.hparams.seed * 1_000_003 + int(b)))
+                 for b in starts]
+        return torch.stack(draws, dim=1).to(self.device)
+
+    def _fit_normaliser(self, frames: Sequence[pd.DataFrame]) -> None:
+        """Input scaling from the training frames' per-bar features (never refitted later)."""
+        cfg = self.env_config
+        start = first_decision_bar(cfg.window)
+        feats = np.concatenate([observation_features(f, cfg.window, cfg.features)[start:] for f in frames])
+        mean = np.append(np.tile(feats.mean(0), cfg.window), 0.0)
+        std = np.append(np.tile(feats.std(0), cfg.window), cfg.max_position)
+        self.policy.norm.set(torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32))
+        self.normalised = True
+
+    def fit(
+        self,
+        sampler: Any,
+        *,
+        iterations: int,
+        callback: Callable[[int, dict[str, float]], Any] | None = None,
+        progress: bool = True,
+    ) -> list[dict[str, float]]:
+        """Meta-train for `iterations` outer steps on tasks from `sampler` (a
+        `fin_meta.tasks.TaskSampler` built with the same `window`). Returns per-iteration metrics
+        (`query_return` = mean per-bar net log return of the adapted policies on their query
+        windows, `support_return_pre` / `support_return_post` before / after adaptation,
+        `episode_return` = the query window's total, `loss`, `grad_norm`, `inner_lr`,
+        `env_steps`, `env_steps_per_s` — learning included)."""
+        from tqdm.auto import tqdm
+
+        hp, cfg = self.hparams, self.env_config
+        if iterations < 1:
+            raise ConfigError(f"iterations={iterations} must be >= 1")
+        if getattr(sampler, "window", cfg.window) != cfg.window:
+            raise ConfigError(f"the task sampler was built with window={sampler.window} but the agent's "
+                              f"env window is {cfg.window}; build TaskSampler(..., window={cfg.window})")
+        frames = list(sampler.prices)
+        if not self.normalised:
+            self._fit_normaliser(frames)
+        m, e = hp.meta_batch_size, hp.envs_per_task
+        env = VectorTradingEnv(frames, m * e, device=self.device, seed=hp.seed, config=cfg)
+        returns = ReturnsTable(frames, self.device)
+        if self._optim is None:
+            self._optim = torch.optim.Adam([*self.policy.parameters(), *self.log_step.parameters()],
+                                           lr=hp.outer_lr)
+        history: list[dict[str, float]] = []
+        for it in tqdm(range(iterations), disable=not progress, desc="maml", unit="it"):
+            t0 = time.perf_counter()
+            metrics = self._meta_step(env, returns, sampler)
+            metrics["env_steps_per_s"] = metrics["env_steps"] / max(time.perf_counter() - t0, 1e-9)
+            self.iterations_done += 1
+            history.append(metrics)
+            if callback is not None:
+                callback(it, metrics)
+        return history
+
+    def _meta_step(self, env: VectorTradingEnv, returns: ReturnsTable, sampler: Any) -> dict[str, float]:
+        hp = self.hparams
+        s_len, q_len = hp.support_length, hp.query_length
+        asset, start, _, _ = sampler.sample_task_arrays(hp.meta_batch_size, self._rng, length=s_len + q_len)
+        asset_m = torch.as_tensor(asset, device=self.device)
+        start_m = torch.as_tensor(start, device=self.device)
+        params_m = self._task_params(hp.meta_batch_size, requires_grad=True)
+        support = rollout(env, self.policy, params_m, asset_m, start_m, s_len, returns, envs_per_task=hp.envs_per_task,
+                          noise_std_m=self._noise(params_m), noise_tme=self._train_draws(s_len))
+        history = inner_adapt(params_m, self.step_sizes(), self._inner_objective(support), hp.inner_steps,
+                              create_graph=not hp.first_order)
+        adapted = history[-1]
+        query = rollout(env, self.policy, adapted, asset_m, start_m + s_len, q_len, returns, envs_per_task=hp.envs_per_task,
+                        noise_std_m=self._noise(adapted), noise_tme=self._train_draws(q_len))
+        loss = -self._outer_objective(adapted, query).mean()
+        self._optim.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [*self.policy.parameters(), *self.log_step.parameters()]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
+        self._optim.step()
+        with torch.no_grad():
+            pre = self._mean_log_return(params_m, support).mean()
+            post = self._mean_log_return(adapted, support).mean()
+            q_ret = self._rewards(query).mean(dim=(1, 2))
+        return {
+            "loss": float(loss.detach()),
+            "query_return": float(q_ret.mean()),
+            "episode_return": float(q_ret.mean() * q_len),
+            "support_return_pre": float(pre),
+            "support_return_post": float(post),
+            "grad_norm": float(grad_norm),
+            "inner_lr": float(torch.stack(list(self.step_sizes().values())).mean().detach()),
+            "env_steps": float(support.env_steps + query.env_steps),
+        }
+
+    # ------------------------------------------------------------------ adaptation
+    def _adapt(self, prices: pd.DataFrame, returns: ReturnsTable, starts: np.ndarray, length: int,
+               steps: int) -> list[Params]:
+        """Adapt theta on the support windows of `length` decisions starting at bars `starts` of
+        `prices` (all at once): parameters after 0..steps inner steps, detached."""
+        m = int(len(starts))
+        env = VectorTradingEnv(prices, m * self.hparams.envs_per_task, device=self.device,
+                               seed=self.hparams.seed, config=self.env_config)
+        params_m = self._task_params(m, requires_grad=False)
+        asset_m = torch.zeros(m, dtype=torch.long, device=self.device)
+        start_m = torch.as_tensor(np.asarray(starts, dtype=np.int64), device=self.device)
+        support = rollout(env, self.policy, params_m, asset_m, start_m, length, returns,
+                          envs_per_task=self.hparams.envs_per_task, noise_std_m=self._noise(params_m),
+                          noise_tme=self._window_draws(starts, length))
+        sizes = {n: s.detach() for n, s in self.step_sizes().items()}
+        history = inner_adapt(params_m, sizes, self._inner_objective(support), steps, create_graph=False)
+        return [{n: p.detach() for n, p in h.items()} for h in history]
+
+    def adaptation_points(self, prices: pd.DataFrame) -> np.ndarray:
+        """Decision bars at which deployment re-adapts (sorted): `window + adapt_window`, then
+        every `adapt_every` bars, plus (optionally) bars where the causal regime label changes."""
+        hp, w = self.hparams, first_decision_bar(self.env_config.window)
+        first, n_bars = w + hp.deploy_window, len(prices)
+        if hp.deploy_steps == 0 or first > n_bars - 1:
+            return np.zeros(0, dtype=np.int64)
+        points = np.arange(first, n_bars, hp.adapt_every, dtype=np.int64)
+        if hp.adapt_on_regime_change:
+            from fin_meta.regimes import detect_regimes
+
+            lab = detect_regimes(prices, method=hp.regime_method, causal=True).to_numpy()
+            change = np.flatnonzero((lab[1:] != lab[:-1]) & (lab[1:] >= 0)) + 1
+            points = np.union1d(points, change[change >= first])
+        return points
+
+    def positions(self, prices: pd.DataFrame) -> pd.Series:
+        """Online, causal walk-forward (see the module docstring): float64 targets on the prices'
+        index, 0 before the first decision bar `window`."""
+        cfg, hp = self.env_config, self.hparams
+        w, n_bars = first_decision_bar(cfg.window), len(prices)
+        if n_bars < w + 2:
+            raise DataError(f"positions: {n_bars} bars are too few for window={cfg.window}; "
+                            f"give at least {w + 2}")
+        self.policy.eval()
+        returns = ReturnsTable([prices], self.device)
+        points = self.adaptation_points(prices)
+        theta = {n: p.detach().unsqueeze(0) for n, p in self.theta().items()}
+        if points.size:
+            adapted = self._adapt(prices, returns, points - hp.deploy_window, hp.deploy_window, hp.deploy_steps)[-1]
+            table = {n: torch.cat([theta[n], adapted[n]]) for n in theta}
+        else:
+            table = theta
+        # parameters in force at each decision bar: 0 = theta, i = after the i-th adaptation
+        bars = np.arange(w, n_bars)
+        which = np.searchsorted(points, bars, side="right")
+        out = np.zeros(n_bars)
+        out[w:] = self._walk(prices, table, which)
+        return pd.Series(out, index=prices.index, name=self.algo)
+
+    @torch.no_grad()
+    def _walk(self, prices: pd.DataFrame, table: Params, which: np.ndarray) -> np.ndarray:
+        """Step one env through decision bars `window .. n-1` with the parameters `table[which[j]]`
+        at step j (the last bar is decided from the final observation; nothing settles it)."""
+        cfg = self.env_config
+        w, n_bars = first_decision_bar(cfg.window), len(prices)
+        env = VectorTradingEnv(prices, 1, device=self.device, seed=self.hparams.seed, config=cfg, final_obs=True)
+        zero = torch.zeros(1, dtype=torch.long)
+        obs, _ = env.set_tasks(zero, zero + w, zero + (n_bars - 1 - w))
+        out = torch.empty(n_bars - w, dtype=torch.float64)
+        sets = [select_params(table, torch.tensor([i], device=self.device)) for i in range(int(which.max()) + 1)]
+        for j in range(n_bars - w):
+            params = sets[which[j]]
+            pos = squash(acting_means(self.policy, params, obs.view(1, 1, -1)), cfg.max_position, cfg.allow_short)
+            out[j] = pos.reshape(()).to(torch.float64)
+            if j < n_bars - 1 - w:
+                _, _, _, _, info = env.step(pos.reshape(1))
+                obs = info["final_obs"]
+        return out.numpy()
+
+    def adaptation_curve(
+        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int]
+    ) -> dict[int, float]:
+        """Meta-test protocol on bars `[start, end)`: decisions run from `s0 = max(start, window)`
+        to `end - 2` (each settled inside the segment). The first `n_support = min(adapt_window,
+        n // 2)` decisions are the support (explore/adapt: a rollout of theta, then k inner
+        steps); the remaining ones are the evaluation part, traded from flat by the parameters
+        after k steps, without further adaptation. Returns {k: mean per-bar net log return on the
+        evaluation part} (k = 0 is the unadapted meta-policy)."""
+        cfg = self.env_config
+        w = first_decision_bar(cfg.window)
+        s0 = max(int(start), w)
+        n_dec = int(end) - 1 - s0
+        if n_dec < 4 or end > len(prices):
+            raise DataError(f"adaptation_curve: segment [{start}, {end}) leaves {n_dec} decisions after "
+                            f"the {cfg.window}-bar warm-up; it needs at least 4 (and end <= {len(prices)})")
+        ks = sorted({int(k) for k in steps})
+        n_sup = min(self.hparams.deploy_window, n_dec // 2)
+        returns = ReturnsTable([prices], self.device)
+        history = self._adapt(prices, returns, np.array([s0]), n_sup, max(ks))
+        params = {n: torch.cat([history[k][n] for k in ks]) for n in history[0]}
+        env = VectorTradingEnv(prices, len(ks), device=self.device, seed=self.hparams.seed, config=cfg)
+        zeros = torch.zeros(len(ks), dtype=torch.long, device=self.device)
+        evaluation = rollout(env, self.policy, params, zeros, zeros + s0 + n_sup, n_dec - n_sup, returns)
+        values = self._rewards(evaluation).mean(dim=(1, 2))
+        return {k: float(v) for k, v in zip(ks, values.tolist(), strict=True)}
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | Path) -> Path:
+        """Write weights, step sizes, normaliser and configs (see `fin_meta.agents.serialization`)."""
+        low, high = self.env_config.position_bounds
+        return save_agent_dir(
+            path,
+            algo=self.algo,
+            hparams=self.hparams,
+            env_config=self.env_config,
+            spaces={"observation_size": observation_size(self.env_config), "action": "continuous",
+                    "low": low, "high": high},
+            weights={"policy": self.policy.state_dict(), "log_step": self.log_step.state_dict()},
+            extra={"iterations_done": self.iterations_done, "normalised": self.normalised},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> MAMLAgent:
+        """Rebuild a saved MAML agent (on `hparams.device`)."""
+        manifest = read_manifest(path)
+        hparams = validate_model(MAMLConfig, manifest["hparams"], "MAML hparams", path)
+        env_config = validate_model(EnvConfig, manifest["env_config"], "env_config", path)
+        agent = cls(env_config=env_config, hparams=hparams)
+        weights = read_weights(path, ("policy", "log_step"))
+        load_module_state(agent.policy, weights["policy"], "MAML policy")
+        load_module_state(agent.log_step, weights["log_step"], "MAML inner step sizes")
+        extra = manifest.get("extra", {})
+        agent.iterations_done = int(extra.get("iterations_done", 0))
+        agent.normalised = bool(extra.get("normalised", True))
+        return agent
+
+
+def _key(name: str) -> str:
+    """ParameterDict keys may not contain dots."""
+    return name.replace(".", "__")
+
+
+def _env_config(value: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
+    if isinstance(value, EnvConfig):
+        return value
+    return make_config(**dict(value or {}))
+
+
+def _hparams(value: MAMLConfig | Mapping[str, Any] | None) -> MAMLConfig:
+    if isinstance(value, MAMLConfig):
+        return value
+    from pydantic import ValidationError
+
+    try:
+        return MAMLConfig(**dict(value or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'maml'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid MAML hyperparameters: {problems}") from None

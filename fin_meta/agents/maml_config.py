@@ -1,0 +1,109 @@
+"""Hyperparameters of the MAML agent (torch-free, so configs validate without importing torch).
+
+Units: bars are daily bars; learning rates are per optimiser step; returns are fractions
+(0.01 = 1 %) unless a field says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["MAMLConfig"]
+
+
+class MAMLConfig(BaseModel):
+    """MAML on trading tasks: a meta-learned policy initialisation (and per-tensor inner step
+    sizes) that k policy-gradient steps on a support window adapt to the task's regime."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 64])
+    """Widths of the policy MLP's hidden layers."""
+
+    activation: Literal["tanh", "relu"] = "tanh"
+    """Hidden-layer nonlinearity of the policy MLP."""
+
+    estimator: Literal["pathwise", "score"] = "pathwise"
+    """Policy-gradient estimator of the inner and outer objectives. `pathwise`: the exact
+    gradient of the window's net log return with respect to the policy's (deterministic)
+    positions — valid because a trader's positions do not move prices — with observations taken
+    from the environment rollout. `score`: the likelihood-ratio (REINFORCE) gradient of a
+    Gaussian policy with a per-time-step baseline over `envs_per_task` sampled rollouts."""
+
+    inner_steps: int = Field(1, ge=1, le=10)
+    """k: policy-gradient steps of the inner loop during meta-training."""
+
+    inner_lr: float = Field(0.5, gt=0)
+    """Initial inner-loop step size (on the objective scaled by `reward_scale`)."""
+
+    learn_inner_lr: bool = True
+    """Meta-learn one inner step size per parameter tensor (Meta-SGD style), kept positive."""
+
+    first_order: bool = False
+    """First-order MAML: do not back-propagate through the inner gradient (no Hessian terms)."""
+
+    support_length: int = Field(63, ge=2)
+    """Bars of a training task's support window (the inner loop adapts on these)."""
+
+    query_length: int = Field(63, ge=2)
+    """Bars of a training task's query window (right after the support window; the outer loop
+    maximises the adapted policy's net return on these)."""
+
+    meta_batch_size: int = Field(128, ge=1)
+    """Tasks per outer step (all adapted at once, batched)."""
+
+    envs_per_task: int = Field(1, ge=1)
+    """Rollouts per task per window; only `estimator="score"` needs more than 1."""
+
+    outer_lr: float = Field(3e-3, gt=0)
+    """Adam learning rate of the outer (meta) update."""
+
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Clip the outer gradient to this global norm."""
+
+    reward_scale: float = Field(100.0, gt=0)
+    """Multiplies per-bar log returns in the objectives (100 = percent), to keep gradients of
+    a sensible size."""
+
+    action_std: float = Field(0.3, gt=0)
+    """Initial standard deviation of the Gaussian pre-squash action (score estimator only)."""
+
+    adapt_window: int | None = Field(None, ge=2)
+    """Deployment: adapt on the most recent `adapt_window` bars (default: `support_length`)."""
+
+    adapt_every: int = Field(21, ge=1)
+    """Deployment: re-adapt from the meta-learned initialisation every `adapt_every` bars."""
+
+    adapt_steps: int | None = Field(None, ge=0, le=10)
+    """Deployment: inner steps per adaptation (default: `inner_steps`; 0 = never adapt)."""
+
+    adapt_on_regime_change: bool = False
+    """Deployment: also re-adapt at a bar where the causal regime detector's label changes."""
+
+    regime_method: str = "trend_vol"
+    """Causal detector used by `adapt_on_regime_change` (see `fin_meta.regimes`)."""
+
+    device: str = "auto"
+    """`auto` (CUDA when available), `cpu` or `cuda[:i]`."""
+
+    seed: int = 0
+    """Seeds the network initialisation, the task sampling and the rollouts."""
+
+    @model_validator(mode="after")
+    def _check(self) -> MAMLConfig:
+        if self.estimator == "score" and self.envs_per_task < 2:
+            raise ValueError("estimator='score' needs envs_per_task >= 2 (its baseline is the "
+                             "mean over a task's rollouts); set envs_per_task, e.g. 8")
+        return self
+
+    @property
+    def deploy_window(self) -> int:
+        """Bars the deployment adaptation uses."""
+        return self.adapt_window if self.adapt_window is not None else self.support_length
+
+    @property
+    def deploy_steps(self) -> int:
+        """Inner steps of a deployment adaptation."""
+        return self.adapt_steps if self.adapt_steps is not None else self.inner_steps

@@ -1,0 +1,155 @@
+"""MAML's functional core: per-task parameters, batched policy evaluation, the trading
+objectives and the inner (adaptation) loop. Torch only; no environment, no pandas.
+
+Vectorisation across tasks: the meta-parameters theta (a `dict` name -> tensor) are expanded to
+per-task copies `params_M` (name -> [M, *shape], a view of theta, so gradients flow back), and the
+policy is evaluated for all M tasks at once with `torch.func.vmap` over
+`torch.func.functional_call`. Because task i's objective depends only on its own copy, one
+`torch.autograd.grad` of the summed objective gives every task's own gradient in one pass; the
+inner step `params_M + lr * grad_M` is then a batched tensor op — no Python loop over tasks.
+Second-order MAML keeps the graph of that gradient (`create_graph=True`); first-order treats it
+as a constant.
+
+Tensor suffixes: M tasks, E rollouts per task, T time steps (bars), O observation size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from fin_meta.agents.networks import Normalizer, mlp
+from fin_meta.envs.ledger import trade
+from fin_meta.envs.rewards import log_return
+
+__all__ = [
+    "Params",
+    "PolicyMLP",
+    "expand_params",
+    "policy_means",
+    "acting_means",
+    "squash",
+    "pathwise_log_returns",
+    "gaussian_log_prob",
+    "score_surrogate",
+    "inner_adapt",
+]
+
+Params = dict[str, torch.Tensor]
+"""Parameter name -> tensor; per-task parameters carry a leading task dimension M."""
+
+
+class PolicyMLP(nn.Module):
+    """Deterministic policy body: observation [..., O] -> unsquashed action mean [...], with a
+    fixed input normaliser (set from training data) and a state-independent `log_std` that only
+    the score-function estimator uses."""
+
+    def __init__(self, obs_size: int, hidden_sizes: Sequence[int], activation: str = "tanh",
+                 log_std: float = math.log(0.3)) -> None:
+        super().__init__()
+        self.norm = Normalizer(obs_size)
+        self.body = mlp(obs_size, list(hidden_sizes), 1, activation)
+        nn.init.orthogonal_(self.body[-1].weight, 0.01)  # start near flat
+        self.log_std = nn.Parameter(torch.tensor(float(log_std)))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.body(self.norm(obs)).squeeze(-1)
+
+
+def expand_params(theta: Params, m: int) -> Params:
+    """Per-task views of the meta-parameters: name -> [M, *shape] (no copy; differentiable)."""
+    return {name: p.unsqueeze(0).expand(m, *p.shape) for name, p in theta.items()}
+
+
+def policy_means(module: nn.Module, params_m: Params, obs_m: torch.Tensor) -> torch.Tensor:
+    """Unsquashed action means for M tasks at once: `obs_m` [M, ..., O] -> [M, ...], task i
+    evaluated with its own parameters `params_m[name][i]`."""
+
+    def one(p: Params, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(module, p, (x,))
+
+    return vmap(one, in_dims=(0, 0))(params_m, obs_m)
+
+
+@torch.no_grad()
+def acting_means(module: PolicyMLP, params_m: Params, obs_m: torch.Tensor) -> torch.Tensor:
+    """`policy_means` for acting inside a rollout (no gradient): the same function computed with
+    batched matrix products (`torch.baddbmm`) instead of vmap, which is much cheaper per call
+    when it runs once per bar. `obs_m` [M, E, O] -> [M, E]."""
+    x = module.norm(obs_m)
+    for i, layer in enumerate(module.body):
+        if isinstance(layer, nn.Linear):
+            weight, bias = params_m[f"body.{i}.weight"], params_m[f"body.{i}.bias"]
+            x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        else:
+            x = layer(x)
+    return x.squeeze(-1)
+
+
+def squash(u: torch.Tensor, max_position: float, allow_short: bool) -> torch.Tensor:
+    """Map an unbounded action to a target position: `max * tanh(u)` in [-max, max], or
+    `max * (tanh(u) + 1) / 2` in [0, max] when shorting is not allowed."""
+    t = torch.tanh(u)
+    return max_position * (t if allow_short else 0.5 * (t + 1.0))
+
+
+def pathwise_log_returns(
+    positions_mt: torch.Tensor, r_next_mt: torch.Tensor, cost: float, start_weight_m: torch.Tensor
+) -> torch.Tensor:
+    """Per-bar net log returns [..., T] of holding `positions_mt` (decided at bars t, held to
+    t+1) against simple returns `r_next_mt` (r[t+1] = close[t+1]/close[t] - 1), with the envs'
+    accounting (`fin_meta.envs.ledger.trade`): the weight drifts with the bar's return and the
+    trade at t costs `cost * |target_t - drifted_t|`. `start_weight_m` [...]: the weight held into
+    the first decision. Differentiable in the positions, so its mean is an exact pathwise policy
+    objective; at the positions an environment executed it equals the env's log-return rewards."""
+    _, carried, _ = trade(torch.zeros_like(positions_mt), positions_mt, r_next_mt, cost, torch)
+    drifted = torch.cat([start_weight_m.unsqueeze(-1).to(carried), carried[..., :-1]], dim=-1)
+    growth, _, _ = trade(drifted, positions_mt, r_next_mt, cost, torch)
+    return log_return(growth, (), None, torch)[0]
+
+
+def gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Log density of unsquashed actions `u` under N(mean, exp(log_std)^2), elementwise."""
+    z = (u - mean) * torch.exp(-log_std)
+    return -0.5 * z * z - log_std - 0.5 * math.log(2.0 * math.pi)
+
+
+def score_surrogate(log_prob_met: torch.Tensor, rewards_met: torch.Tensor) -> torch.Tensor:
+    """Per-task REINFORCE surrogate [M] whose gradient is the likelihood-ratio policy gradient
+    of the mean per-bar reward: log-probs weighted by reward-to-go minus its mean over the task's
+    E rollouts (a per-time-step baseline), averaged over rollouts and bars."""
+    to_go = rewards_met.flip(-1).cumsum(-1).flip(-1)
+    adv = to_go - to_go.mean(dim=1, keepdim=True)
+    return (log_prob_met * adv.detach()).mean(dim=(1, 2))
+
+
+def inner_adapt(
+    params_m: Params,
+    step_sizes: Params,
+    objective: Callable[[Params], torch.Tensor],
+    steps: int,
+    *,
+    create_graph: bool,
+) -> list[Params]:
+    """k gradient-ascent steps on each task's own `objective(params_m) -> [M]`.
+
+    `step_sizes`: name -> positive scalar tensor (per-tensor step size). Returns the list of
+    per-task parameters after 0, 1, ..., `steps` steps. `create_graph=True` keeps the gradient's
+    graph (second-order MAML); False treats each inner gradient as a constant (first-order)."""
+    names = list(params_m)
+    history = [params_m]
+    with torch.enable_grad():
+        for _ in range(steps):
+            current = history[-1]
+            total = objective(current).sum()
+            grads = torch.autograd.grad(total, [current[n] for n in names],
+                                        create_graph=create_graph, allow_unused=True)
+            history.append({
+                n: current[n] if g is None else current[n] + step_sizes[n] * g
+                for n, g in zip(names, grads, strict=True)
+            })
+    return history

@@ -1,0 +1,184 @@
+"""The meta-test protocol: adaptation curves on held-out segments, averaged with bootstrap CIs.
+
+Like garage's meta-evaluator, for trading: for every held-out test segment (a regime segment of
+the test period that no agent trained on), each agent explores / adapts on the first part of the
+segment and is evaluated on the rest; `Agent.adaptation_curve` does this for k = 0, 1, 2, ...
+adaptation steps (MAML) or episodes of context (RL²) and returns the mean per-bar net log return
+of the evaluation part for each k. This module runs it over agents and segments, summarises the
+curves across segments (mean and a percentile-bootstrap confidence interval), and plots them.
+
+Segments are given as bar ranges `[start, end)` of a prices frame (or of one frame in a list, for
+several assets); accepted forms are listed in `segment_bounds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from fin_meta.errors import ConfigError, DataError
+from fin_meta.fileio import atomic_path
+
+if TYPE_CHECKING:
+    from fin_meta.agents.base import Agent
+
+__all__ = ["segment_bounds", "adaptation_curves", "summarise_curves", "plot_adaptation"]
+
+CURVE_COLUMNS = ["agent", "segment", "asset", "start", "end", "regime", "k", "mean_log_return"]
+SUMMARY_COLUMNS = ["agent", "k", "mean", "ci_low", "ci_high", "n_segments"]
+
+
+def segment_bounds(
+    test_segments: Any, prices: Sequence[pd.DataFrame]
+) -> pd.DataFrame:
+    """Normalise `test_segments` to a frame with int columns `asset, start, end, regime`
+    (`[start, end)` bar positions; `regime` -1 when unknown). Accepted:
+
+    * a list of `fin_meta.tasks.Task` (e.g. `held_out_tasks(...)`): bars `start .. start+length`;
+    * the frame of `fin_meta.regimes.segments()` (Timestamps `start`, `end` inclusive, `label`),
+      for a single prices frame;
+    * a sequence of `(start, end)` int pairs (end exclusive), for a single prices frame."""
+    rows: list[tuple[int, int, int, int]] = []
+    if isinstance(test_segments, pd.DataFrame):
+        missing = {"start", "end"} - set(test_segments.columns)
+        if missing:
+            raise DataError(f"test segments frame lacks columns {sorted(missing)}; "
+                            "use fin_meta.regimes.segments()")
+        index = prices[0].index
+        first = index.get_indexer(pd.DatetimeIndex(test_segments["start"]))
+        last = index.get_indexer(pd.DatetimeIndex(test_segments["end"]))
+        if (first < 0).any() or (last < 0).any():
+            raise DataError("test segment dates are not bars of the prices; build the segments "
+                            "from labels of the same prices frame")
+        labels = (test_segments["label"].to_numpy(np.int64) if "label" in test_segments
+                  else np.full(len(first), -1))
+        rows = [(0, int(a), int(b) + 1, int(r)) for a, b, r in zip(first, last, labels, strict=True)]
+    else:
+        for seg in test_segments:
+            if hasattr(seg, "start") and hasattr(seg, "length"):
+                rows.append((int(seg.asset), int(seg.start), int(seg.start + seg.length + 1),
+                             int(getattr(seg, "regime", -1))))
+            else:
+                try:
+                    a, b = seg
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"cannot read test segment {seg!r}: give Tasks, a segments() "
+                                      "frame or (start, end) bar pairs") from exc
+                rows.append((0, int(a), int(b), -1))
+    out = pd.DataFrame(rows, columns=["asset", "start", "end", "regime"], dtype=np.int64)
+    for row in out.itertuples():
+        if not 0 <= row.asset < len(prices):
+            raise DataError(f"test segment {row.Index} refers to asset {row.asset} but "
+                            f"{len(prices)} prices frame(s) were given")
+        n_bars = len(prices[row.asset])
+        if not 0 <= row.start < row.end <= n_bars:
+            raise DataError(f"test segment {row.Index} = bars [{row.start}, {row.end}) does not lie "
+                            f"inside the {n_bars} bars of its prices frame")
+    return out
+
+
+def _frames(prices: pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]) -> list[pd.DataFrame]:
+    if isinstance(prices, pd.DataFrame):
+        return [prices]
+    if isinstance(prices, Mapping):
+        return list(prices.values())
+    return list(prices)
+
+
+def adaptation_curves(
+    agents: Mapping[str, Agent],
+    prices: pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame],
+    test_segments: Any,
+    steps: Sequence[int],
+) -> pd.DataFrame:
+    """Run every agent's `adaptation_curve` on every held-out segment.
+
+    Returns a long frame with one row per (agent, segment, k): columns `agent, segment, asset,
+    start, end, regime, k, mean_log_return` (mean per-bar log return net of costs on the
+    segment's evaluation part after k adaptation steps / context episodes)."""
+    frames = _frames(prices)
+    steps = sorted({int(k) for k in steps})
+    if not steps or steps[0] < 0:
+        raise ConfigError(f"steps={steps} must be a non-empty list of k >= 0")
+    if not agents:
+        raise ConfigError("adaptation_curves needs at least one agent")
+    bounds = segment_bounds(test_segments, frames)
+    if bounds.empty:
+        raise DataError("no held-out test segments to evaluate on; lower min_length or use a "
+                        "longer test period")
+    records: list[tuple[Any, ...]] = []
+    for name, agent in agents.items():
+        for seg in bounds.itertuples():
+            curve = agent.adaptation_curve(frames[seg.asset], seg.start, seg.end, steps)
+            for k in steps:
+                records.append((name, seg.Index, seg.asset, seg.start, seg.end, seg.regime, k,
+                                float(curve[k])))
+    return pd.DataFrame.from_records(records, columns=CURVE_COLUMNS)
+
+
+def summarise_curves(
+    df: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+) -> pd.DataFrame:
+    """Mean across segments and its percentile-bootstrap `confidence` interval (segments
+    resampled with replacement) per agent and k. Columns `agent, k, mean, ci_low, ci_high,
+    n_segments`; the values are mean per-bar net log returns."""
+    from fin_meta.metrics import bootstrap_ci
+
+    missing = {"agent", "k", "mean_log_return"} - set(df.columns)
+    if missing:
+        raise DataError(f"curves frame lacks columns {sorted(missing)}; use adaptation_curves()")
+    rows = []
+    for (agent, k), group in df.groupby(["agent", "k"], sort=True):
+        values = group["mean_log_return"].to_numpy(np.float64)
+        if len(values) >= 2:
+            low, high = bootstrap_ci(values, statistic=_column_means, n_resamples=n_resamples,
+                                     confidence=confidence, rng=rng)
+        else:  # one segment: no spread to resample
+            low = high = float(values[0])
+        rows.append((agent, int(k), float(values.mean()), float(low), float(high), len(values)))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _column_means(x: np.ndarray) -> np.ndarray:
+    """Mean of each resample (bootstrap_ci passes `segments x n_resamples`)."""
+    return np.mean(x, axis=0)
+
+
+def plot_adaptation(summary: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
+    """Adaptation curves (mean per-bar net log return in basis points vs k, with the CI band)
+    of every agent in `summary` (from `summarise_curves`) as a PNG at `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    missing = set(SUMMARY_COLUMNS) - set(summary.columns)
+    if missing:
+        raise DataError(f"summary frame lacks columns {sorted(missing)}; use summarise_curves()")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        for agent, group in summary.groupby("agent", sort=True):
+            group = group.sort_values("k")
+            k = group["k"].to_numpy()
+            ax.plot(k, group["mean"] * 1e4, marker="o", label=str(agent))
+            ax.fill_between(k, group["ci_low"] * 1e4, group["ci_high"] * 1e4, alpha=0.2)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xlabel("k (adaptation steps / context episodes)")
+        ax.set_ylabel("mean net log return per bar (bp)")
+        ax.set_title(title or "Adaptation on held-out segments (95% bootstrap CI)")
+        ax.legend()
+        fig.tight_layout()
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return path
