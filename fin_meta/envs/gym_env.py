@@ -11,6 +11,7 @@ equity paid), `traded` (|target - drifted weight|).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -21,7 +22,7 @@ from gymnasium import spaces
 from fin_meta.envs.config import EnvConfig, make_config
 from fin_meta.envs.episodes import check_task, full_length, start_bounds
 from fin_meta.envs.features import observation_features, observation_size, observation_table
-from fin_meta.envs.ledger import DISCRETE_LEVELS, trade
+from fin_meta.envs.ledger import DISCRETE_LEVELS, ScalarOps, trade
 from fin_meta.envs.rewards import REWARDS
 from fin_meta.errors import ConfigError, FinMetaError
 
@@ -62,10 +63,11 @@ class TradingEnv(gym.Env):
         cfg = self.config
         features = observation_features(prices, cfg.window, cfg.features)
         self._table = observation_table(features, cfg.window).astype(np.float32)
-        self._ret = simple_returns(prices)
-        self._dates = prices.index
+        self._ret = simple_returns(prices).tolist()  # floats: the step runs on Python scalars
+        self._dates = list(prices.index)  # Timestamps, for O(1) lookups per step
         self._reward = REWARDS[cfg.reward]
         self._low, self._high = cfg.position_bounds
+        self._cost = cfg.cost
         self.observation_space, self.action_space = make_spaces(cfg)
         self._full = full_length(len(prices), cfg.window)
         if cfg.episode_length is not None:
@@ -75,7 +77,7 @@ class TradingEnv(gym.Env):
     @property
     def n_bars(self) -> int:
         """Bars in the price series."""
-        return len(self._ret)
+        return len(self._dates)
 
     def _choose_window(self, options: dict[str, Any] | None) -> tuple[int, int]:
         options = dict(options or {})
@@ -102,22 +104,22 @@ class TradingEnv(gym.Env):
         super().reset(seed=seed)
         start, length = self._choose_window(options)
         self._t, self._end = start, start + length
-        self._drifted = np.zeros(1)
+        self._drifted = 0.0
         self._equity = 1.0
-        self._state = tuple(np.zeros(1) for _ in range(self._reward.n_state))
+        self._state = (0.0,) * self._reward.n_state
         return self._obs(), self._info(self._t, 0.0, 0.0, 0.0)
 
-    def _target(self, action: Any) -> np.ndarray:
+    def _target(self, action: Any) -> float:
         if self.config.action == "discrete":
             index = int(np.asarray(action).reshape(-1)[0])
             if not 0 <= index < len(DISCRETE_LEVELS):
                 raise FinMetaError(f"discrete action must be 0 (short), 1 (flat) or 2 (long), got {action!r}")
             value = DISCRETE_LEVELS[index] * self.config.max_position
         else:
-            value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
-            if not np.isfinite(value):
+            value = float(np.asarray(action).reshape(-1)[0])
+            if not math.isfinite(value):
                 raise FinMetaError(f"action must be a finite target position, got {action!r}")
-        return np.clip(np.array([value]), self._low, self._high)
+        return min(max(value, self._low), self._high)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         """Hold `action` (target position) from close t to close t+1; see the module docstring."""
@@ -125,20 +127,19 @@ class TradingEnv(gym.Env):
             raise FinMetaError("the episode is over (or never started): call reset() first")
         target = self._target(action)
         decided = self._t
-        growth, self._drifted, traded = trade(self._drifted, target, self._ret[decided + 1], self.config.cost, np)
-        reward, self._state = self._reward.fn(growth, self._state, self.config, np)
-        self._equity *= float(growth[0])
+        growth, self._drifted, traded = trade(self._drifted, target, self._ret[decided + 1], self._cost, ScalarOps)
+        reward, self._state = self._reward.fn(growth, self._state, self.config, ScalarOps)
+        self._equity *= growth
         self._t += 1
-        terminated = bool(growth[0] <= 0.0)
+        terminated = growth <= 0.0
         truncated = not terminated and self._t >= self._end
         if terminated:
             self._end = self._t
-        info = self._info(decided, float(target[0]), self.config.cost * float(traded[0]), float(traded[0]))
-        return self._obs(), float(reward[0]), terminated, truncated, info
+        return self._obs(), reward, terminated, truncated, self._info(decided, target, self._cost * traded, traded)
 
     def _obs(self) -> np.ndarray:
         obs = self._table[self._t].copy()
-        obs[-1] = self._drifted[0]
+        obs[-1] = self._drifted
         return obs
 
     def _info(self, t: int, position: float, cost: float, traded: float) -> dict[str, Any]:

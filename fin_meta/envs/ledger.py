@@ -12,16 +12,36 @@ A step with growth <= 0 ruins the account: the drifted weight is then 0.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["DISCRETE_LEVELS", "trade"]
+__all__ = ["DISCRETE_LEVELS", "ScalarOps", "trade"]
 
 DISCRETE_LEVELS = (-1.0, 0.0, 1.0)
 """Discrete actions 0, 1, 2 = short, flat, long, in units of max_position."""
 
 
+class ScalarOps:
+    """The `xp` namespace for plain Python floats (what `TradingEnv` steps with): the same
+    `where`, `log` and `clip` calls that numpy and torch answer."""
+
+    @staticmethod
+    def where(condition: bool, a: float, b: float) -> float:
+        return a if condition else b
+
+    @staticmethod
+    def log(x: float) -> float:
+        return math.log(x)
+
+    @staticmethod
+    def clip(x: float, low: float | None, high: float | None) -> float:
+        x = x if low is None else max(x, low)
+        return x if high is None else min(x, high)
+
+
 def trade(drifted: Any, target: Any, ret: Any, cost: float, xp: Any) -> tuple[Any, Any, Any]:
-    """One step of accounting: returns (growth, new drifted weight, traded = |target - drifted|)."""
+    """One step of accounting (floats, numpy arrays or torch tensors; `xp` = ScalarOps, numpy or
+    torch): returns (growth, new drifted weight, traded = |target - drifted|)."""
     traded = abs(target - drifted)
     hold = 1.0 + target * ret
     growth = (1.0 - cost * traded) * hold

@@ -1,8 +1,9 @@
 """Rewards: a small registry of per-step reward functions shared by both environments.
 
 A reward is `fn(growth, state, config, xp) -> (reward, new_state)`, written with arithmetic
-operators and `xp.log` / `xp.where` / `.clip` only, so the same code runs on numpy arrays
-(`TradingEnv`, xp = numpy) and torch tensors (`VectorTradingEnv`, xp = torch).
+operators and `xp.log` / `xp.where` / `xp.clip(x, low, high)` only, so the same code runs on
+Python floats (`TradingEnv`, xp = `ledger.ScalarOps`), numpy arrays and torch tensors
+(`VectorTradingEnv`, xp = torch).
 
 - `growth`: equity ratio of the step, E[t+1] / E[t] = (1 - cost * traded) * (1 + w * r[t+1]).
 - `state`: a tuple of per-env arrays (`n_state` of them), zero at the start of an episode.
@@ -38,7 +39,7 @@ class RewardSpec:
 
 def log_return(growth: Array, state: tuple[Array, ...], config: Any, xp: Any) -> tuple[Array, tuple[Array, ...]]:
     """log(E[t+1] / E[t]) net of costs; stateless."""
-    return xp.log(growth.clip(min=LOG_FLOOR)), state
+    return xp.log(xp.clip(growth, LOG_FLOOR, None)), state
 
 
 def differential_sharpe(
@@ -55,7 +56,7 @@ def differential_sharpe(
     d_second = ret * ret - second
     var = second - mean * mean
     ok = var >= DSR_MIN_VAR
-    dsr = xp.where(ok, (second * d_mean - 0.5 * mean * d_second) / var.clip(min=DSR_MIN_VAR) ** 1.5, 0.0)
+    dsr = xp.where(ok, (second * d_mean - 0.5 * mean * d_second) / xp.clip(var, DSR_MIN_VAR, None) ** 1.5, 0.0)
     eta = config.dsr_eta
     return dsr, (mean + eta * d_mean, second + eta * d_second)
 

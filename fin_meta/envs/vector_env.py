@@ -112,33 +112,31 @@ class VectorTradingEnv:
         self.n_bars = [len(p) for p in assets]
         t_max = max(self.n_bars) + 1
         table = np.zeros((len(assets), t_max, self.observation_size), dtype=np.float64)
-        returns = np.zeros((len(assets), t_max), dtype=np.float64)
+        next_return = np.zeros((len(assets), t_max), dtype=np.float64)
         for a, prices in enumerate(assets):
             try:
                 features = observation_features(prices, cfg.window, cfg.features)
             except DataError as exc:
                 raise DataError(f"asset {self.asset_names[a]!r}: {exc}") from None
             table[a, : len(prices)] = observation_table(features, cfg.window)
-            returns[a, : len(prices)] = simple_returns(prices)
+            next_return[a, : len(prices) - 1] = simple_returns(prices)[1:]
         self._t_max = t_max
+        # row asset * t_max + t: the observation at bar t, and the return r[t+1] held over
         self._table = torch.as_tensor(table.reshape(-1, self.observation_size), dtype=self.dtype, device=self.device)
-        self._returns = torch.as_tensor(returns.reshape(-1), dtype=torch.float64, device=self.device)
-        self._n_bars = torch.as_tensor(self.n_bars, dtype=torch.long, device=self.device)
+        self._next_return = torch.as_tensor(next_return.reshape(-1), dtype=torch.float64, device=self.device)
 
     def _build_task_ranges(self) -> None:
         cfg = self.config
-        lows, counts, lengths = [], [], []
+        ranges = []
         for name, n_bars in zip(self.asset_names, self.n_bars, strict=True):
             length = cfg.episode_length or full_length(n_bars, cfg.window)
             try:
                 low, high = start_bounds(n_bars, cfg.window, length)
             except ConfigError as exc:
                 raise ConfigError(f"asset {name!r}: {exc}") from None
-            lows.append(low)
-            counts.append(high - low + 1)
-            lengths.append(length)
-        as_long = lambda v: torch.as_tensor(v, dtype=torch.long, device=self.device)  # noqa: E731
-        self._start_low, self._start_count, self._length = as_long(lows), as_long(counts), as_long(lengths)
+            ranges.append((low, high - low + 1, length))
+        # per asset: lowest start, number of starts, episode length
+        self._ranges_A3 = torch.as_tensor(ranges, dtype=torch.long, device=self.device)
 
     # -- tasks -------------------------------------------------------------------------------
     @property
@@ -153,10 +151,13 @@ class VectorTradingEnv:
         return self._asset.clone(), self._start.clone(), self._end - self._start
 
     def _draw_tasks(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Uniform asset, then uniform start among that asset's valid starts (modulo of 31 random
+        bits: the bias is below count / 2**31)."""
         bits = torch.randint(0, _RANDOM_BITS, (2, self.num_envs), generator=self._gen, device=self.device)
         asset = bits[0] % self.num_assets
-        start = self._start_low[asset] + bits[1] % self._start_count[asset]
-        return asset, start, start + self._length[asset]
+        low, count, length = self._ranges_A3.index_select(0, asset).unbind(1)
+        start = low + bits[1] % count
+        return asset, start, start + length
 
     def _next_tasks(self) -> tuple[Tensor, Tensor, Tensor]:
         return self._tasks if self._tasks is not None else self._draw_tasks()
@@ -171,7 +172,7 @@ class VectorTradingEnv:
         for name, v in (("asset_N", asset), ("start_N", start), ("length_N", length)):
             if v.numel() != self.num_envs:
                 raise ConfigError(f"set_tasks: {name} has {v.numel()} entries, need num_envs={self.num_envs}")
-        n_bars = torch.as_tensor(self.n_bars)
+        n_bars = torch.as_tensor(self.n_bars, dtype=torch.long)
         asset_ok = (asset >= 0) & (asset < self.num_assets)
         safe = asset.clamp(0, self.num_assets - 1)
         ok = asset_ok & (start >= first_decision_bar(self.config.window)) & (length >= 1)
@@ -193,6 +194,7 @@ class VectorTradingEnv:
         self._tasks = None
 
     # -- episodes ----------------------------------------------------------------------------
+    @torch.no_grad()
     def reset(self, seed: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Start a new episode in every env (re-seeding the task generator if `seed` is given);
         returns obs_NO and info tensors (t = start bar, asset, position 0, equity 1, cost 0)."""
@@ -205,7 +207,7 @@ class VectorTradingEnv:
         self._equity = torch.ones_like(zeros)
         self._state = tuple(zeros for _ in range(self._reward.n_state))
         self._started = True
-        info = {"t": self._t.clone(), "asset": self._asset.clone(), "position": zeros, "equity": self._equity,
+        info = {"t": self._t, "asset": self._asset, "position": zeros, "equity": self._equity,
                 "cost": zeros, "traded": zeros}
         return self._observe(self._asset, self._t, self._drifted), info
 
@@ -214,49 +216,55 @@ class VectorTradingEnv:
             raise FinMetaError("VectorTradingEnv: call reset() (or set_tasks()) before stepping")
 
     def _targets(self, actions: Any) -> Tensor:
-        actions = torch.as_tensor(actions, device=self.device)
+        actions = torch.as_tensor(actions, device=self.device).detach()
         if actions.numel() != self.num_envs:
             raise FinMetaError(f"step: got {actions.numel()} actions for num_envs={self.num_envs}")
         actions = actions.reshape(self.num_envs)
         if self.config.action == "discrete":
-            return self._levels[actions.long()]
+            return self._levels.index_select(0, actions.long())
         actions = actions.to(torch.float64)
         if self.device.type == "cpu" and not bool(torch.isfinite(actions).all()):
             raise FinMetaError("step: actions must be finite target positions (got NaN or inf)")
         return actions.clamp(self._low, self._high)
 
+    @torch.no_grad()
     def step(self, actions_N: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Hold each env's target (continuous: position; discrete: 0/1/2 = short/flat/long) from
         close t to close t+1. Returns (obs_NO, reward_N, terminated_N, truncated_N, info)."""
         self._require_started()
         target = self._targets(actions_N)
-        row = self._asset * self._t_max + self._t
-        ret = self._returns[row + 1]
+        ret = self._next_return.index_select(0, self._asset * self._t_max + self._t)
         growth, drifted, traded = trade(self._drifted, target, ret, self.config.cost, torch)
         reward, state = self._reward.fn(growth, self._state, self.config, torch)
         equity = self._equity * growth
-        decided = self._t
-        t = decided + 1
+        t = self._t + 1
         terminated = growth <= 0.0
         truncated = (t >= self._end) & ~terminated
         done = terminated | truncated
-        info = {"t": decided, "asset": self._asset, "position": target, "equity": equity,
+        info = {"t": self._t, "asset": self._asset, "position": target, "equity": equity,
                 "cost": traded * self.config.cost, "traded": traded}
         if self.final_obs:
             info["final_obs"] = self._observe(self._asset, t, drifted)
 
+        self._t, self._drifted, self._equity, self._state = t, drifted, equity, state
+        if bool(done.any()):  # one host sync; most steps end no episode and skip the resets
+            self._auto_reset(done)
+        obs = self._observe(self._asset, self._t, self._drifted)
+        return obs, reward.to(self.dtype), terminated, truncated, info
+
+    def _auto_reset(self, done: Tensor) -> None:
+        """Move the finished envs onto their next window with a fresh ledger (no loop: `where`)."""
         new_asset, new_start, new_end = self._next_tasks()
         self._asset = torch.where(done, new_asset, self._asset)
         self._start = torch.where(done, new_start, self._start)
         self._end = torch.where(done, new_end, self._end)
-        self._t = torch.where(done, new_start, t)
-        self._drifted = torch.where(done, 0.0, drifted)
-        self._equity = torch.where(done, 1.0, equity)
-        self._state = tuple(torch.where(done, 0.0, s) for s in state)
-        obs = self._observe(self._asset, self._t, self._drifted)
-        return obs, reward.to(self.dtype), terminated, truncated, info
+        self._t = torch.where(done, new_start, self._t)
+        self._drifted = torch.where(done, 0.0, self._drifted)
+        self._equity = torch.where(done, 1.0, self._equity)
+        self._state = tuple(torch.where(done, 0.0, s) for s in self._state)
 
     def _observe(self, asset: Tensor, t: Tensor, drifted: Tensor) -> Tensor:
-        obs = self._table.index_select(0, asset * self._t_max + t)
+        """obs_NO: one gather of precomputed observation rows, then the position column."""
+        obs = torch.nn.functional.embedding(asset * self._t_max + t, self._table)
         obs[:, -1] = drifted
         return obs

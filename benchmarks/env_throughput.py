@@ -1,0 +1,131 @@
+"""Env-steps per second of the trading environments, measured in one run on the same data.
+
+Rows: `TradingEnv` alone; `gymnasium.vector.SyncVectorEnv` of 64 `TradingEnv`s; `VectorTradingEnv`
+at several N on the CPU (and on CUDA when present or asked for). Every env runs random windows
+of `--episode-length` decisions over the shipped S&P 500 sample (synthetic data if that cannot be
+loaded), with random actions drawn up front, so the figure is the env alone.
+
+    python benchmarks/env_throughput.py [--quick] [--device cpu|cuda|auto] [--max-n 1048576]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def _prices() -> tuple[pd.DataFrame, str]:
+    try:
+        from fin_meta.data import load_prices
+
+        return load_prices("sample:sp500"), "sample:sp500"
+    except Exception as exc:  # noqa: BLE001 - the benchmark still runs on synthetic data
+        rng = np.random.default_rng(0)
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 5000)))
+        index = pd.bdate_range("2000-01-03", periods=5000, name="date")
+        frame = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                              "volume": rng.uniform(1e6, 2e6, 5000)}, index=index)
+        return frame, f"random walk (sample unavailable: {exc})"
+
+
+def _rate(step: Callable[[int], None], n_envs: int, seconds: float, warmup: int = 3,
+          sync: Callable[[], None] = lambda: None) -> float:
+    """Env-steps per second of `step(i)` (one call = n_envs env-steps), run for about `seconds`."""
+    for i in range(warmup):
+        step(i)
+    sync()
+    calls, start = 0, time.perf_counter()
+    while True:
+        step(calls)
+        calls += 1
+        if calls % 8 == 0 or calls < 8:
+            sync()
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return calls * n_envs / elapsed
+
+
+def bench_gym(prices: pd.DataFrame, kwargs: dict, seconds: float) -> float:
+    from fin_meta.envs import TradingEnv
+
+    env = TradingEnv(prices, **kwargs)
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (4096, 1)).astype(np.float32)
+
+    def step(i: int) -> None:
+        _, _, terminated, truncated, _ = env.step(actions[i % 4096])
+        if terminated or truncated:
+            env.reset()
+
+    return _rate(step, 1, seconds)
+
+
+def bench_sync(prices: pd.DataFrame, kwargs: dict, seconds: float, n_envs: int = 64) -> float:
+    import gymnasium
+
+    from fin_meta.envs import TradingEnv
+
+    vec = gymnasium.vector.SyncVectorEnv([lambda: TradingEnv(prices, **kwargs) for _ in range(n_envs)])
+    vec.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (256, n_envs, 1)).astype(np.float32)
+    return _rate(lambda i: vec.step(actions[i % 256]), n_envs, seconds)
+
+
+def bench_vector(prices: pd.DataFrame, kwargs: dict, seconds: float, n_envs: int, device: str) -> float:
+    from fin_meta.envs import VectorTradingEnv
+
+    env = VectorTradingEnv(prices, n_envs, device=device, seed=0, **kwargs)
+    env.reset()
+    gen = torch.Generator(device=env.device).manual_seed(0)
+    actions = torch.rand(16, n_envs, device=env.device, generator=gen) * 2 - 1
+    sync = torch.cuda.synchronize if env.device.type == "cuda" else (lambda: None)
+    return _rate(lambda i: env.step(actions[i % 16]), n_envs, seconds, sync=sync)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (about 0.5 s per row)")
+    parser.add_argument("--device", default="auto", help="device of the GPU rows: auto, cuda or cpu")
+    parser.add_argument("--max-n", type=int, default=2**20, help="largest N of the CUDA rows")
+    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--episode-length", type=int, default=252)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--cpu-n", default="1024,16384,131072", help="comma-separated N of the CPU rows")
+    args = parser.parse_args()
+    seconds = 0.5 if args.quick else 3.0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prices, source = _prices()
+    kwargs = {"window": args.window, "episode_length": args.episode_length}
+    print(f"data: {source}, {len(prices)} bars; window={args.window}, episode_length={args.episode_length}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    rows: list[tuple[str, int, float]] = []
+
+    def report(name: str, n: int, rate: float) -> None:
+        rows.append((name, n, rate))
+        print(f"{name:<34} {n:>9,d} {rate:>16,.0f}", flush=True)
+
+    print(f"{'environment':<34} {'N':>9} {'env-steps/s':>16}")
+    report("TradingEnv", 1, bench_gym(prices, kwargs, seconds))
+    report("SyncVectorEnv(64 x TradingEnv)", 64, bench_sync(prices, kwargs, seconds))
+    sync_rate = rows[-1][2]
+    for n in (int(v) for v in args.cpu_n.split(",") if v):
+        report("VectorTradingEnv cpu", n, bench_vector(prices, kwargs, seconds, n, "cpu"))
+    best_cpu = max(rate for name, _, rate in rows if name.endswith("cpu"))
+    print(f"best CPU batched / SyncVectorEnv = {best_cpu / sync_rate:,.0f}x (target >= 100x)")
+    want_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if want_cuda:
+        print(f"GPU: {torch.cuda.get_device_name()}")
+        sizes = sorted({n for n in (4**k for k in range(6, 12)) if n < args.max_n} | {args.max_n})
+        for n in sizes:
+            report("VectorTradingEnv cuda", n, bench_vector(prices, kwargs, seconds, n, "cuda"))
+        print(f"largest N on CUDA: {rows[-1][2]:,.0f} env-steps/s (target >= 1e9 on an H100)")
+
+
+if __name__ == "__main__":
+    main()
