@@ -25,9 +25,9 @@ opposite, a steady long, or nothing."""
 
 def _specs(regimes: Mapping[int, RegimeSpec] | Sequence[RegimeSpec]) -> dict[int, RegimeSpec]:
     specs = list(regimes.values()) if isinstance(regimes, Mapping) else list(regimes)
-    unknown = [s.name for s in specs if s.best_policy not in POLICIES]
+    unknown = {s.name: s.best_policy for s in specs if s.best_policy not in POLICIES}
     if unknown:
-        raise StrategyError(f"regimes {unknown} have a best_policy the oracle does not know; "
+        raise StrategyError(f"the oracle does not know the best_policy of regimes {unknown}; "
                             f"use one of {list(POLICIES)}")
     return {int(s.label): s for s in specs}
 
