@@ -1,0 +1,157 @@
+"""Regime detection building blocks: parameter parsing, input checks and the `trend_vol`
+detector (trend x volatility rules) behind `fin_meta.regimes.detect_regimes`; the HMM detector
+is in `fin_meta.regime_hmm`.
+
+Timing (DESIGN.md): a causal label at bar t uses closes up to and including t only; models and
+thresholds are fitted on the bars up to `fit_end` (the training period), so labels after
+`fit_end` are out-of-sample and causal. Hindsight labels use centred windows or smoothed
+posteriors and may only group training tasks or break down reports.
+
+Units: log returns per bar; volatility annualised with 252 bars per year (0.2 = 20%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fin_meta.errors import ConfigError, DataError
+
+__all__ = [
+    "WARMUP",
+    "TREND_VOL_NAMES",
+    "TrendVolParams",
+    "check_int",
+    "parse_params",
+    "close_series",
+    "fit_mask",
+    "trend_vol_labels",
+]
+
+WARMUP = -1
+"""The label of bars that cannot be labelled yet (windows not full, threshold not fitted)."""
+
+TREND_VOL_NAMES: dict[int, str] = {
+    0: "bear-volatile",
+    1: "bear-calm",
+    2: "bull-volatile",
+    3: "bull-calm",
+}
+"""trend_vol labels: 2 * (trend > threshold) + (vol <= vol threshold)."""
+
+
+@dataclass(frozen=True)
+class TrendVolParams:
+    """Parameters of the `trend_vol` method (windows in bars)."""
+
+    trend_window: int = 63
+    """Bars of the trailing log return that decides bull (> trend_threshold) or bear."""
+    vol_window: int = 21
+    """Bars of trailing realised volatility (std of daily log returns)."""
+    vol_quantile: float = 0.5
+    """Quantile of the fit period's volatility that separates calm (<=) from volatile."""
+    trend_threshold: float = 0.0
+    """Trailing log return above which a bar is bull."""
+    min_history: int = 63
+    """With no fit_end (expanding threshold): volatility values needed before labelling."""
+
+    def check(self) -> None:
+        check_int("trend_vol", "trend_window", self.trend_window, 2)
+        check_int("trend_vol", "vol_window", self.vol_window, 2)
+        check_int("trend_vol", "min_history", self.min_history, 1)
+        for key in ("vol_quantile", "trend_threshold"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ConfigError(f"trend_vol: {key!r} must be a number, got {value!r}")
+        if not 0.0 < self.vol_quantile < 1.0:
+            raise ConfigError(f"trend_vol: 'vol_quantile' must be in (0, 1), got {self.vol_quantile!r}")
+
+
+def check_int(method: str, key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{method}: {key!r} must be an integer >= {minimum}, got {value!r}")
+
+
+def parse_params(cls: type, method: str, params: dict[str, Any]) -> Any:
+    """Build and check a params dataclass; an unknown key -> ConfigError listing valid ones."""
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"regime method {method!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(valid)}"
+        )
+    out = cls(**params)
+    out.check()
+    return out
+
+
+def close_series(prices: pd.DataFrame) -> pd.Series:
+    """The close of a DESIGN.md prices frame as float64; DataError naming what is wrong."""
+    if not isinstance(prices, pd.DataFrame) or "close" not in prices.columns:
+        raise DataError("regimes: prices must be a DataFrame with a 'close' column (use load_prices)")
+    if not isinstance(prices.index, pd.DatetimeIndex) or not prices.index.is_monotonic_increasing:
+        raise DataError("regimes: prices need an increasing DatetimeIndex (use load_prices)")
+    close = prices["close"].astype("float64")
+    bad = ~np.isfinite(close.to_numpy()) | (close.to_numpy() <= 0)
+    if bad.any():
+        raise DataError(
+            f"regimes: column 'close' is NaN or non-positive at {close.index[int(np.argmax(bad))]} "
+            "(validate the prices with load_prices)"
+        )
+    return close
+
+
+def fit_mask(index: pd.DatetimeIndex, fit_end: str | pd.Timestamp | None) -> np.ndarray | None:
+    """Boolean mask of the bars up to and including `fit_end` (None -> None)."""
+    if fit_end is None:
+        return None
+    try:
+        end = pd.Timestamp(fit_end)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"regimes: fit_end {fit_end!r} is not a date") from exc
+    if end < index[0]:
+        raise DataError(
+            f"regimes: fit_end {end.date()} is before the first bar {index[0].date()}; "
+            "choose a fit_end inside the prices"
+        )
+    return np.asarray(index <= end)
+
+
+def trend_vol_labels(
+    close: pd.Series, p: TrendVolParams, fit: np.ndarray | None, causal: bool
+) -> np.ndarray:
+    """trend_vol labels (int array, WARMUP where undefined). Causal: trailing windows, the
+    volatility threshold a quantile of the fit bars (or an expanding quantile when `fit` is
+    None). Hindsight: windows centred on each bar, threshold over all bars."""
+    log_close = np.log(close.to_numpy())
+    log_ret = pd.Series(np.diff(log_close, prepend=np.nan), index=close.index)
+    n = len(close)
+    if causal:
+        trend = pd.Series(log_close, index=close.index).diff(p.trend_window).to_numpy()
+        vol = log_ret.rolling(p.vol_window, min_periods=p.vol_window).std()
+        if fit is None:
+            threshold = vol.expanding(min_periods=p.min_history).quantile(p.vol_quantile).to_numpy()
+        else:
+            fitted = vol[fit].dropna()
+            if len(fitted) < p.min_history:
+                raise DataError(
+                    f"regimes: trend_vol has only {len(fitted)} volatility values up to fit_end; "
+                    f"it needs {p.min_history} (move fit_end later or lower min_history)"
+                )
+            threshold = np.full(n, fitted.quantile(p.vol_quantile))
+    else:
+        pos = np.arange(n)
+        ahead = p.trend_window // 2
+        trend = log_close[np.minimum(pos + ahead, n - 1)] - log_close[
+            np.maximum(pos - (p.trend_window - ahead), 0)
+        ]
+        vol = log_ret.rolling(p.vol_window, center=True, min_periods=max(2, p.vol_window // 2)).std()
+        threshold = np.full(n, vol.quantile(p.vol_quantile))
+    vol_a = vol.to_numpy()
+    labels = 2 * (trend > p.trend_threshold) + (vol_a <= threshold)
+    valid = np.isfinite(trend) & np.isfinite(vol_a) & np.isfinite(threshold)
+    return np.where(valid, labels, WARMUP).astype(np.int64)

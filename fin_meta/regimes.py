@@ -1,0 +1,247 @@
+"""Market regimes: label every bar of a prices frame, name the labels, cut them into segments.
+
+    labels = detect_regimes(prices, method="trend_vol", fit_end="2010-12-31")
+    regime_names(labels)         # {0: "bear-volatile", 1: "bear-calm", ...}
+    segments(labels, min_length=20)
+
+Methods (`METHODS`):
+- `trend_vol`: trailing trend (log return over `trend_window` bars) x trailing realised
+  volatility (`vol_window` bars) against a threshold (a quantile, default the median) fitted on
+  the bars up to `fit_end`; with `fit_end=None` the threshold is an expanding quantile of past
+  volatility, so every label is causal. 4 labels, see `TREND_VOL_NAMES`.
+- `hmm`: a Gaussian HMM (hmmlearn, full covariance) on the daily log return and the log of the
+  trailing volatility, fitted on the bars up to `fit_end` (None: the first half of the bars,
+  which are then in-sample). Causal
+  labels are the most likely state under the FILTERED probabilities P(state_t | data up to t)
+  (never the smoothed ones or Viterbi); states are ordered by mean return (label 0 = lowest), so
+  labels do not depend on the seed's arbitrary state order.
+
+`causal=True` (default): a label at bar t uses closes up to and including t. The fit period
+itself is in-sample: labels up to `fit_end` use a threshold / model fitted on data up to
+`fit_end`; every label after it is causal and safe for an agent at test time.
+`causal=False` gives HINDSIGHT labels (windows centred on the bar, smoothed HMM posteriors): they
+look at the future and are only for grouping training tasks and for reports.
+
+Labels are int64 in a Series named `regime` on the prices index; `WARMUP` (-1) marks bars that
+cannot be labelled yet (their windows are not full). `labels.attrs` holds `names`, `method`,
+`causal`, `fit_end` and `params`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fin_meta.constants import BARS_PER_YEAR
+from fin_meta.errors import ConfigError, DataError
+from fin_meta.regime_hmm import (
+    HMMParams,
+    fit_hmm,
+    hmm_features,
+    hmm_probabilities,
+    hmm_state_names,
+)
+from fin_meta.regime_models import (
+    TREND_VOL_NAMES,
+    WARMUP,
+    TrendVolParams,
+    close_series,
+    fit_mask,
+    parse_params,
+    trend_vol_labels,
+)
+from fin_meta.regime_segments import segment_ids, segments
+
+__all__ = [
+    "METHODS",
+    "WARMUP",
+    "WARMUP_NAME",
+    "TREND_VOL_NAMES",
+    "detect_regimes",
+    "regime_probabilities",
+    "regime_names",
+    "segments",
+    "regime_summary",
+    "regime_stats",
+    "label_accuracy",
+]
+
+METHODS: dict[str, type] = {"trend_vol": TrendVolParams, "hmm": HMMParams}
+"""Regime methods and the dataclass of their parameters (field docstrings = documentation)."""
+
+WARMUP_NAME = "warm-up"
+"""Display name of the WARMUP label (-1)."""
+
+
+def _params(method: str, params: dict[str, Any]) -> Any:
+    if method not in METHODS:
+        raise ConfigError(f"unknown regime method {method!r}; valid: {', '.join(METHODS)}")
+    return parse_params(METHODS[method], method, params)
+
+
+def _hmm(
+    prices: pd.DataFrame, causal: bool, fit_end: str | pd.Timestamp | None, p: HMMParams
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """HMM state probabilities (NaN rows in warm-up, columns = labels) and label names."""
+    close = close_series(prices)
+    x = hmm_features(close, p)
+    valid = np.isfinite(x).all(axis=1)
+    mask = fit_mask(close.index, fit_end)
+    if mask is None:  # documented default: the first half of the bars
+        mask = np.arange(len(close)) < len(close) // 2
+    fit_rows = valid & mask
+    if fit_rows.sum() < p.min_fit_bars:
+        raise DataError(
+            f"regimes: the hmm fit period has {int(fit_rows.sum())} usable bars, it needs "
+            f"{p.min_fit_bars} (move fit_end later, give more prices, or lower min_fit_bars)"
+        )
+    fitted = fit_hmm(x[fit_rows], p)
+    proba = np.full((len(close), p.n_states), np.nan)
+    proba[valid] = hmm_probabilities(fitted, x[valid], causal)
+    return pd.DataFrame(proba, index=close.index, columns=range(p.n_states)), hmm_state_names(fitted)
+
+
+def detect_regimes(
+    prices: pd.DataFrame,
+    method: str = "trend_vol",
+    causal: bool = True,
+    fit_end: str | pd.Timestamp | None = None,
+    **params: Any,
+) -> pd.Series:
+    """Regime label of every bar (int64 Series `regime` on the prices index, WARMUP = -1 where
+    undefined). `method`: "trend_vol" or "hmm" (see the module docstring and `METHODS` for
+    `params`); `fit_end`: last bar (inclusive) of the fit period; `causal=False`: hindsight
+    labels, for grouping training tasks and reports only. Names in `labels.attrs["names"]`."""
+    p = _params(method, params)
+    if method == "trend_vol":
+        close = close_series(prices)
+        values = trend_vol_labels(close, p, fit_mask(close.index, fit_end), causal)
+        names = dict(TREND_VOL_NAMES)
+    else:
+        proba, names = _hmm(prices, causal, fit_end, p)
+        filled = proba.to_numpy()
+        valid = ~np.isnan(filled[:, 0])
+        values = np.full(len(filled), WARMUP)
+        values[valid] = filled[valid].argmax(axis=1)
+    labels = pd.Series(values.astype(np.int64), index=prices.index, name="regime")
+    labels.attrs.update(
+        names=names,
+        method=method,
+        causal=bool(causal),
+        fit_end=None if fit_end is None else str(pd.Timestamp(fit_end).date()),
+        params=asdict(p),
+    )
+    return labels
+
+
+def regime_probabilities(
+    prices: pd.DataFrame,
+    causal: bool = True,
+    fit_end: str | pd.Timestamp | None = None,
+    **params: Any,
+) -> pd.DataFrame:
+    """The hmm method's state probabilities (columns = labels, rows sum to 1, NaN in warm-up):
+    filtered (causal) or smoothed (hindsight). Usable as soft regime features by an agent."""
+    proba, names = _hmm(prices, causal, fit_end, _params("hmm", params))
+    proba.attrs["names"] = names
+    return proba
+
+
+def regime_names(labels_or_method: pd.Series | str, **params: Any) -> dict[int, str]:
+    """Human names of the labels: from `labels.attrs["names"]` for a Series returned by
+    `detect_regimes` (else "regime-k"), or the names a method uses ("trend_vol": fixed; "hmm":
+    "state-k" until fitted — a fit's names are in its labels' attrs). WARMUP is not included
+    (its name is WARMUP_NAME)."""
+    if isinstance(labels_or_method, pd.Series):
+        names = labels_or_method.attrs.get("names")
+        if names:
+            return {int(k): str(v) for k, v in names.items()}
+        found = np.unique(labels_or_method.to_numpy())
+        return {int(k): f"regime-{int(k)}" for k in found if k != WARMUP}
+    p = _params(labels_or_method, params)
+    if labels_or_method == "trend_vol":
+        return dict(TREND_VOL_NAMES)
+    return {k: f"state-{k}" for k in range(p.n_states)}
+
+
+def _bar_returns(prices: pd.DataFrame, labels: pd.Series) -> pd.Series:
+    """Simple return of each bar, close[t] / close[t-1] - 1 (NaN at the first bar), after
+    checking that `labels` sit on the prices index."""
+    close = close_series(prices)
+    if not isinstance(labels, pd.Series) or not labels.index.equals(close.index):
+        raise DataError(
+            "regimes: labels must be a Series on the same index as the prices "
+            "(call detect_regimes on these prices)"
+        )
+    return close.pct_change()
+
+
+def _name_of(labels: pd.Series) -> dict[int, str]:
+    return {WARMUP: WARMUP_NAME, **regime_names(labels)}
+
+
+def regime_summary(prices: pd.DataFrame, labels: pd.Series, min_length: int = 20) -> pd.DataFrame:
+    """One row per segment of `segments(labels, min_length)`: `label`, `name`, `start`, `end`,
+    `bars`, `total_return` (compounded return of the segment's bars, fraction: from the close
+    before `start` to the close at `end`) and `annual_volatility` (std of the bars' simple
+    returns x sqrt(252); NaN with fewer than 2 returns)."""
+    ret = _bar_returns(prices, labels)
+    segs = segments(labels, min_length)
+    ids = segment_ids(segs)
+    names = _name_of(labels)
+    return pd.DataFrame(
+        {
+            "label": segs["label"],
+            "name": segs["label"].map(lambda k: names.get(k, f"regime-{k}")),
+            "start": segs["start"],
+            "end": segs["end"],
+            "bars": segs["n_bars"],
+            "total_return": np.expm1(np.log1p(ret).groupby(ids).sum()).to_numpy(),
+            "annual_volatility": (ret.groupby(ids).std() * np.sqrt(BARS_PER_YEAR)).to_numpy(),
+        }
+    )
+
+
+def regime_stats(prices: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """One row per regime label (index `regime`, warm-up bars left out): `name`, `bars`,
+    `share` (fraction of the labelled bars), `annual_return` (mean simple bar return x 252) and
+    `annual_volatility` (std x sqrt(252)). A bar's return close[t]/close[t-1]-1 counts for the
+    regime of bar t: a description of each regime; for what a strategy earned per regime use
+    `backtest(...).by_regime(labels)`."""
+    ret = _bar_returns(prices, labels)
+    keep = labels.to_numpy() != WARMUP
+    grouped = ret[keep].groupby(labels[keep].rename("regime"))
+    bars = grouped.size()
+    names = _name_of(labels)
+    return pd.DataFrame(
+        {
+            "name": [names.get(k, f"regime-{k}") for k in bars.index],
+            "bars": bars.astype(np.int64),
+            "share": bars / bars.sum(),
+            "annual_return": grouped.mean() * BARS_PER_YEAR,
+            "annual_volatility": grouped.std() * np.sqrt(BARS_PER_YEAR),
+        }
+    )
+
+
+def label_accuracy(truth: pd.Series, labels: pd.Series) -> float:
+    """Share of bars whose detected label matches the true one under the best one-to-one
+    mapping of detected to true labels (Hungarian algorithm on the confusion matrix), over the
+    bars both label (warm-up and other negative labels left out). Fraction in [0, 1]."""
+    if not truth.index.equals(labels.index):
+        raise DataError("label_accuracy: truth and labels must share one index")
+    t, d = truth.to_numpy(), labels.to_numpy()
+    keep = (t >= 0) & (d >= 0)
+    if not keep.any():
+        raise DataError("label_accuracy: no bar is labelled in both series")
+    t_values, t_codes = np.unique(t[keep], return_inverse=True)
+    d_values, d_codes = np.unique(d[keep], return_inverse=True)
+    confusion = np.zeros((len(t_values), len(d_values)), dtype=np.int64)
+    np.add.at(confusion, (t_codes, d_codes), 1)
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(confusion, maximize=True)
+    return float(confusion[rows, cols].sum() / keep.sum())
