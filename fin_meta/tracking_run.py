@@ -149,15 +149,18 @@ class Tracker:
 
     # artifacts ------------------------------------------------------------------------------
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        """Copy a local file (or a whole folder) into the run's artifacts, under
-        `artifact_path` (default: the artifact root)."""
+        """Copy a local file or folder into the run's artifacts under `artifact_path` (default:
+        the artifact root), keeping its name: `plots/equity.png`, `checkpoint/agent.json`."""
         if not self.enabled:
             return
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"cannot log artifact {path}: no such file or folder")
         if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path=artifact_path)
+            folder = (
+                path.name if artifact_path is None else f"{artifact_path.rstrip('/')}/{path.name}"
+            )
+            self.client.log_artifacts(self.run_id, str(path), artifact_path=folder)
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
 

@@ -177,6 +177,12 @@ def test_run_logs_params_metrics_tags_and_artifacts(store, client, git_repo, tmp
         tracker.log_text("hello", "notes/readme.txt")
         tracker.log_figure_file(figure, "plots")
         tracker.log_artifact(figure)
+        checkpoint = tmp_path / "checkpoint"
+        (checkpoint / "weights").mkdir(parents=True)
+        (checkpoint / "agent.json").write_text("{}")
+        (checkpoint / "weights" / "w.bin").write_bytes(b"w")
+        tracker.log_artifact(checkpoint)
+        tracker.log_artifact(checkpoint, "saved")
         run_id = tracker.run_id
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "r1"
@@ -207,6 +213,12 @@ def test_run_logs_params_metrics_tags_and_artifacts(store, client, git_repo, tmp
         "tables",
         "notes",
     }
+    for folder in ("checkpoint", "saved/checkpoint"):
+        assert {a.path for a in client.list_artifacts(run_id, folder)} == {
+            f"{folder}/agent.json",
+            f"{folder}/weights",
+        }
+        assert _artifact_text(client, run_id, f"{folder}/weights/w.bin") == "w"
     assert (
         Path(client.download_artifacts(run_id, "plots/equity.png")).read_bytes()
         == figure.read_bytes()
