@@ -14,6 +14,7 @@ from fin_meta.agents import load_agent
 from fin_meta.agents.maml import MAMLAgent
 from fin_meta.agents.maml_core import inner_adapt
 from fin_meta.agents.maml_rollout import ReturnsTable, rollout
+from fin_meta.agents.normalization import observation_stats
 from fin_meta.data import synthetic_regimes
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import AgentError, ConfigError
@@ -54,14 +55,13 @@ def trained(sampler) -> tuple[MAMLAgent, list[dict[str, float]]]:
 def test_training_moves_parameters_and_improves_query_return(trained, sampler) -> None:
     agent, history = trained
     fresh = _agent()
-    fresh._fit_normaliser(sampler.prices)
     assert len(history) == 6
     assert all(np.isfinite(list(m.values())).all() for m in history)
     assert not torch.allclose(_flat(agent), _flat(fresh))
     assert len({round(m["loss"], 9) for m in history}) > 1
     first, last = history[0]["query_return"], np.mean([m["query_return"] for m in history[-2:]])
     assert last > first
-    assert history[-1]["env_steps"] == 16 * 40 and history[-1]["env_steps_per_s"] > 0
+    assert history[-1]["env_steps"] == 6 * 16 * 40 and history[-1]["env_steps_per_s"] > 0
 
 
 def test_callback_gets_every_iteration(sampler) -> None:
@@ -96,7 +96,7 @@ def _trend_prices(n: int = 300, phi: float = 0.5, seed: int = 0) -> pd.DataFrame
 def test_inner_loop_improves_the_support_objective_on_one_task() -> None:
     prices = _trend_prices()
     agent = _agent(inner_lr=0.3)
-    agent._fit_normaliser([prices])
+    agent.policy.norm.set(*(torch.as_tensor(v) for v in observation_stats([prices], agent.env_config)))
     returns = ReturnsTable([prices], agent.device)
     env = VectorTradingEnv(prices, 1, config=agent.env_config, device=agent.device)
     one = torch.zeros(1, dtype=torch.long)
@@ -125,7 +125,6 @@ def test_save_load_round_trip(trained, path, tmp_path) -> None:
     saved = agent.save(tmp_path / "maml")
     loaded = load_agent(saved)
     assert isinstance(loaded, MAMLAgent) and loaded.hparams == agent.hparams
-    assert loaded.iterations_done == agent.iterations_done
     pd.testing.assert_series_equal(loaded.positions(prices), agent.positions(prices))
 
 
@@ -144,8 +143,7 @@ def test_no_look_ahead_and_online(trained, path, regime_change) -> None:
     base, _ = trained  # same weights, deployment rule with or without regime-change triggers
     agent = MAMLAgent(env_config=base.env_config,
                       hparams=base.hparams.model_copy(update={"adapt_on_regime_change": regime_change}))
-    agent.policy.load_state_dict(base.policy.state_dict())
-    agent.log_step.load_state_dict(base.log_step.state_dict())
+    agent.net.load_state_dict(base.net.state_dict())
     prices, _ = path
     full = agent.positions(prices)
     t = 400
@@ -162,7 +160,7 @@ def test_score_estimator_trains_and_deploys_online(sampler, path) -> None:
     prices, _ = path
     agent = _agent(estimator="score", envs_per_task=4, meta_batch_size=8)
     history = agent.fit(sampler, iterations=2, progress=False)
-    assert np.isfinite(history[-1]["loss"]) and history[-1]["env_steps"] == 8 * 4 * 40
+    assert np.isfinite(history[-1]["loss"]) and history[-1]["env_steps"] == 2 * 8 * 4 * 40
     full = agent.positions(prices)
     pd.testing.assert_series_equal(full, agent.positions(prices))
     prefix = agent.positions(prices.iloc[:301])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fin_meta.accounting import simulate
 from fin_meta.agents.maml import MAMLAgent
+from fin_meta.agents.normalization import observation_stats
 from fin_meta.data import SYNTHETIC_REGIMES, synthetic_regimes
 from fin_meta.errors import ConfigError, DataError, StrategyError
 from fin_meta.metatest import adaptation_curves, plot_adaptation, segment_bounds, summarise_curves
@@ -103,8 +105,9 @@ def test_adaptation_curves_runs_every_agent_on_every_segment(path, tmp_path) -> 
     agents = {name: MAMLAgent(env_config={"window": 8},
                               hparams={"hidden_sizes": [8], "support_length": 20, "seed": seed})
               for name, seed in (("maml-a", 0), ("maml-b", 1))}
+    stats = observation_stats([prices.iloc[:2000]], agents["maml-a"].env_config)
     for agent in agents.values():
-        agent._fit_normaliser([prices.iloc[:2000]])
+        agent.policy.norm.set(*(torch.as_tensor(v) for v in stats))
     curves = adaptation_curves(agents, test, tasks, steps=[0, 1, 2])
     assert len(curves) == 2 * len(tasks) * 3
     assert set(curves["agent"]) == set(agents) and set(curves["k"]) == {0, 1, 2}

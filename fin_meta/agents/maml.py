@@ -34,9 +34,7 @@ Meta-test (`adaptation_curve`): see its docstring.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,6 +42,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from fin_meta.agents.common import TorchAgent, run_iterations
+from fin_meta.agents.deploy import Feedback, walk_forward
 from fin_meta.agents.maml_config import MAMLConfig
 from fin_meta.agents.maml_core import (
     Params,
@@ -58,16 +58,8 @@ from fin_meta.agents.maml_core import (
     squash,
 )
 from fin_meta.agents.maml_rollout import Batch, ReturnsTable, rollout, select_params
-from fin_meta.agents.serialization import (
-    load_module_state,
-    read_manifest,
-    read_weights,
-    save_agent_dir,
-    validate_model,
-)
-from fin_meta.devices import resolve_device
-from fin_meta.envs.config import EnvConfig, make_config
-from fin_meta.envs.features import first_decision_bar, observation_features, observation_size
+from fin_meta.agents.normalization import observation_stats
+from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.seeding import numpy_generator, torch_generator
@@ -77,48 +69,69 @@ __all__ = ["MAMLAgent"]
 _VOL_FLOOR = 1e-4  # floor of the support window's return std in the inner objective
 
 
-class MAMLAgent:
-    """A MAML trading agent (see the module docstring). `MAMLAgent(env_config=..., hparams=...)`
-    with an `EnvConfig` (continuous actions) and a `MAMLConfig` (or their fields)."""
+class MAMLNet(nn.Module):
+    """What MAML learns: the policy's initialisation theta and one inner step size per
+    parameter tensor (stored as logs, kept positive)."""
 
-    algo: ClassVar[str] = "maml"
-
-    def __init__(
-        self,
-        env_config: EnvConfig | Mapping[str, Any] | None = None,
-        hparams: MAMLConfig | Mapping[str, Any] | None = None,
-    ) -> None:
-        self.env_config = _env_config(env_config)
-        self.hparams = _hparams(hparams)
-        if self.env_config.action != "continuous":
-            raise ConfigError("MAML needs env action='continuous' (its policy outputs a position); "
-                              "set env.action: continuous")
-        self.device = resolve_device(self.hparams.device)
-        hp = self.hparams
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
-            torch.manual_seed(hp.seed)
-            self.policy = PolicyMLP(observation_size(self.env_config), hp.hidden_sizes, hp.activation,
-                                    log_std=math.log(hp.action_std))
+    def __init__(self, obs_size: int, hp: MAMLConfig) -> None:
+        super().__init__()
+        self.policy = PolicyMLP(obs_size, hp.hidden_sizes, hp.activation, log_std=math.log(hp.action_std))
         self.log_step = nn.ParameterDict({
             _key(n): nn.Parameter(torch.tensor(math.log(hp.inner_lr)), requires_grad=hp.learn_inner_lr)
             for n, _ in self.policy.named_parameters()
         })
-        self.policy.to(self.device)
-        self.log_step.to(self.device)
-        self.normalised = False
-        self.iterations_done = 0
-        self._rng = numpy_generator(hp.seed)
-        self._gen = torch_generator(hp.seed, self.device)
-        self._optim: torch.optim.Optimizer | None = None
+
+
+class _AdaptedPolicy:
+    """Deployment `StepPolicy`: at decision bar t, the parameters of the latest adaptation
+    completed by close t (`which[t - first]` indexes `sets`; 0 = the meta-policy theta)."""
+
+    def __init__(self, agent: MAMLAgent, sets: list[Params], which: np.ndarray, first: int) -> None:
+        self.agent, self.sets, self.which, self.first = agent, sets, which, first
+
+    def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
+        params = self.sets[self.which[int(feedback.bar[0]) - self.first]]
+        return self.agent._squash(acting_means(self.agent.net.policy, params, obs_NO.view(1, 1, -1))).reshape(1)
+
+
+class MAMLAgent(TorchAgent):
+    """A MAML trading agent (see the module docstring). `MAMLAgent(env_config=..., hparams=...)`
+    with an `EnvConfig` (continuous actions) and a `MAMLConfig` (or their fields)."""
+
+    algo: ClassVar[str] = "maml"
+    config_cls = MAMLConfig
+    hparams: MAMLConfig
+    net: MAMLNet
+
+    def __init__(self, env_config: Any = None, hparams: Any = None) -> None:
+        super().__init__(env_config=env_config, hparams=hparams)
+        if self.env_config.action != "continuous":
+            raise ConfigError("MAML needs env action='continuous' (its policy outputs a position); "
+                              "set env.action: continuous")
+        self._gen = torch_generator(self.hparams.seed, self.device)
+
+    def build_network(self) -> MAMLNet:
+        return MAMLNet(self.obs_size, self.hparams)
+
+    def optimizer(self) -> torch.optim.Adam:
+        """Adam over theta and the inner step sizes (created on first use, kept across fits)."""
+        if getattr(self, "_adam", None) is None:
+            self._adam = torch.optim.Adam(self.net.parameters(), lr=self.hparams.outer_lr)
+        return self._adam
 
     # ------------------------------------------------------------------ parameters
+    @property
+    def policy(self) -> PolicyMLP:
+        """The policy module (its parameters are theta)."""
+        return self.net.policy
+
     def theta(self) -> Params:
         """The meta-parameters (name -> tensor, attached to the module)."""
-        return dict(self.policy.named_parameters())
+        return dict(self.net.policy.named_parameters())
 
     def step_sizes(self) -> Params:
         """Inner step size per parameter tensor (positive scalars)."""
-        return {n: self.log_step[_key(n)].exp() for n, _ in self.policy.named_parameters()}
+        return {n: self.net.log_step[_key(n)].exp() for n, _ in self.net.policy.named_parameters()}
 
     def _task_params(self, m: int, *, requires_grad: bool) -> Params:
         """Per-task copies of theta: views that back-propagate into theta when training, or
@@ -128,13 +141,15 @@ class MAMLAgent:
         return {n: p.detach().unsqueeze(0).expand(m, *p.shape).requires_grad_()
                 for n, p in self.theta().items()}
 
+    def _squash(self, u: torch.Tensor) -> torch.Tensor:
+        return squash(u, self.env_config.max_position, self.env_config.allow_short)
+
     # ------------------------------------------------------------------ objectives
     def _mean_log_return(self, params_m: Params, batch: Batch) -> torch.Tensor:
         """Mean per-bar net log return [M] of the deterministic policies on the batch's bars."""
-        cfg = self.env_config
-        pos = squash(policy_means(self.policy, params_m, batch.obs), cfg.max_position, cfg.allow_short)
+        pos = self._squash(policy_means(self.policy, params_m, batch.obs))
         start = torch.zeros(pos.shape[:-1], dtype=torch.float64, device=pos.device)
-        return pathwise_log_returns(pos, batch.r_next, cfg.cost, start).mean(dim=(1, 2))
+        return pathwise_log_returns(pos, batch.r_next, self.env_config.cost, start).mean(dim=(1, 2))
 
     def _score(self, params_m: Params, batch: Batch) -> torch.Tensor:
         """REINFORCE surrogate [M] of the batch's sampled actions under `params_m`."""
@@ -184,16 +199,6 @@ class MAMLAgent:
                  for b in starts]
         return torch.stack(draws, dim=1).to(self.device)
 
-    def _fit_normaliser(self, frames: Sequence[pd.DataFrame]) -> None:
-        """Input scaling from the training frames' per-bar features (never refitted later)."""
-        cfg = self.env_config
-        start = first_decision_bar(cfg.window)
-        feats = np.concatenate([observation_features(f, cfg.window, cfg.features)[start:] for f in frames])
-        mean = np.append(np.tile(feats.mean(0), cfg.window), 0.0)
-        std = np.append(np.tile(feats.std(0), cfg.window), cfg.max_position)
-        self.policy.norm.set(torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32))
-        self.normalised = True
-
     def fit(
         self,
         sampler: Any,
@@ -206,40 +211,36 @@ class MAMLAgent:
         `fin_meta.tasks.TaskSampler` built with the same `window`). Returns per-iteration metrics
         (`query_return` = mean per-bar net log return of the adapted policies on their query
         windows, `support_return_pre` / `support_return_post` before / after adaptation,
-        `episode_return` = the query window's total, `loss`, `grad_norm`, `inner_lr`,
-        `env_steps`, `env_steps_per_s` — learning included)."""
-        from tqdm.auto import tqdm
-
+        `episode_return` = the query window's total, `loss`, `grad_norm`, `inner_lr`, plus
+        `env_steps` (cumulative) and `env_steps_per_s`, learning included)."""
         hp, cfg = self.hparams, self.env_config
-        if iterations < 1:
-            raise ConfigError(f"iterations={iterations} must be >= 1")
-        if getattr(sampler, "window", cfg.window) != cfg.window:
+        if sampler.window != cfg.window:
             raise ConfigError(f"the task sampler was built with window={sampler.window} but the agent's "
                               f"env window is {cfg.window}; build TaskSampler(..., window={cfg.window})")
         frames = list(sampler.prices)
-        if not self.normalised:
-            self._fit_normaliser(frames)
+        if not self.history:  # input scaling from the training prices, fixed from then on
+            mean, std = observation_stats(frames, cfg)
+            self.net.policy.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
         m, e = hp.meta_batch_size, hp.envs_per_task
         env = VectorTradingEnv(frames, m * e, device=self.device, seed=hp.seed, config=cfg)
         returns = ReturnsTable(frames, self.device)
-        if self._optim is None:
-            self._optim = torch.optim.Adam([*self.policy.parameters(), *self.log_step.parameters()],
-                                           lr=hp.outer_lr)
-        history: list[dict[str, float]] = []
-        for it in tqdm(range(iterations), disable=not progress, desc="maml", unit="it"):
-            t0 = time.perf_counter()
-            metrics = self._meta_step(env, returns, sampler)
-            metrics["env_steps_per_s"] = metrics["env_steps"] / max(time.perf_counter() - t0, 1e-9)
-            self.iterations_done += 1
-            history.append(metrics)
-            if callback is not None:
-                callback(it, metrics)
+        rng = numpy_generator(hp.seed + len(self.history))
+        self.net.train()
+        history = run_iterations(
+            iterations, lambda _: self._meta_step(env, returns, sampler, rng),
+            env_steps_per_iteration=m * e * (hp.support_length + hp.query_length),
+            callback=callback, progress=progress, desc="maml",
+        )
+        self.history += history
+        self.net.eval()
         return history
 
-    def _meta_step(self, env: VectorTradingEnv, returns: ReturnsTable, sampler: Any) -> dict[str, float]:
+    def _meta_step(self, env: VectorTradingEnv, returns: ReturnsTable, sampler: Any,
+                   rng: np.random.Generator) -> dict[str, float]:
+        """One outer step (see the module docstring)."""
         hp = self.hparams
         s_len, q_len = hp.support_length, hp.query_length
-        asset, start, _, _ = sampler.sample_task_arrays(hp.meta_batch_size, self._rng, length=s_len + q_len)
+        asset, start, _, _ = sampler.sample_task_arrays(hp.meta_batch_size, rng, length=s_len + q_len)
         asset_m = torch.as_tensor(asset, device=self.device)
         start_m = torch.as_tensor(start, device=self.device)
         params_m = self._task_params(hp.meta_batch_size, requires_grad=True)
@@ -251,11 +252,11 @@ class MAMLAgent:
         query = rollout(env, self.policy, adapted, asset_m, start_m + s_len, q_len, returns, envs_per_task=hp.envs_per_task,
                         noise_std_m=self._noise(adapted), noise_tme=self._train_draws(q_len))
         loss = -self._outer_objective(adapted, query).mean()
-        self._optim.zero_grad(set_to_none=True)
+        optimizer = self.optimizer()
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        params = [*self.policy.parameters(), *self.log_step.parameters()]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
-        self._optim.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), hp.max_grad_norm)
+        optimizer.step()
         with torch.no_grad():
             pre = self._mean_log_return(params_m, support).mean()
             post = self._mean_log_return(adapted, support).mean()
@@ -268,7 +269,6 @@ class MAMLAgent:
             "support_return_post": float(post),
             "grad_norm": float(grad_norm),
             "inner_lr": float(torch.stack(list(self.step_sizes().values())).mean().detach()),
-            "env_steps": float(support.env_steps + query.env_steps),
         }
 
     # ------------------------------------------------------------------ adaptation
@@ -305,6 +305,7 @@ class MAMLAgent:
             points = np.union1d(points, change[change >= first])
         return points
 
+    @torch.no_grad()
     def positions(self, prices: pd.DataFrame) -> pd.Series:
         """Online, causal walk-forward (see the module docstring): float64 targets on the prices'
         index, 0 before the first decision bar `window`."""
@@ -313,41 +314,18 @@ class MAMLAgent:
         if n_bars < w + 2:
             raise DataError(f"positions: {n_bars} bars are too few for window={cfg.window}; "
                             f"give at least {w + 2}")
-        self.policy.eval()
-        returns = ReturnsTable([prices], self.device)
+        self.net.eval()
         points = self.adaptation_points(prices)
         theta = {n: p.detach().unsqueeze(0) for n, p in self.theta().items()}
+        sets = [theta]
         if points.size:
-            adapted = self._adapt(prices, returns, points - hp.deploy_window, hp.deploy_window, hp.deploy_steps)[-1]
-            table = {n: torch.cat([theta[n], adapted[n]]) for n in theta}
-        else:
-            table = theta
+            adapted = self._adapt(prices, ReturnsTable([prices], self.device), points - hp.deploy_window,
+                                  hp.deploy_window, hp.deploy_steps)[-1]
+            sets += [select_params(adapted, torch.tensor([i], device=self.device)) for i in range(points.size)]
         # parameters in force at each decision bar: 0 = theta, i = after the i-th adaptation
-        bars = np.arange(w, n_bars)
-        which = np.searchsorted(points, bars, side="right")
-        out = np.zeros(n_bars)
-        out[w:] = self._walk(prices, table, which)
-        return pd.Series(out, index=prices.index, name=self.algo)
-
-    @torch.no_grad()
-    def _walk(self, prices: pd.DataFrame, table: Params, which: np.ndarray) -> np.ndarray:
-        """Step one env through decision bars `window .. n-1` with the parameters `table[which[j]]`
-        at step j (the last bar is decided from the final observation; nothing settles it)."""
-        cfg = self.env_config
-        w, n_bars = first_decision_bar(cfg.window), len(prices)
-        env = VectorTradingEnv(prices, 1, device=self.device, seed=self.hparams.seed, config=cfg, final_obs=True)
-        zero = torch.zeros(1, dtype=torch.long)
-        obs, _ = env.set_tasks(zero, zero + w, zero + (n_bars - 1 - w))
-        out = torch.empty(n_bars - w, dtype=torch.float64)
-        sets = [select_params(table, torch.tensor([i], device=self.device)) for i in range(int(which.max()) + 1)]
-        for j in range(n_bars - w):
-            params = sets[which[j]]
-            pos = squash(acting_means(self.policy, params, obs.view(1, 1, -1)), cfg.max_position, cfg.allow_short)
-            out[j] = pos.reshape(()).to(torch.float64)
-            if j < n_bars - 1 - w:
-                _, _, _, _, info = env.step(pos.reshape(1))
-                obs = info["final_obs"]
-        return out.numpy()
+        which = np.searchsorted(points, np.arange(w, n_bars), side="right")
+        values = walk_forward(prices, cfg, _AdaptedPolicy(self, sets, which, w), device=self.device)
+        return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
 
     def adaptation_curve(
         self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int]
@@ -376,55 +354,6 @@ class MAMLAgent:
         values = self._rewards(evaluation).mean(dim=(1, 2))
         return {k: float(v) for k, v in zip(ks, values.tolist(), strict=True)}
 
-    # ------------------------------------------------------------------ save / load
-    def save(self, path: str | Path) -> Path:
-        """Write weights, step sizes, normaliser and configs (see `fin_meta.agents.serialization`)."""
-        low, high = self.env_config.position_bounds
-        return save_agent_dir(
-            path,
-            algo=self.algo,
-            hparams=self.hparams,
-            env_config=self.env_config,
-            spaces={"observation_size": observation_size(self.env_config), "action": "continuous",
-                    "low": low, "high": high},
-            weights={"policy": self.policy.state_dict(), "log_step": self.log_step.state_dict()},
-            extra={"iterations_done": self.iterations_done, "normalised": self.normalised},
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> MAMLAgent:
-        """Rebuild a saved MAML agent (on `hparams.device`)."""
-        manifest = read_manifest(path)
-        hparams = validate_model(MAMLConfig, manifest["hparams"], "MAML hparams", path)
-        env_config = validate_model(EnvConfig, manifest["env_config"], "env_config", path)
-        agent = cls(env_config=env_config, hparams=hparams)
-        weights = read_weights(path, ("policy", "log_step"))
-        load_module_state(agent.policy, weights["policy"], "MAML policy")
-        load_module_state(agent.log_step, weights["log_step"], "MAML inner step sizes")
-        extra = manifest.get("extra", {})
-        agent.iterations_done = int(extra.get("iterations_done", 0))
-        agent.normalised = bool(extra.get("normalised", True))
-        return agent
-
-
 def _key(name: str) -> str:
     """ParameterDict keys may not contain dots."""
     return name.replace(".", "__")
-
-
-def _env_config(value: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
-    if isinstance(value, EnvConfig):
-        return value
-    return make_config(**dict(value or {}))
-
-
-def _hparams(value: MAMLConfig | Mapping[str, Any] | None) -> MAMLConfig:
-    if isinstance(value, MAMLConfig):
-        return value
-    from pydantic import ValidationError
-
-    try:
-        return MAMLConfig(**dict(value or {}))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'maml'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid MAML hyperparameters: {problems}") from None
