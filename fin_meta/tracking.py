@@ -12,11 +12,15 @@ when a run is opened or read, so importing this module stays fast.
 
 The pieces live in `tracking_store` (URI, client, experiments), `tracking_params` (params,
 names, hashes), `tracking_tags` (version, command, git), `tracking_run` (runs and the
-Tracker), `tracking_query` (reading runs back) and `tracking_ui` (the UI).
+Tracker), `tracking_query` (reading runs back) and `tracking_ui` (the UI). Importing this
+module registers the `runs:/` and `models:/` resolvers of `fin_meta.load_agent`
+(`tracking_model.resolve_agent_uri`).
 """
 
 from __future__ import annotations
 
+from fin_meta.agents import register_uri_resolver
+from fin_meta.tracking_model import resolve_agent_uri
 from fin_meta.tracking_params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
 from fin_meta.tracking_query import compare_runs, latest_run_id
 from fin_meta.tracking_run import Tracker, start_run
@@ -41,3 +45,7 @@ __all__ = [
     "start_run",
     "ui_command",
 ]
+
+# `load_agent("runs:/<id>/agent")` and `models:/...` download the agent model through MLflow
+for _prefix in ("runs:/", "models:/"):
+    register_uri_resolver(_prefix, resolve_agent_uri)

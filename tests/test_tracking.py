@@ -459,3 +459,12 @@ def test_ui_command_targets_the_same_store(tmp_path):
     ).stdout
     for option in (a for a in argv[4:] if a.startswith("--")):
         assert option in help_text
+
+
+def test_load_agent_resolves_mlflow_uris_through_tracking(store, monkeypatch):
+    from fin_meta import load_agent
+    from fin_meta.errors import AgentError
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    with pytest.raises(AgentError, match="cannot download agent 'runs:/0123456789abcdef/agent'"):
+        load_agent("runs:/0123456789abcdef/agent")
