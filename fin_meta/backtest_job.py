@@ -59,7 +59,7 @@ class BacktestJob:
 
 
 def _uri_flag(uri: str | None) -> str:
-    return f" --tracking-uri {uri}" if uri and not uri.startswith("sqlite:///") else ""
+    return f" --tracking-uri {uri}" if uri else ""
 
 
 def split_strategy_params(names: Sequence[str], params: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -255,7 +255,7 @@ def _train(cfg: ExperimentConfig, sampler, tracker: Tracker, algo: str, *, resum
     main = algo == cfg.agent.algo
     hparams = agent_hparams(cfg) if main else hparams_model(algo)(seed=cfg.seed, device=cfg.agent.device)
     checkpoints = Checkpointer(tracker, name="checkpoint" if main else f"checkpoint_{algo}")
-    agent, done = (checkpoints.restore(resume) if resume else (None, 0))
+    agent, done = checkpoints.restore(tracker.run_id) if resume and tracker.run_id else (None, 0)
     if agent is None:
         agent = make_agent(algo, cfg.env, hparams)
     prefix = "train." if main else f"{algo}.train."
