@@ -85,7 +85,11 @@ def _local_dir(path: str | Path) -> Path:
             return Path(resolver(text))
     for prefix, module in _RESOLVER_MODULES.items():
         if text.startswith(prefix):
-            importlib.import_module(module)  # registers its resolvers on import
+            try:
+                importlib.import_module(module)  # registers its resolvers on import
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
             resolver = _URI_RESOLVERS.get(prefix)
             if resolver is None:
                 raise AgentError(

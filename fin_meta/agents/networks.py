@@ -99,6 +99,13 @@ class ActionHead(nn.Module):
         probs = dist.probs.reshape(-1, DISCRETE_ACTIONS)
         return torch.multinomial(probs, 1, generator=generator).reshape(dist.probs.shape[:-1])
 
+    def mode_of(self, x_NF: torch.Tensor) -> torch.Tensor:
+        """`mode(distribution(x))` without building the distribution (fast path for deployment)."""
+        out = self.linear(x_NF)
+        if self.kind == "continuous":
+            return out.squeeze(-1).clamp(self.low, self.high)
+        return out.argmax(-1)
+
     def mode(self, dist: torch.distributions.Distribution) -> torch.Tensor:
         """The deterministic action: the mean clipped to `[low, high]` / the most likely class."""
         if self.kind == "continuous":

@@ -1,0 +1,239 @@
+"""Plumbing shared by the torch agents (a mixin, no deeper hierarchy): settings coercion, seeded
+network construction, the deployment walk-forward, the context-episode meta-test protocol,
+save / load in the common format, and the per-iteration progress loop.
+
+An agent class sets `algo`, `config_cls` and implements `build_network()` (called once, under a
+fixed seed) and `step_policy()` (a fresh deterministic `StepPolicy`, its state reset); set
+`stateful = False` when the policy has no memory (the adaptation curve is then flat).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ValidationError
+
+from fin_meta.agents.base import Callback
+from fin_meta.agents.deploy import StepPolicy, mean_log_return, play_episodes, walk_forward
+from fin_meta.agents.serialization import (
+    load_module_state,
+    read_manifest,
+    read_weights,
+    save_agent_dir,
+    validate_model,
+)
+from fin_meta.devices import resolve_device
+from fin_meta.envs.config import EnvConfig, make_config
+from fin_meta.envs.features import first_decision_bar, observation_size
+from fin_meta.errors import AgentError, ConfigError, DataError
+
+__all__ = ["TorchAgent", "coerce_hparams", "coerce_env_config", "seeded", "run_iterations", "DEFAULT_EPISODE_LENGTH"]
+
+DEFAULT_EPISODE_LENGTH = 32
+"""Episode length (decisions) an agent assumes before `fit` sets it from the sampler."""
+
+
+def coerce_env_config(env_config: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
+    """An `EnvConfig` from itself, a mapping of its fields, or None (defaults)."""
+    if isinstance(env_config, EnvConfig):
+        return env_config
+    return make_config(**dict(env_config or {}))
+
+
+def coerce_hparams(cls: type[BaseModel], hparams: BaseModel | Mapping[str, Any] | None) -> BaseModel:
+    """A `cls` instance from itself, a mapping of its fields, or None; bad keys -> `ConfigError`."""
+    if isinstance(hparams, cls):
+        return hparams
+    if isinstance(hparams, BaseModel):
+        hparams = hparams.model_dump()
+    try:
+        return cls.model_validate(dict(hparams or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded by `seed`, restoring the global state
+    afterwards (networks initialise deterministically without touching global randomness)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def run_iterations(
+    iterations: int,
+    one_iteration: Callable[[int], dict[str, float]],
+    *,
+    env_steps_per_iteration: int,
+    callback: Callback | None,
+    progress: bool,
+    desc: str,
+) -> list[dict[str, float]]:
+    """Call `one_iteration(i)` `iterations` times under a tqdm bar; adds `iteration`,
+    `env_steps` (cumulative), `time_s` and `env_steps_per_s` (learning included) to its metrics
+    and hands them to `callback(i, metrics)`."""
+    from tqdm.auto import tqdm
+
+    if iterations < 1:
+        raise ConfigError(f"iterations={iterations}: train for at least one iteration")
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(iterations), desc=desc, disable=not progress, leave=False)
+    for i in bar:
+        t0 = time.perf_counter()
+        metrics = one_iteration(i)
+        elapsed = time.perf_counter() - t0
+        metrics.update(
+            iteration=float(i),
+            env_steps=float(env_steps_per_iteration * (i + 1)),
+            time_s=elapsed,
+            env_steps_per_s=env_steps_per_iteration / max(elapsed, 1e-9),
+        )
+        history.append(metrics)
+        if progress:
+            bar.set_postfix(ret=f"{metrics.get('episode_return', float('nan')):.4f}",
+                            sps=f"{metrics['env_steps_per_s']:.0f}")
+        if callback is not None:
+            callback(i, metrics)
+    return history
+
+
+class TorchAgent:
+    """Mixin for agents whose deployment is a deterministic `StepPolicy` over one env."""
+
+    algo: ClassVar[str]
+    config_cls: ClassVar[type[BaseModel]]
+    stateful: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        env_config: EnvConfig | Mapping[str, Any] | None = None,
+        hparams: BaseModel | Mapping[str, Any] | None = None,
+    ) -> None:
+        self.env_config = coerce_env_config(env_config)
+        self.hparams = coerce_hparams(self.config_cls, hparams)
+        try:
+            self.device = resolve_device(self.hparams.device)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.obs_size = observation_size(self.env_config)
+        self.episode_length = self.env_config.episode_length or DEFAULT_EPISODE_LENGTH
+        self.history: list[dict[str, float]] = []
+        with seeded(self.hparams.seed):
+            self.net = self.build_network()
+        self.net.to(self.device)
+
+    # -- hooks -----------------------------------------------------------------------------
+    def build_network(self) -> torch.nn.Module:
+        """The agent's network (called under a fixed seed)."""
+        raise NotImplementedError
+
+    def step_policy(self) -> StepPolicy:
+        """A fresh deterministic policy (state reset) for deployment and the meta-test."""
+        raise NotImplementedError
+
+    def optimizer(self) -> torch.optim.Adam:
+        """The agent's Adam optimiser (created on first use, kept across `fit` calls)."""
+        if getattr(self, "_adam", None) is None:
+            self._adam = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, eps=1e-5)
+        return self._adam
+
+    # -- deployment --------------------------------------------------------------------------
+    @torch.no_grad()
+    def positions(self, prices: pd.DataFrame) -> pd.Series:
+        """Online, causal walk-forward: target positions (float64, same index, 0 on the
+        first `window` warm-up bars), deterministic; a stateful policy adapts as it goes."""
+        self.net.eval()
+        values = walk_forward(prices, self.env_config, self.step_policy(), device=self.device)
+        return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
+
+    @torch.no_grad()
+    def adaptation_curve(
+        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int]
+    ) -> dict[int, float]:
+        """Meta-test on bars `[start, end)` (decisions `start .. end-2`, settled by close
+        `end-1`). With L = the training episode length and K = max(steps), the evaluation part
+        is the decisions from `e = start + K*L` to `end-2`, the same for every k. For each k the
+        policy starts fresh at bar `e - k*L`, plays k context episodes of L decisions (position
+        and equity restart at each, the policy's memory carries on), then the evaluation
+        episode; the value is its mean per-bar net log return. Only bars before each decision
+        (and its own close) are seen. A memoryless policy gives the same value for every k."""
+        steps = sorted({int(k) for k in steps})
+        if not steps or steps[0] < 0:
+            raise ConfigError(f"steps={steps}: give context-episode counts k >= 0")
+        length = self.episode_length
+        eval_start = start + steps[-1] * length
+        n_eval = end - 1 - eval_start
+        if start < first_decision_bar(self.env_config.window) or end > len(prices) or n_eval < 1:
+            raise DataError(
+                f"segment [{start}, {end}) cannot hold {steps[-1]} context episodes of {length} "
+                f"bars plus an evaluation part (needs start >= window={self.env_config.window}, "
+                f"end <= {len(prices)} and end - start >= {steps[-1] * length + 2})"
+            )
+        self.net.eval()
+        out: dict[int, float] = {}
+        for k in steps if self.stateful else steps[:1]:
+            episodes = [(eval_start - (k - j) * length, length) for j in range(k)]
+            log = play_episodes(prices, self.env_config, self.step_policy(),
+                                [*episodes, (eval_start, n_eval)], device=self.device)
+            out[k] = mean_log_return(log)
+        return out if self.stateful else dict.fromkeys(steps, out[steps[0]])
+
+    # -- persistence -------------------------------------------------------------------------
+    def spaces(self) -> dict[str, Any]:
+        """Observation / action spaces recorded in agent.json."""
+        low, high = self.env_config.position_bounds
+        return {"observation_size": self.obs_size, "action": self.env_config.action, "low": low, "high": high}
+
+    def save(self, path: str | Path) -> Path:
+        """Write weights.pt + agent.json to directory `path` atomically; returns the path."""
+        return save_agent_dir(
+            path, algo=self.algo, hparams=self.hparams, env_config=self.env_config, spaces=self.spaces(),
+            weights={"net": self.net.state_dict()},
+            extra={"episode_length": self.episode_length, "iterations_trained": len(self.history)},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None) -> TorchAgent:
+        """Rebuild a saved agent (on `device`; default: the saved one, or `auto` when that one
+        is not available here, e.g. a CUDA-trained agent on a CPU machine). `AgentError` names
+        what is missing, corrupt or incompatible."""
+        manifest = read_manifest(path)
+        if manifest["algo"] != cls.algo:
+            raise AgentError(f"{path} holds a {manifest['algo']!r} agent, not {cls.algo!r}; use fin_meta.load_agent")
+        env_config = validate_model(EnvConfig, manifest["env_config"], "env_config", path)
+        hparams = validate_model(cls.config_cls, manifest["hparams"], "hparams", path)
+        if device is None:
+            try:
+                resolve_device(hparams.device)
+            except ValueError:
+                device = "auto"
+        if device is not None:
+            hparams = hparams.model_copy(update={"device": device})
+        agent = cls(env_config=env_config, hparams=hparams)
+        saved = manifest["spaces"]
+        if saved != agent.spaces():
+            raise AgentError(f"{path}: saved spaces {saved} do not match its env_config ({agent.spaces()})")
+        weights = read_weights(path, ("net",))
+        load_module_state(agent.net, weights["net"], f"{cls.algo} network")
+        extra = manifest.get("extra") or {}
+        agent.episode_length = int(extra.get("episode_length", agent.episode_length))
+        return agent
+
+    def _check_sampler(self, sampler: Any) -> None:
+        if sampler.window < self.env_config.window:
+            raise ConfigError(
+                f"the TaskSampler was built with window={sampler.window} but the agent's env uses "
+                f"window={self.env_config.window}; build the sampler with window >= {self.env_config.window}"
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self.device}, env_config={self.env_config!r})"

@@ -1,0 +1,173 @@
+"""Deployment: walk a policy forward over a prices frame with a 1-env `VectorTradingEnv`, so
+observations, accounting and rewards are exactly those of training.
+
+A `StepPolicy` is anything with `act(obs_NO, feedback) -> action_N` (deterministic; the env's
+action space). `play_episodes` plays consecutive episodes `(start, length)` of one frame,
+carrying the policy's own state (a recurrent hidden state, adapted parameters...) across them;
+`walk_forward` plays one episode over every decidable bar and adds the decision at the last bar
+(which no step can settle yet), giving a position for every bar.
+
+Causality: the observation at bar t is built from bars up to close t; the feedback given with
+it (previous position, previous reward) was settled at close t. Nothing after t reaches the
+decision at t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fin_meta.envs.config import EnvConfig
+from fin_meta.envs.features import first_decision_bar
+from fin_meta.envs.ledger import DISCRETE_LEVELS
+from fin_meta.envs.rewards import LOG_FLOOR
+from fin_meta.errors import DataError
+
+__all__ = [
+    "Feedback",
+    "StepPolicy",
+    "EpisodeLog",
+    "action_to_position",
+    "play_episodes",
+    "walk_forward",
+    "mean_log_return",
+]
+
+
+@dataclass
+class Feedback:
+    """What a policy knows besides the observation when it decides at a bar (tensors `[N]`).
+
+    `prev_position`: the previous target position / max_position (0 at the start of play);
+    `prev_reward`: the env reward of the previous step, unscaled (0 at the start of play);
+    `done`: 1.0 where the previous step ended an episode; `bar`: the decision bar t (long)."""
+
+    prev_position: torch.Tensor
+    prev_reward: torch.Tensor
+    done: torch.Tensor
+    bar: torch.Tensor
+
+    @classmethod
+    def initial(cls, n: int, device: torch.device, bar: torch.Tensor | int = 0) -> Feedback:
+        """Zero feedback for `n` envs (the start of a trial / of play)."""
+        zeros = torch.zeros(n, device=device)
+        bars = torch.as_tensor(bar, dtype=torch.long, device=device).expand(n).clone()
+        return cls(zeros, zeros.clone(), zeros.clone(), bars)
+
+
+class StepPolicy(Protocol):
+    """A deterministic decision rule with its own state (reset by its owner)."""
+
+    def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
+        """The env action for each row of `obs_NO` (continuous: position; discrete: 0/1/2)."""
+        ...
+
+
+def action_to_position(action: torch.Tensor, config: EnvConfig) -> torch.Tensor:
+    """The target position (float64) the env applies for `action`: clipped to the bounds;
+    discrete classes mapped to `DISCRETE_LEVELS * max_position`."""
+    low, high = config.position_bounds
+    if config.action == "discrete":
+        levels = torch.tensor(DISCRETE_LEVELS, dtype=torch.float64, device=action.device)
+        return (levels[action.long()] * config.max_position).clamp(low, high)
+    return action.to(torch.float64).clamp(low, high)
+
+
+@dataclass
+class EpisodeLog:
+    """Per-episode records of `play_episodes` (numpy, float64): `bars` decision bars,
+    `positions` targets, `log_growth` net log return of each step (floored like the env's
+    reward), and `final_obs` the observation after the last step of the last episode."""
+
+    bars: list[np.ndarray]
+    positions: list[np.ndarray]
+    log_growth: list[np.ndarray]
+    final_obs: torch.Tensor
+    final_feedback: Feedback
+
+
+def _env(prices: pd.DataFrame, config: EnvConfig, device: torch.device):
+    from fin_meta.envs.vector_env import VectorTradingEnv
+
+    return VectorTradingEnv(prices, 1, device=device, config=config, final_obs=True)
+
+
+def play_episodes(
+    prices: pd.DataFrame,
+    config: EnvConfig,
+    policy: StepPolicy,
+    episodes: Sequence[tuple[int, int]],
+    *,
+    device: torch.device,
+    feedback: Feedback | None = None,
+) -> EpisodeLog:
+    """Play consecutive episodes `(start bar, decisions)` of `prices` with one env; the policy's
+    state carries across them (its owner resets it). Position and equity restart at each
+    episode, as in training. One Python step per bar (this is deployment, one env)."""
+    env = _env(prices, config, device)
+    fb = feedback or Feedback.initial(1, device)
+    logs_pos, logs_eq, bars = [], [], []
+    obs = info = None
+    for start, length in episodes:
+        obs, _ = env.set_tasks([0], [start], [length])
+        pos = torch.zeros(length, dtype=torch.float64, device=device)
+        eq = torch.zeros(length, dtype=torch.float64, device=device)
+        for s in range(length):
+            fb.bar = torch.full((1,), start + s, dtype=torch.long, device=device)
+            action = policy.act(obs, fb)
+            obs, reward, terminated, truncated, info = env.step(action)
+            pos[s], eq[s] = info["position"][0], info["equity"][0]
+            fb = Feedback(
+                prev_position=(info["position"] / config.max_position).to(fb.prev_position.dtype),
+                prev_reward=reward.to(fb.prev_reward.dtype),
+                done=(terminated | truncated).to(fb.done.dtype),
+                bar=fb.bar,
+            )
+        logs_pos.append(pos)
+        logs_eq.append(eq)
+        bars.append(np.arange(start, start + length))
+    if info is None:
+        raise DataError("play_episodes: no episode to play")
+    growth = [eq / torch.cat([eq.new_ones(1), eq[:-1]]) for eq in logs_eq]  # equity is 1 at each start
+    log_growth = [g.clamp_min(LOG_FLOOR).log().cpu().numpy() for g in growth]
+    positions = []
+    for p, lg in zip(logs_pos, log_growth, strict=True):
+        p = p.cpu().numpy()
+        ruined = np.flatnonzero(lg <= np.log(LOG_FLOOR) + 1e-9)
+        if ruined.size:  # after ruin the env replays the window: those steps are not real
+            p[ruined[0] + 1 :] = 0.0
+            lg[ruined[0] + 1 :] = 0.0
+        positions.append(p)
+    return EpisodeLog(bars, positions, log_growth, info["final_obs"], fb)
+
+
+def walk_forward(
+    prices: pd.DataFrame, config: EnvConfig, policy: StepPolicy, *, device: torch.device
+) -> np.ndarray:
+    """Target position (float64 `[T]`) at every bar of `prices`: 0 before the first decidable
+    bar (`window`), then the policy's deterministic decisions, the last one at the last bar."""
+    n_bars = len(prices)
+    first = first_decision_bar(config.window)
+    if n_bars < first + 2:
+        raise DataError(
+            f"prices have {n_bars} bars; the agent needs at least window + 2 = {first + 2} to decide"
+        )
+    log = play_episodes(prices, config, policy, [(first, n_bars - 1 - first)], device=device)
+    fb = log.final_feedback
+    fb.done = torch.zeros_like(fb.done)  # the data ran out, the episode did not end: as on a longer frame
+    fb.bar = torch.full((1,), n_bars - 1, dtype=torch.long, device=device)
+    last = action_to_position(policy.act(log.final_obs, fb), config)
+    out = np.zeros(n_bars, dtype=np.float64)
+    out[first : n_bars - 1] = log.positions[0]
+    out[n_bars - 1] = float(last[0])
+    return out
+
+
+def mean_log_return(log: EpisodeLog, episode: int = -1) -> float:
+    """Mean per-bar net log return of one played episode (default: the last)."""
+    return float(np.mean(log.log_growth[episode]))

@@ -1,0 +1,149 @@
+"""RL²: a GRU actor-critic trained with recurrent PPO over trials; adaptation is in-context.
+
+A trial is `episodes_per_trial` consecutive episodes of `episode_length` decisions from ONE
+regime segment (the sampler draws a window of `episodes_per_trial * episode_length` decisions
+inside a segment; episode j covers its j-th stretch). Position and equity restart at each episode
+(as the env does), the GRU hidden state is carried across the episodes of a trial and reset
+between trials. The network's input at bar t is the observation, the previous position (/
+max_position), the previous reward (x `reward_scale`) and a flag that the previous step ended
+an episode. The trial is the unit of learning: returns are discounted across episode boundaries
+and bootstrapping stops only at the trial's end.
+
+Training (one iteration): `num_envs` trials stepped together with `VectorTradingEnv.set_tasks`
+per episode, then `epochs x minibatches` PPO updates where a minibatch is a set of whole trials
+and the GRU is re-run over the full trial (BPTT over T = episodes x length steps, batched across
+trials; no Python loop over envs). Deployment: the hidden state runs through every bar.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from fin_meta.agents.base import Callback
+from fin_meta.agents.common import TorchAgent, run_iterations
+from fin_meta.agents.deploy import Feedback
+from fin_meta.agents.hparams import RL2Config
+from fin_meta.agents.networks import GRUActorCritic
+from fin_meta.agents.normalization import observation_stats
+from fin_meta.agents.ppo_core import PPOLossWeights, RolloutBuffer, compute_gae, ppo_update
+from fin_meta.seeding import numpy_generator, torch_generator
+from fin_meta.tasks import TaskSampler
+
+__all__ = ["RL2Agent", "RL2Config"]
+
+
+class _RecurrentPolicy:
+    """Deterministic RL² policy with its own hidden state (fresh when created)."""
+
+    def __init__(self, net: GRUActorCritic, reward_scale: float, device: torch.device) -> None:
+        self.net, self.scale = net, reward_scale
+        self.h = net.initial_state(1, device)
+
+    def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
+        if self.h.shape[1] != obs_NO.shape[0]:
+            self.h = self.net.initial_state(obs_NO.shape[0], obs_NO.device)
+        x = self.net.inputs(obs_NO.float(), feedback.prev_position, feedback.prev_reward * self.scale,
+                            feedback.done)
+        feat, self.h = self.net(x.unsqueeze(0), self.h)
+        return self.net.head.mode_of(feat[0])
+
+
+class RL2Agent(TorchAgent):
+    """RL² (see the module docstring). `RL2Agent(env_config, hparams)`."""
+
+    algo: ClassVar[str] = "rl2"
+    config_cls = RL2Config
+    stateful: ClassVar[bool] = True
+    hparams: RL2Config
+    net: GRUActorCritic
+
+    def build_network(self) -> GRUActorCritic:
+        low, high = self.env_config.position_bounds
+        h = self.hparams
+        return GRUActorCritic(self.obs_size, self.env_config.action, low, high, encoder_size=h.encoder_size,
+                              hidden_size=h.hidden_size, init_log_std=h.init_log_std)
+
+    def step_policy(self) -> _RecurrentPolicy:
+        return _RecurrentPolicy(self.net, self.hparams.reward_scale, self.device)
+
+    def fit(
+        self,
+        sampler: TaskSampler,
+        *,
+        iterations: int,
+        callback: Callback | None = None,
+        progress: bool = True,
+    ) -> list[dict[str, float]]:
+        """Meta-train for `iterations` iterations of `num_envs` trials each (see the module
+        docstring); returns the per-iteration metrics, also given to `callback(i, metrics)`."""
+        from fin_meta.envs.vector_env import VectorTradingEnv
+
+        self._check_sampler(sampler)
+        h, device, n = self.hparams, self.device, self.hparams.num_envs
+        if not self.history:  # input scaling from the training prices, fixed from then on
+            mean, std = observation_stats(sampler.prices, self.env_config)
+            self.net.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
+        self.episode_length = length = sampler.episode_length
+        episodes = h.episodes_per_trial
+        steps = episodes * length
+        sampler.regimes_for(steps)  # fail early, naming the fix, when no segment holds a trial
+        env = VectorTradingEnv(sampler.prices, n, device=device, seed=h.seed, config=self.env_config)
+        rng = numpy_generator(h.seed + len(self.history))
+        gen = torch_generator(h.seed + len(self.history), device)
+        buf = RolloutBuffer(steps, n, self.net.input_size, device=device,
+                            discrete=self.env_config.action == "discrete")
+        optimizer = self.optimizer()
+        weights = PPOLossWeights(h.clip_coef, h.value_coef, h.entropy_coef, h.normalize_advantages)
+        trial_end = torch.zeros(steps, n, device=device)
+        trial_end[-1] = 1.0  # bootstrapping stops only at the end of the trial
+
+        def one_iteration(_: int) -> dict[str, float]:
+            self.net.eval()
+            asset, start, _, _regime = sampler.sample_task_arrays(n, rng, length=steps)
+            hidden = self.net.initial_state(n, device)
+            fb = Feedback.initial(n, device)
+            raw = torch.zeros(episodes, n, device=device)
+            with torch.no_grad():
+                for j in range(episodes):
+                    obs, _ = env.set_tasks(asset, start + j * length, [length] * n)
+                    for s in range(length):
+                        x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale, fb.done)
+                        feat, hidden = self.net(x.unsqueeze(0), hidden)
+                        dist = self.net.distribution(feat[0])
+                        action = self.net.head.sample(dist, gen)
+                        obs, reward, terminated, truncated, info = env.step(action)
+                        reward = reward.float()
+                        raw[j] += reward
+                        buf.store(j * length + s, obs=x, action=action, logp=dist.log_prob(action),
+                                  value=self.net.value(feat[0]), reward=reward * h.reward_scale, done=trial_end[j * length + s])
+                        fb = Feedback(info["position"].float() / self.env_config.max_position, reward,
+                                      (terminated | truncated).float(), fb.bar)
+                adv, ret = compute_gae(buf.rewards, buf.values, trial_end, torch.zeros(n, device=device),
+                                       h.gamma, h.gae_lambda)
+            self.net.train()
+            # whole trials are the units: tensors [N, T, ...]
+            batch = {"logp": buf.logp.T, "advantages": adv.T, "returns": ret.T}
+            x_all, act_all = buf.obs, buf.actions
+
+            def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                feat, _ = self.net(x_all[:, idx], self.net.initial_state(len(idx), device))
+                dist = self.net.distribution(feat)
+                return dist.log_prob(act_all[:, idx]).T, dist.entropy().T, self.net.value(feat).T
+
+            stats = ppo_update(evaluate, batch, optimizer, self.net.parameters(), weights=weights,
+                               epochs=h.epochs, minibatches=h.minibatches, max_grad_norm=h.max_grad_norm,
+                               generator=gen, target_kl=h.target_kl)
+            per_episode = raw.mean(dim=1)
+            stats["episode_return"] = float(per_episode.mean())
+            stats["first_episode_return"] = float(per_episode[0])
+            stats["last_episode_return"] = float(per_episode[-1])
+            stats["trial_return"] = float(raw.sum(0).mean())
+            return stats
+
+        history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps * n,
+                                 callback=callback, progress=progress, desc="rl2")
+        self.history += history
+        self.net.eval()
+        return history
