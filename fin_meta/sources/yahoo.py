@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -67,11 +68,15 @@ def yf_download(ticker: str, start: str | None, end: str, interval: str) -> pd.D
     propagate, logger.propagate = logger.propagate, False
     logger.addHandler(capture)
     try:
-        extra = {"period": "max"} if start is None else {"start": start}
-        raw = yf.download(
-            ticker, end=end, interval=interval, auto_adjust=True, progress=False,
-            threads=False, multi_level_index=True, **extra,
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            # yfinance 1.7 calls pandas methods with `inplace=True`, deprecated in pandas 3.1: a warning
+            # about yfinance's own code that users cannot act on, so it is hidden here and only here.
+            warnings.filterwarnings("ignore", message="The inplace keyword", module="yfinance")
+            extra = {"period": "max"} if start is None else {"start": start}
+            raw = yf.download(
+                ticker, end=end, interval=interval, auto_adjust=True, progress=False,
+                threads=False, multi_level_index=True, **extra,
+            )  # fmt: skip
     finally:
         logger.removeHandler(capture)
         logger.propagate = propagate
