@@ -151,6 +151,9 @@ def test_vector_bad_inputs():
         VectorTradingEnv(ASSETS, 2, episode_length=400)
     with pytest.raises(DataError, match="DataFrame"):
         VectorTradingEnv(42, 2)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            VectorTradingEnv(ASSETS, 2, device="cuda")
     env = VectorTradingEnv(ASSETS, 2, window=8, device="cpu")
     with pytest.raises(FinMetaError, match="reset"):
         env.step(torch.zeros(2))

@@ -23,6 +23,7 @@ would synchronise every step) and shows up as NaN equity.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -91,7 +92,10 @@ class VectorTradingEnv:
         if not assets:
             raise DataError("prices_or_list holds no price series")
         self.num_envs = int(num_envs)
-        self.device = resolve_device(device)
+        try:
+            self.device = resolve_device(device)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"device: {exc}") from None
         self.dtype = dtype
         self.final_obs = bool(final_obs)
         self.observation_size = observation_size(cfg)
@@ -110,8 +114,9 @@ class VectorTradingEnv:
     def _build_tables(self, assets: list[pd.DataFrame]) -> None:
         cfg = self.config
         self.n_bars = [len(p) for p in assets]
-        t_max = max(self.n_bars) + 1
-        table = np.zeros((len(assets), t_max, self.observation_size), dtype=np.float64)
+        t_max = max(self.n_bars)
+        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+        table = np.zeros((len(assets), t_max, self.observation_size), dtype=np_dtype)
         next_return = np.zeros((len(assets), t_max), dtype=np.float64)
         for a, prices in enumerate(assets):
             try:
@@ -223,7 +228,7 @@ class VectorTradingEnv:
         if self.config.action == "discrete":
             return self._levels.index_select(0, actions.long())
         actions = actions.to(torch.float64)
-        if self.device.type == "cpu" and not bool(torch.isfinite(actions).all()):
+        if self.device.type == "cpu" and not math.isfinite(float(actions.sum())):  # one reduction
             raise FinMetaError("step: actions must be finite target positions (got NaN or inf)")
         return actions.clamp(self._low, self._high)
 
