@@ -54,6 +54,8 @@ def test_registration_waits_for_gymnasium_import_and_stays_light():
         "assert not heavy, heavy\n"
         "import gymnasium\n"
         "assert 'fin_meta/Trading-v0' in gymnasium.envs.registry\n"
+        "import importlib.resources, inspect\n"
+        "assert inspect.getsource(gymnasium) and importlib.resources.files('gymnasium').is_dir()\n"
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -41,6 +41,9 @@ class _RegisteringLoader:
         self._loader.exec_module(module)
         register_env()
 
+    def __getattr__(self, name: str) -> Any:  # get_source, get_resource_reader, ...
+        return getattr(self._loader, name)
+
 
 class _GymnasiumImportHook:
     """A meta path finder that only answers for the top-level `gymnasium` package, once."""
