@@ -129,6 +129,8 @@ def test_discrete_actions_and_ruin():
     env.set_tasks([0, 0, 0], [5, 5, 5], [10, 10, 10])
     info = env.step(torch.tensor([0, 1, 2]))[4]
     assert info["position"].tolist() == [-2.0, 0.0, 2.0]
+    with pytest.raises(FinMetaError, match="discrete"):
+        env.step(torch.tensor([0, 3, 1]))
     crash = ASSETS[0].copy()
     crash.iloc[20:, crash.columns.get_loc("close")] *= 0.4  # a -60% bar: 2x long is ruined
     ruin = VectorTradingEnv(crash, 2, window=5, max_position=2.0, device="cpu", fees=0.0, slippage=0.0)
