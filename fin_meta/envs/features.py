@@ -33,6 +33,7 @@ __all__ = [
     "observation_size",
     "first_decision_bar",
     "log_close_returns",
+    "simple_returns",
 ]
 
 FeatureFn = Callable[[pd.DataFrame, int], np.ndarray]
@@ -43,6 +44,14 @@ def log_close_returns(prices: pd.DataFrame) -> np.ndarray:
     close = prices["close"].to_numpy(dtype=np.float64)
     out = np.zeros_like(close)
     out[1:] = np.diff(np.log(close))
+    return out
+
+
+def simple_returns(prices: pd.DataFrame) -> np.ndarray:
+    """r[t] = close[t] / close[t-1] - 1 per bar (0.0 on the first bar); shape [T], float64."""
+    close = prices["close"].to_numpy(dtype=np.float64)
+    out = np.zeros_like(close)
+    out[1:] = close[1:] / close[:-1] - 1.0
     return out
 
 

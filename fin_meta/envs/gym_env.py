@@ -21,12 +21,17 @@ from gymnasium import spaces
 
 from fin_meta.envs.config import EnvConfig, make_config
 from fin_meta.envs.episodes import check_task, full_length, start_bounds
-from fin_meta.envs.features import observation_features, observation_size, observation_table
+from fin_meta.envs.features import (
+    observation_features,
+    observation_size,
+    observation_table,
+    simple_returns,
+)
 from fin_meta.envs.ledger import DISCRETE_LEVELS, ScalarOps, trade
 from fin_meta.envs.rewards import REWARDS
 from fin_meta.errors import ConfigError, FinMetaError
 
-__all__ = ["TradingEnv", "make_spaces"]
+__all__ = ["TradingEnv", "make_spaces", "simple_returns"]
 
 
 def make_spaces(config: EnvConfig) -> tuple[spaces.Box, spaces.Space]:
@@ -37,14 +42,6 @@ def make_spaces(config: EnvConfig) -> tuple[spaces.Box, spaces.Space]:
         return obs_space, spaces.Discrete(len(DISCRETE_LEVELS))
     low, high = config.position_bounds
     return obs_space, spaces.Box(np.float32(low), np.float32(high), shape=(1,), dtype=np.float32)
-
-
-def simple_returns(prices: pd.DataFrame) -> np.ndarray:
-    """r[t] = close[t] / close[t-1] - 1 per bar (0.0 on the first bar); float64 [T]."""
-    close = prices["close"].to_numpy(dtype=np.float64)
-    out = np.zeros_like(close)
-    out[1:] = close[1:] / close[:-1] - 1.0
-    return out
 
 
 class TradingEnv(gym.Env):

@@ -45,8 +45,9 @@ from fin_meta.envs.features import (
     observation_features,
     observation_size,
     observation_table,
+    simple_returns,
 )
-from fin_meta.envs.gym_env import make_spaces, simple_returns
+from fin_meta.envs.gym_env import make_spaces
 from fin_meta.envs.ledger import DISCRETE_LEVELS, trade
 from fin_meta.envs.rewards import REWARDS
 from fin_meta.errors import ConfigError, DataError, FinMetaError
