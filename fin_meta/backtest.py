@@ -1,0 +1,328 @@
+"""Backtest target positions with vectorbt: one ``Portfolio.from_orders`` call for any number of
+strategies, standard metrics, a per-regime breakdown and plots.
+
+Accounting (DESIGN.md): ``positions[t]`` is the target fraction of equity decided at close t;
+vectorbt fills it at close t (``size_type="targetpercent"``, ``direction="both"`` so negative
+targets go short, no cash sharing: every column is an independent strategy with its own
+``init_cash``), charging ``fees`` (fraction of the traded value) and ``slippage`` (fraction of the
+price, against us). Without costs the result equals `fin_meta.accounting.simulate` to floating
+point. With costs it differs from that reference by second-order terms, both exact consequences
+of how vectorbt fills a target percentage:
+
+1. vectorbt converts the target into shares with the equity *before* costs
+   (``shares = w * value / close``), so after paying ``cost * traded`` the held weight is
+   ``w / (1 - cost * traded)`` instead of the reference's ``w``; the next bar's return then
+   differs by about ``cost * traded[t] * w[t] * r[t+1]`` (e.g. 2e-5 for cost 1e-3, a full flip
+   and a 1% move).
+2. When a long target needs more cash than there is (``w = 1`` with costs), vectorbt buys what
+   the cash pays for, ending fully invested (weight exactly ``w``, as in the reference).
+3. A buy costs ``slippage + fees * (1 + slippage)`` and a sell ``slippage + fees * (1 - slippage)``
+   of the traded value (fees are charged on the slipped price), not ``fees + slippage``.
+
+``tests/test_backtest.py`` reproduces vectorbt to 1e-10 with a model of exactly these rules and
+bounds the difference from `simulate`.
+
+Annualisation uses 252 bars per year; vectorbt's own ``year_freq`` default (365 days) is never
+used by fin-meta: use `BacktestResult.returns_acc` / `BacktestResult.vbt_stats` for vectorbt's
+metrics with ``year_freq = "252 days"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from fin_meta.constants import BARS_PER_YEAR
+from fin_meta.errors import ConfigError, DataError, StrategyError
+from fin_meta.metrics import summary_stats
+
+if TYPE_CHECKING:
+    import vectorbt as vbt
+
+__all__ = ["backtest", "BacktestResult", "YEAR_FREQ", "POSITION_TOLERANCE"]
+
+YEAR_FREQ: str = f"{BARS_PER_YEAR} days"
+"""vectorbt ``year_freq`` matching `BARS_PER_YEAR` daily bars (``freq="1D"``)."""
+
+POSITION_TOLERANCE: float = 1e-9
+"""Positions may exceed ``max_position`` in magnitude by this much (floating-point noise)."""
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BacktestResult:
+    """The outcome of `backtest`. Series-shaped for one strategy (positions given as a Series),
+    DataFrame-shaped (one column per strategy) for many.
+
+    stats: `fin_meta.metrics.summary_stats` of the strategy returns: a dict for a Series of
+        positions, a DataFrame (index = strategy columns) for a DataFrame of positions. Keys:
+        total_return, cagr, annual_volatility, sharpe, sortino, calmar, max_drawdown, turnover,
+        n_trades (filled orders), exposure (mean |position|) -- units in `summary_stats`.
+    returns: strategy return of each bar after costs, ``equity[t] / equity[t-1] - 1``.
+    equity: portfolio value divided by ``init_cash``: 1.0 before bar 0's trade (so bar 0 already
+        includes the cost of the first trade). ``portfolio.value()`` is the same in currency.
+    positions: the target positions that were backtested.
+    traded: one-way traded fraction of equity at each bar (|shares traded| x close / equity
+        before the trade), 0 where vectorbt placed no order.
+    portfolio: the vectorbt Portfolio, for everything else vectorbt offers.
+    """
+
+    stats: dict[str, float] | pd.DataFrame
+    returns: pd.Series | pd.DataFrame
+    equity: pd.Series | pd.DataFrame
+    positions: pd.Series | pd.DataFrame
+    traded: pd.Series | pd.DataFrame
+    portfolio: vbt.Portfolio
+
+    def __repr__(self) -> str:
+        equity = self._frame(self.equity)
+        return (f"BacktestResult({equity.shape[1]} column(s) x {equity.shape[0]} bars, "
+                f"{equity.index[0]} .. {equity.index[-1]})")
+
+    def _frame(self, obj: pd.Series | pd.DataFrame) -> pd.DataFrame:
+        return obj.to_frame() if isinstance(obj, pd.Series) else obj
+
+    @property
+    def returns_acc(self) -> Any:
+        """vectorbt's returns accessor of the strategy returns, annualised with 252 bars a year."""
+        return self.portfolio.get_returns_acc(year_freq=YEAR_FREQ)
+
+    def vbt_stats(self, **kwargs: Any) -> pd.Series | pd.DataFrame:
+        """vectorbt's own ``Portfolio.stats`` (slow; per column) with ``year_freq`` of 252 days."""
+        settings = {"year_freq": YEAR_FREQ, **kwargs.pop("settings", {})}
+        return self.portfolio.stats(settings=settings, **kwargs)
+
+    def by_regime(self, labels: pd.Series) -> pd.DataFrame:
+        """The `stats` metrics per regime, computed from the returns, positions and traded
+        fractions of the bars carrying each label (bars need not be contiguous: the equity of a
+        regime compounds only its own bars; cagr is annualised by its own bar count).
+
+        labels: a Series of regime labels indexed by date; it is aligned to the backtest's
+        dates, and bars without a label (missing date or NaN, e.g. a warm-up period) are left out.
+        Returns a DataFrame with the `STAT_KEYS` columns plus ``n_bars``; index = regime label
+        (sorted) for one strategy, a MultiIndex (column, regime) for many.
+        """
+        if not isinstance(labels, pd.Series):
+            raise DataError(f"labels: expected a pandas Series of regime labels indexed by date, got {type(labels).__name__}")
+        if not labels.index.is_unique:
+            raise DataError("labels: the index has duplicate dates; pass one label per date")
+        aligned = labels.reindex(self.returns.index)
+        present = aligned.notna().to_numpy(dtype=bool)
+        if not present.any():
+            raise DataError(
+                "labels: no label falls on any backtest date; pass labels indexed by the same dates "
+                f"as the prices ({self.returns.index[0]} .. {self.returns.index[-1]})"
+            )
+        regimes = sorted(pd.unique(aligned[present]))
+        returns, positions, traded = (self._frame(x) for x in (self.returns, self.positions, self.traded))
+        parts = {}
+        for regime in regimes:
+            mask = present & aligned.eq(regime).to_numpy(dtype=bool, na_value=False)
+            part = summary_stats(returns[mask], positions[mask], traded[mask])
+            part["n_bars"] = int(mask.sum())
+            parts[regime] = part
+        table = pd.concat(parts, names=["regime", "column"]).swaplevel(0, 1)
+        table = table.reindex(pd.MultiIndex.from_product([returns.columns, regimes], names=["column", "regime"]))
+        if isinstance(self.returns, pd.Series):
+            table = table.droplevel("column")
+        return table
+
+    def plot(self, path: str | Path, title: str | None = None) -> Path:
+        """Write a PNG of equity and drawdown of every column to ``path`` (atomically); return it."""
+        from fin_meta.plots.equity import plot_equity_png
+
+        return plot_equity_png(self._frame(self.equity), path, title=title)
+
+    def plot_html(self, path: str | Path, include_plotlyjs: bool | str = True) -> Path:
+        """Write vectorbt's interactive (plotly) chart to an HTML file (atomically); return it.
+        One strategy: vectorbt's portfolio plot (orders, trade PnL, cumulative returns); many:
+        equity and drawdown of every column. ``include_plotlyjs="cdn"`` makes a small file that
+        needs the internet to open; the default embeds plotly.js (works offline, ~4 MB)."""
+        from fin_meta.plots.equity import plot_portfolio_html
+
+        return plot_portfolio_html(self.portfolio, self._frame(self.equity), path, include_plotlyjs)
+
+
+def _check_costs(fees: float, slippage: float, init_cash: float, max_position: float) -> None:
+    for name, value in (("fees", fees), ("slippage", slippage)):
+        if not (np.isfinite(value) and 0.0 <= value < 1.0):
+            raise ConfigError(f"{name}: must be a fraction in [0, 1) (5e-4 = 5 bp), got {value}")
+    if not (np.isfinite(init_cash) and init_cash > 0):
+        raise ConfigError(f"init_cash: must be a positive amount, got {init_cash}")
+    if not (np.isfinite(max_position) and max_position > 0):
+        raise ConfigError(f"max_position: must be a positive fraction of equity, got {max_position}")
+
+
+def _close_of(prices: pd.DataFrame | pd.Series, columns: pd.Index) -> pd.Series | pd.DataFrame:
+    """The close: a prices frame's ``close`` column, a Series of closes, or a frame of closes
+    with one column per strategy column."""
+    if isinstance(prices, pd.Series):
+        close = prices
+    elif isinstance(prices, pd.DataFrame) and "close" in prices.columns:
+        close = prices["close"]
+    elif isinstance(prices, pd.DataFrame) and prices.columns.equals(columns):
+        close = prices
+    else:
+        found = list(prices.columns) if isinstance(prices, pd.DataFrame) else type(prices).__name__
+        raise DataError(
+            f"prices: expected a prices frame with a 'close' column, a Series of closes, or one close "
+            f"column per positions column; got {found}"
+        )
+    if not (close.index.is_unique and close.index.is_monotonic_increasing):
+        raise DataError("prices: the index must be strictly increasing dates without duplicates")
+    values = close.to_numpy(dtype=np.float64)
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataError(f"prices: close must be finite and positive; got {values.reshape(len(values), -1)[row]} on {close.index[row]}")
+    return close.astype(np.float64)
+
+
+def _check_index(prices_index: pd.Index, positions_index: pd.Index) -> None:
+    if positions_index.equals(prices_index):
+        return
+    n = min(len(prices_index), len(positions_index))
+    same = np.asarray(prices_index[:n] == positions_index[:n])
+    first = int(np.argmin(same)) if not same.all() else n
+    pos_at = positions_index[first] if first < len(positions_index) else "(no more bars)"
+    px_at = prices_index[first] if first < len(prices_index) else "(no more bars)"
+    raise StrategyError(
+        f"positions: dates do not match the prices' dates ({len(positions_index)} vs {len(prices_index)} bars); "
+        f"first mismatch at bar {first}: positions {pos_at}, prices {px_at}. "
+        "Compute positions from the same prices, or reindex them to prices.index (0 = flat)."
+    )
+
+
+def _check_positions(values: np.ndarray, frame: pd.DataFrame, max_position: float) -> None:
+    """Finite and within [-max_position, max_position] (fast reductions; slow path only to name
+    the first offending cell)."""
+    high, low = values.max(axis=0), values.min(axis=0)
+    limit = max_position + POSITION_TOLERANCE
+    bad_cols = ~(np.isfinite(high) & np.isfinite(low) & (high <= limit) & (low >= -limit))
+    if not bad_cols.any():
+        return
+    col = int(np.argmax(bad_cols))
+    column = values[:, col]
+    bad = ~np.isfinite(column) | (np.abs(np.nan_to_num(column, nan=0.0)) > limit)
+    row = int(np.argmax(bad))
+    value, name, date = column[row], frame.columns[col], frame.index[row]
+    if not np.isfinite(value):
+        raise StrategyError(
+            f"positions: column {name!r} is {value} on {date}; positions must be finite "
+            "(use 0 for flat, e.g. during a warm-up period)"
+        )
+    raise StrategyError(
+        f"positions: column {name!r} is {value} on {date}, outside [-{max_position}, {max_position}]; "
+        "clip the strategy's output or raise max_position"
+    )
+
+
+def _positions_frame(positions: pd.Series | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(positions, pd.Series):
+        frame = positions.to_frame(name=positions.name if positions.name is not None else "positions")
+    elif isinstance(positions, pd.DataFrame):
+        frame = positions
+    else:
+        raise StrategyError(f"positions: expected a pandas Series or DataFrame, got {type(positions).__name__}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise StrategyError(f"positions: empty ({frame.shape[0]} bars x {frame.shape[1]} columns)")
+    if not frame.columns.is_unique:
+        dupes = sorted(set(frame.columns[frame.columns.duplicated()]), key=str)
+        raise StrategyError(f"positions: duplicate column names {dupes}; give every strategy its own name")
+    try:
+        return frame.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise StrategyError(f"positions: must be numbers (fractions of equity): {exc}") from exc
+
+
+def _run_vectorbt(close: pd.Series | pd.DataFrame, positions: pd.Series | pd.DataFrame, fees: float,
+                  slippage: float, init_cash: float, freq: str) -> vbt.Portfolio:
+    import vectorbt as vbt
+
+    return vbt.Portfolio.from_orders(
+        close,
+        positions,
+        size_type="targetpercent",
+        direction="both",
+        price=np.inf,  # fill at this bar's close
+        fees=fees,
+        slippage=slippage,
+        init_cash=init_cash,
+        cash_sharing=False,
+        freq=freq,
+    )
+
+
+def _portfolio_arrays(portfolio: vbt.Portfolio, close: np.ndarray, init_cash: float,
+                      n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(equity, returns, traded) as bars x columns arrays (F-ordered) from the order records."""
+    from fin_meta.backtest_nb import portfolio_arrays_nb
+
+    close_2d = np.ascontiguousarray(close.reshape(close.shape[0], -1))
+    equity_cb, traded_cb, ok = portfolio_arrays_nb(
+        portfolio.order_records, close_2d, np.full(n_cols, float(init_cash))
+    )
+    if not ok:  # vectorbt changed its record layout: fail loudly, never silently
+        raise RuntimeError("vectorbt order records are not sorted by column and bar")
+    equity = equity_cb.T
+    returns = np.empty_like(equity)
+    returns[0] = equity[0] - 1.0
+    np.divide(equity[1:], equity[:-1], out=returns[1:])
+    returns[1:] -= 1.0
+    return equity, returns, traded_cb.T
+
+
+def backtest(
+    prices: pd.DataFrame | pd.Series,
+    positions: pd.Series | pd.DataFrame,
+    fees: float = 0.0,
+    slippage: float = 0.0,
+    init_cash: float = 1_000_000.0,
+    freq: str = "1D",
+    max_position: float = 1.0,
+) -> BacktestResult:
+    """Backtest target positions on one vectorbt ``Portfolio.from_orders`` call.
+
+    prices: a prices frame (its ``close`` is used), a Series of closes, or a frame of closes with
+        the same columns as ``positions`` (one asset per strategy).
+    positions: target fraction of equity per bar (negative = short), decided at close t and held
+        to close t+1; a Series (one strategy) or a DataFrame (one column per strategy), on exactly
+        the prices' dates, finite, within [-max_position, max_position].
+    fees: fraction of each order's value (5e-4 = 5 bp). slippage: fraction of the price paid
+        against us on each fill. init_cash: starting cash per strategy (currency).
+    freq: bar frequency for vectorbt's time-based figures; annualisation is 252 bars a year.
+    Raises StrategyError (positions), DataError (prices), ConfigError (numbers).
+    """
+    _check_costs(fees, slippage, init_cash, max_position)
+    frame = _positions_frame(positions)
+    close = _close_of(prices, frame.columns)
+    _check_index(close.index, frame.index)
+    values = frame.to_numpy()
+    _check_positions(values, frame, max_position)
+
+    single = isinstance(positions, pd.Series)
+    # a Series stays a Series so that the vectorbt Portfolio is one-column shaped (pf.value() a Series)
+    portfolio = _run_vectorbt(close, frame.iloc[:, 0] if single else frame, fees, slippage, init_cash, freq)
+    equity, returns, traded = _portfolio_arrays(portfolio, close.to_numpy(), init_cash, values.shape[1])
+    if single:
+        stats = summary_stats(returns[:, 0], values[:, 0], traded[:, 0], equity=equity[:, 0])
+    else:
+        stats = summary_stats(returns, values, traded, equity=equity)
+        stats.index = frame.columns
+
+    def wrap(arr: np.ndarray) -> pd.Series | pd.DataFrame:
+        if single:
+            return pd.Series(arr[:, 0], index=frame.index, name=frame.columns[0])
+        return pd.DataFrame(arr, index=frame.index, columns=frame.columns, copy=False)
+
+    return BacktestResult(
+        stats=stats,
+        returns=wrap(returns),
+        equity=wrap(equity),
+        positions=frame.iloc[:, 0] if single else frame,
+        traded=wrap(traded),
+        portfolio=portfolio,
+    )

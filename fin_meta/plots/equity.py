@@ -1,0 +1,80 @@
+"""Equity and drawdown charts of backtests: a static PNG and vectorbt's interactive HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fin_meta.fileio import atomic_path
+from fin_meta.metrics import drawdown
+
+__all__ = ["plot_equity_png", "plot_portfolio_html", "MAX_LEGEND_ENTRIES", "HTML_SUBPLOTS"]
+
+MAX_LEGEND_ENTRIES: int = 12
+"""Columns beyond this many are drawn without a legend (it would hide the chart)."""
+
+HTML_SUBPLOTS: tuple[str, ...] = ("orders", "cum_returns", "underwater")
+"""vectorbt portfolio subplots of the HTML chart of one strategy."""
+
+
+def plot_equity_png(equity: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Write equity (top, starting from 1.0) and drawdown (bottom, %) of every column of
+    ``equity`` (bars x strategies) to a PNG at ``path``; return the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+    x = equity.index
+    dd = drawdown(equity.to_numpy()) * 100.0
+    for i, column in enumerate(equity.columns):
+        ax_eq.plot(x, equity.iloc[:, i].to_numpy(), lw=1.0, label=str(column))
+        ax_dd.plot(x, dd[:, i], lw=0.8)
+    ax_eq.axhline(1.0, color="grey", lw=0.6, ls="--")
+    ax_eq.set_ylabel("equity (start = 1)")
+    ax_dd.set_ylabel("drawdown (%)")
+    ax_dd.set_ylim(top=0.5)
+    ax_eq.set_title(title or "Backtest: equity and drawdown")
+    if len(equity.columns) <= MAX_LEGEND_ENTRIES:
+        ax_eq.legend(loc="upper left", fontsize="small")
+    for ax in (ax_eq, ax_dd):
+        ax.grid(alpha=0.3)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return path
+
+
+def _many_columns_figure(equity: pd.DataFrame) -> Any:
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=(0.7, 0.3), vertical_spacing=0.04)
+    dd = drawdown(equity.to_numpy()) * 100.0
+    for i, column in enumerate(equity.columns):
+        name = str(column)
+        fig.add_scatter(x=equity.index, y=equity.iloc[:, i].to_numpy(), name=name, legendgroup=name,
+                        mode="lines", row=1, col=1)
+        fig.add_scatter(x=equity.index, y=np.round(dd[:, i], 4), name=name, legendgroup=name,
+                        showlegend=False, mode="lines", row=2, col=1)
+    fig.update_yaxes(title_text="equity (start = 1)", row=1, col=1)
+    fig.update_yaxes(title_text="drawdown (%)", row=2, col=1)
+    fig.update_layout(title="Backtest: equity and drawdown", height=700)
+    return fig
+
+
+def plot_portfolio_html(portfolio: Any, equity: pd.DataFrame, path: str | Path,
+                        include_plotlyjs: bool | str = True) -> Path:
+    """Write an interactive chart to HTML at ``path``; return the path. One column: vectorbt's
+    own portfolio plot (`HTML_SUBPLOTS`); several: equity and drawdown lines of every column."""
+    if equity.shape[1] == 1:
+        fig = portfolio.plot(subplots=list(HTML_SUBPLOTS))
+    else:
+        fig = _many_columns_figure(equity)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=include_plotlyjs, full_html=True)
+    return path
