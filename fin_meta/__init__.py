@@ -60,12 +60,12 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs only
-    from fin_meta.agents import load_agent
-    from fin_meta.backtest import BacktestResult, backtest
-    from fin_meta.config import load_config
-    from fin_meta.data import load_prices, synthetic_regimes
-    from fin_meta.envs import TradingEnv, VectorTradingEnv
-    from fin_meta.pipeline import run_experiment
-    from fin_meta.regimes import detect_regimes, segments
-    from fin_meta.seeding import seed_everything
+if TYPE_CHECKING:  # for type checkers and IDEs only (names re-exported lazily above)
+    from fin_meta.agents import load_agent  # noqa: F401
+    from fin_meta.backtest import BacktestResult, backtest  # noqa: F401
+    from fin_meta.config import load_config  # noqa: F401
+    from fin_meta.data import load_prices, synthetic_regimes  # noqa: F401
+    from fin_meta.envs import TradingEnv, VectorTradingEnv  # noqa: F401
+    from fin_meta.pipeline import run_experiment  # noqa: F401
+    from fin_meta.regimes import detect_regimes, segments  # noqa: F401
+    from fin_meta.seeding import seed_everything  # noqa: F401

@@ -308,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FIN_META_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
+    # MLflow draws a progress bar for every artifact copy; ours already show the long work
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app(args=args, prog_name="fin-meta")
     except FinMetaError as exc:

@@ -229,7 +229,17 @@ def _detect_labels(cfg: ExperimentConfig, src: SourceData) -> dict[str, pd.Serie
     hindsight = cfg.regimes.task_labels == "hindsight"
     train = detect_regimes(src.train, method=method, causal=not hindsight, fit_end=fit_end, **params)
     causal = detect_regimes(src.full, method=method, causal=True, fit_end=fit_end, **params)
-    return {"train": train, "causal": causal.loc[src.walk.index]}
+    return {"train": merged_labels(train, cfg.regimes.min_length), "causal": causal.loc[src.walk.index]}
+
+
+def merged_labels(labels: pd.Series, min_length: int) -> pd.Series:
+    """`labels` with runs shorter than `min_length` bars merged into a neighbour (`segments`),
+    so training tasks are drawn from regime stretches rather than flickering bars."""
+    from fin_meta.regimes import segments
+
+    segs = segments(labels, min_length=min_length)
+    values = np.repeat(segs["label"].to_numpy(), segs["n_bars"].to_numpy())
+    return pd.Series(values, index=labels.index, name=labels.name)
 
 
 def _task_sampler(cfg: ExperimentConfig, sources: list[SourceData], labels: list[dict[str, pd.Series]]):
@@ -282,7 +292,10 @@ def _meta_test(cfg: ExperimentConfig, agents: dict[str, Agent], sources: list[So
 
     frames = []
     for src, lab in zip(sources, labels, strict=True):
-        bounds = _held_out_segments(lab["causal"], src.test_start, cfg.regimes.min_length)
+        # long enough for k context episodes (or adaptation windows) plus one evaluated episode
+        episode = cfg.env.episode_length or 63
+        min_bars = max(cfg.regimes.min_length, (max(cfg.evaluation.adaptation_steps) + 1) * episode)
+        bounds = _held_out_segments(lab["causal"], src.test_start, min_bars)
         if not bounds:
             continue
         curves = adaptation_curves(agents, src.walk, bounds, cfg.evaluation.adaptation_steps)

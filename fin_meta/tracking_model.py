@@ -48,15 +48,30 @@ def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
     with tempfile.TemporaryDirectory() as tmp, _tracking_uri(tracker.tracking_uri):
         agent_dir = agent.save(Path(tmp) / "agent")
         info = mlflow.models.Model.log(
+            artifact_path=None,
             name=MODEL_NAME,
             flavor=mlflow.pyfunc,
             run_id=tracker.run_id,
             python_model=str(Path(__file__).with_name("agent_model.py")),
             artifacts={AGENT_ARTIFACT: str(agent_dir)},
             pip_requirements=[f"fin-meta=={__version__}"],
+            signature=_signature(),
             tags={"fin_meta.algo": agent.algo},
         )
     return info.model_uri
+
+
+def _signature():
+    """pyfunc signature: a prices frame (PRICE_COLUMNS, float64) in, positions (float64) out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from fin_meta.constants import PRICE_COLUMNS
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in PRICE_COLUMNS]),
+        outputs=Schema([ColSpec("double", "position")]),
+    )
 
 
 def resolve_agent_uri(uri: str, tracking_uri: str | None = None) -> Path:
