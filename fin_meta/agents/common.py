@@ -34,7 +34,7 @@ from fin_meta.envs.config import EnvConfig, make_config
 from fin_meta.envs.features import first_decision_bar, observation_size
 from fin_meta.errors import AgentError, ConfigError, DataError
 
-__all__ = ["TorchAgent", "coerce_hparams", "coerce_env_config", "seeded", "run_iterations", "DEFAULT_EPISODE_LENGTH"]
+__all__ = ["TorchAgent", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads", "run_iterations", "DEFAULT_EPISODE_LENGTH"]
 
 DEFAULT_EPISODE_LENGTH = 32
 """Episode length (decisions) an agent assumes before `fit` sets it from the sampler."""
@@ -67,6 +67,20 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         yield
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None, device: torch.device) -> Iterator[None]:
+    """Use `n` torch intra-op threads inside the block when `device` is the CPU (restored after)."""
+    if n is None or device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_iterations(
@@ -140,6 +154,10 @@ class TorchAgent:
         """A fresh deterministic policy (state reset) for deployment and the meta-test."""
         raise NotImplementedError
 
+    def threads(self) -> contextlib.AbstractContextManager[None]:
+        """The block runs with `hparams.cpu_threads` torch threads on CPU."""
+        return cpu_threads(self.hparams.cpu_threads, self.device)
+
     def optimizer(self) -> torch.optim.Adam:
         """The agent's Adam optimiser (created on first use, kept across `fit` calls)."""
         if getattr(self, "_adam", None) is None:
@@ -152,7 +170,8 @@ class TorchAgent:
         """Online, causal walk-forward: target positions (float64, same index, 0 on the
         first `window` warm-up bars), deterministic; a stateful policy adapts as it goes."""
         self.net.eval()
-        values = walk_forward(prices, self.env_config, self.step_policy(), device=self.device)
+        with self.threads():
+            values = walk_forward(prices, self.env_config, self.step_policy(), device=self.device)
         return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
 
     @torch.no_grad()
@@ -182,8 +201,9 @@ class TorchAgent:
         out: dict[int, float] = {}
         for k in steps if self.stateful else steps[:1]:
             episodes = [(eval_start - (k - j) * length, length) for j in range(k)]
-            log = play_episodes(prices, self.env_config, self.step_policy(),
-                                [*episodes, (eval_start, n_eval)], device=self.device)
+            with self.threads():
+                log = play_episodes(prices, self.env_config, self.step_policy(),
+                                    [*episodes, (eval_start, n_eval)], device=self.device)
             out[k] = mean_log_return(log)
         return out if self.stateful else dict.fromkeys(steps, out[steps[0]])
 

@@ -52,6 +52,10 @@ class PPOLossConfig(BaseModel):
     returns (~1e-2 per bar); use ~1 with the differential-Sharpe reward."""
     normalize_advantages: bool = True
     """Standardise advantages per minibatch."""
+    cpu_threads: int | None = Field(1, ge=1)
+    """torch intra-op threads while this agent trains or walks forward on CPU (the previous
+    setting is restored afterwards). These networks are small: 1 thread is fastest and avoids
+    oversubscription when several processes share the cores. None leaves torch's setting."""
 
 
 class PPOConfig(PPOLossConfig):

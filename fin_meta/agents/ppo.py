@@ -121,8 +121,9 @@ class PPOAgent(TorchAgent):
             stats["episode_return_std"] = float(raw_return.std()) if h.num_envs > 1 else 0.0
             return stats
 
-        history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps * h.num_envs,
-                                 callback=callback, progress=progress, desc="ppo")
+        with self.threads():
+            history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps * h.num_envs,
+                                     callback=callback, progress=progress, desc="ppo")
         self.history += history
         self.net.eval()
         return history

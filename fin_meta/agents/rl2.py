@@ -142,8 +142,9 @@ class RL2Agent(TorchAgent):
             stats["trial_return"] = float(raw.sum(0).mean())
             return stats
 
-        history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps * n,
-                                 callback=callback, progress=progress, desc="rl2")
+        with self.threads():
+            history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps * n,
+                                     callback=callback, progress=progress, desc="rl2")
         self.history += history
         self.net.eval()
         return history

@@ -1,0 +1,60 @@
+"""RL²: the recurrent agent adapts in context — on a two-regime AR(1) toy it learns to follow
+the last return where returns are positively autocorrelated and to fade it where they are
+negatively autocorrelated, which no memoryless policy with a one-bar window can do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fin_meta.agents import make_agent
+from fin_meta.tasks import TaskSampler
+from tests.agent_data import ar_blocks, lag_correlation
+
+BLOCK = 150
+TOY_ENV = {"window": 1, "fees": 0.0, "slippage": 0.0}  # one bar: the sign of phi is only in memory
+
+
+@pytest.fixture(scope="module")
+def toy_agent():
+    prices, labels = ar_blocks([0.5, -0.5] * 10, BLOCK, seed=0)
+    sampler = TaskSampler(prices, labels, episode_length=12, window=1)
+    agent = make_agent("rl2", TOY_ENV, {"num_envs": 96, "episodes_per_trial": 2, "hidden_size": 32,
+                                        "encoder_size": 32, "lr": 3e-3, "seed": 0, "device": "cpu"})
+    agent.fit(sampler, iterations=25, progress=False)
+    return agent
+
+
+def _block_correlations(agent, prices, labels) -> dict[int, list[float]]:
+    pos = agent.positions(prices).to_numpy()
+    out: dict[int, list[float]] = {0: [], 1: []}
+    for b in range(len(prices) // BLOCK):
+        bars = slice(b * BLOCK + 20, (b + 1) * BLOCK)  # after 20 bars of context in the block
+        out[int(labels.iloc[b * BLOCK])].append(lag_correlation(pos, prices, bars))
+    return out
+
+
+def test_rl2_flips_its_policy_by_regime(toy_agent):
+    prices, labels = ar_blocks([0.5, -0.5] * 3, BLOCK, seed=99)  # unseen paths
+    corr = _block_correlations(toy_agent, prices, labels)
+    assert min(corr[1]) > 0.1, corr  # trend-following where phi = +0.5
+    assert max(corr[0]) < -0.1, corr  # contrarian where phi = -0.5
+
+
+def test_rl2_trial_metrics_and_context_help(toy_agent):
+    history = toy_agent.history
+    assert len(history) == 25
+    first, last = history[:3], history[-3:]
+    assert np.mean([m["trial_return"] for m in last]) > np.mean([m["trial_return"] for m in first]) + 0.01
+    prices, _ = ar_blocks([-0.5], 300, seed=5)
+    curve = toy_agent.adaptation_curve(prices, 1, 300, [0, 2])
+    assert curve[2] > curve[0]  # two context episodes of the regime help on the same evaluation bars
+
+
+def test_hidden_state_is_reset_per_call(toy_agent):
+    prices, _ = ar_blocks([0.5, -0.5], BLOCK, seed=4)
+    one = toy_agent.positions(prices)
+    two = toy_agent.positions(prices)
+    np.testing.assert_array_equal(one.to_numpy(), two.to_numpy())
+    assert torch.is_tensor(toy_agent.step_policy().h) and float(toy_agent.step_policy().h.abs().sum()) == 0.0
