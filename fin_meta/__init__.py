@@ -13,6 +13,7 @@ import importlib
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
+import fin_meta.envs  # noqa: F401  registers "fin_meta/Trading-v0" once gymnasium is imported (~1 ms)
 from fin_meta.errors import AgentError, ConfigError, DataError, FinMetaError, StrategyError
 
 try:
