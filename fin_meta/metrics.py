@@ -96,10 +96,14 @@ def _std(r: np.ndarray) -> np.ndarray:
     return np.std(r, axis=0, ddof=1)
 
 
+def _sum_of_squares(x: np.ndarray) -> np.ndarray:
+    """Sum of squares along axis 0, without a temporary array."""
+    return np.einsum("i...,i...->...", x, x)
+
+
 def _downside_deviation(r: np.ndarray) -> np.ndarray:
     """Root mean square of the negative returns (target 0), over all bars."""
-    neg = np.minimum(r, 0.0)
-    return np.sqrt(np.einsum("i...,i...->...", neg, neg) / r.shape[0])
+    return np.sqrt(_sum_of_squares(np.minimum(r, 0.0)) / r.shape[0])
 
 
 def drawdown(equity: object) -> np.ndarray:
@@ -111,9 +115,9 @@ def drawdown(equity: object) -> np.ndarray:
     return eq / peak - 1.0
 
 
-def _max_drawdown_of_equity(equity: np.ndarray) -> np.ndarray:
-    """Most negative drawdown per column (one temporary array, no full drawdown series)."""
-    ratio = np.maximum.accumulate(equity, axis=0)
+def _max_drawdown_of_equity(equity: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Most negative drawdown per column; ``out`` (equity's shape) is scratch space."""
+    ratio = np.maximum.accumulate(equity, axis=0, out=out)
     np.maximum(ratio, 1.0, out=ratio)
     np.divide(equity, ratio, out=ratio)
     return np.minimum(ratio.min(axis=0) - 1.0, 0.0)
@@ -218,17 +222,15 @@ def summary_stats(
     root = np.sqrt(periods_per_year)
 
     mean = r.mean(axis=0)
-    scratch = np.subtract(r, mean)  # one temporary, reused below
-    np.square(scratch, out=scratch)
-    std = np.sqrt(scratch.sum(axis=0) / (n_bars - 1)) if n_bars > 1 else np.zeros_like(mean)
+    scratch = np.subtract(r, mean)  # the one temporary array, reused below
+    std = np.sqrt(_sum_of_squares(scratch) / (n_bars - 1)) if n_bars > 1 else np.zeros_like(mean)
     np.minimum(r, 0.0, out=scratch)
-    np.square(scratch, out=scratch)
-    downside = np.sqrt(scratch.sum(axis=0) / n_bars)
+    downside = np.sqrt(_sum_of_squares(scratch) / n_bars)
     np.abs(pos, out=scratch)
     exposure = scratch.mean(axis=0)
     growth = eq[-1]
     cagr_ = _cagr_from_growth(growth, n_bars, periods_per_year)
-    mdd = _max_drawdown_of_equity(eq)
+    mdd = _max_drawdown_of_equity(eq, out=scratch)
     stats = {
         "total_return": growth - 1.0,
         "cagr": cagr_,
