@@ -109,6 +109,7 @@ def test_save_load_round_trip(trained, data, tmp_path):
     assert manifest["spaces"]["observation_size"] == trained.obs_size
     loaded = fin_meta.load_agent(path)
     assert type(loaded) is type(trained) and loaded.env_config == trained.env_config
+    assert loaded.iterations_trained == 2 and loaded.episode_length == trained.episode_length
     pd.testing.assert_series_equal(loaded.positions(prices), trained.positions(prices), check_exact=True)
     assert loaded.adaptation_curve(prices, 110, 200, [0, 1]) == trained.adaptation_curve(prices, 110, 200, [0, 1])
     again = loaded.save(path)  # saving over an existing agent replaces it atomically

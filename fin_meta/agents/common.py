@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from pydantic import BaseModel, ValidationError
 
 from fin_meta.agents.base import Callback
 from fin_meta.agents.deploy import StepPolicy, mean_log_return, play_episodes, walk_forward
+from fin_meta.agents.normalization import observation_stats
+from fin_meta.agents.ppo_core import PPOLossWeights
 from fin_meta.agents.serialization import (
     load_module_state,
     read_manifest,
@@ -33,8 +36,9 @@ from fin_meta.devices import resolve_device
 from fin_meta.envs.config import EnvConfig, make_config
 from fin_meta.envs.features import first_decision_bar, observation_size
 from fin_meta.errors import AgentError, ConfigError, DataError
+from fin_meta.seeding import numpy_generator, torch_generator
 
-__all__ = ["TorchAgent", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads", "run_iterations", "DEFAULT_EPISODE_LENGTH"]
+__all__ = ["TorchAgent", "FitContext", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads", "run_iterations", "DEFAULT_EPISODE_LENGTH"]
 
 DEFAULT_EPISODE_LENGTH = 32
 """Episode length (decisions) an agent assumes before `fit` sets it from the sampler."""
@@ -120,6 +124,17 @@ def run_iterations(
     return history
 
 
+@dataclass
+class FitContext:
+    """What one `fit` call hands to the agent's iteration: the task generator (numpy), the
+    sampling / minibatch generator (torch, on the device), the optimiser and loss weights."""
+
+    rng: np.random.Generator
+    gen: torch.Generator
+    optimizer: torch.optim.Optimizer
+    weights: PPOLossWeights
+
+
 class TorchAgent:
     """Mixin for agents whose deployment is a deterministic `StepPolicy` over one env."""
 
@@ -141,6 +156,7 @@ class TorchAgent:
         self.obs_size = observation_size(self.env_config)
         self.episode_length = self.env_config.episode_length or DEFAULT_EPISODE_LENGTH
         self.history: list[dict[str, float]] = []
+        self.iterations_trained = 0  # across fit calls and save/load (history is this session's)
         with seeded(self.hparams.seed):
             self.net = self.build_network()
         self.net.to(self.device)
@@ -154,9 +170,52 @@ class TorchAgent:
         """A fresh deterministic policy (state reset) for deployment and the meta-test."""
         raise NotImplementedError
 
+    def make_iteration(self, sampler: Any, ctx: FitContext) -> tuple[Callable[[int], dict[str, float]], int]:
+        """`(one_iteration, env_steps_per_iteration)` for training on `sampler`'s tasks."""
+        raise NotImplementedError
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(
+        self,
+        sampler: Any,
+        *,
+        iterations: int,
+        callback: Callback | None = None,
+        progress: bool = True,
+    ) -> list[dict[str, float]]:
+        """Train for `iterations` iterations on the `TaskSampler`'s tasks (see the agent's
+        module docstring); returns the per-iteration metrics, also given to
+        `callback(i, metrics)`. Input scaling is fitted on the sampler's (training) prices at
+        the first call and fixed from then on; a later call continues training."""
+        if sampler.window < self.env_config.window:
+            raise ConfigError(
+                f"the TaskSampler was built with window={sampler.window} but the agent's env uses "
+                f"window={self.env_config.window}; build the sampler with window >= {self.env_config.window}"
+            )
+        if self.iterations_trained == 0:
+            mean, std = observation_stats(sampler.prices, self.env_config)
+            self.net.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
+        self.episode_length = sampler.episode_length
+        h = self.hparams
+        seed = h.seed + self.iterations_trained  # a later call continues with fresh, seeded streams
+        ctx = FitContext(
+            rng=numpy_generator(seed),
+            gen=torch_generator(seed, self.device),
+            optimizer=self.optimizer(),
+            weights=PPOLossWeights(h.clip_coef, h.value_coef, h.entropy_coef, h.normalize_advantages),
+        )
+        one_iteration, steps = self.make_iteration(sampler, ctx)
+        with self.threads():
+            history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps,
+                                     callback=callback, progress=progress, desc=self.algo)
+        self.history += history
+        self.iterations_trained += len(history)
+        self.net.eval()
+        return history
+
     def threads(self) -> contextlib.AbstractContextManager[None]:
         """The block runs with `hparams.cpu_threads` torch threads on CPU."""
-        return cpu_threads(self.hparams.cpu_threads, self.device)
+        return cpu_threads(getattr(self.hparams, "cpu_threads", None), self.device)
 
     def optimizer(self) -> torch.optim.Adam:
         """The agent's Adam optimiser (created on first use, kept across `fit` calls)."""
@@ -218,7 +277,7 @@ class TorchAgent:
         return save_agent_dir(
             path, algo=self.algo, hparams=self.hparams, env_config=self.env_config, spaces=self.spaces(),
             weights={"net": self.net.state_dict()},
-            extra={"episode_length": self.episode_length, "iterations_trained": len(self.history)},
+            extra={"episode_length": self.episode_length, "iterations_trained": self.iterations_trained},
         )
 
     @classmethod
@@ -246,14 +305,8 @@ class TorchAgent:
         load_module_state(agent.net, weights["net"], f"{cls.algo} network")
         extra = manifest.get("extra") or {}
         agent.episode_length = int(extra.get("episode_length", agent.episode_length))
+        agent.iterations_trained = int(extra.get("iterations_trained", 0))
         return agent
-
-    def _check_sampler(self, sampler: Any) -> None:
-        if sampler.window < self.env_config.window:
-            raise ConfigError(
-                f"the TaskSampler was built with window={sampler.window} but the agent's env uses "
-                f"window={self.env_config.window}; build the sampler with window >= {self.env_config.window}"
-            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device}, env_config={self.env_config!r})"

@@ -9,18 +9,16 @@ updates over the `num_envs x episode_length` env-steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 
-from fin_meta.agents.base import Callback
-from fin_meta.agents.common import TorchAgent, run_iterations
+from fin_meta.agents.common import FitContext, TorchAgent
 from fin_meta.agents.deploy import Feedback
 from fin_meta.agents.hparams import PPOConfig
 from fin_meta.agents.networks import MLPActorCritic
-from fin_meta.agents.normalization import observation_stats
-from fin_meta.agents.ppo_core import PPOLossWeights, RolloutBuffer, compute_gae, ppo_update
-from fin_meta.seeding import numpy_generator, torch_generator
+from fin_meta.agents.ppo_core import RolloutBuffer, compute_gae, ppo_update
 from fin_meta.tasks import TaskSampler
 
 __all__ = ["PPOAgent", "PPOConfig"]
@@ -55,43 +53,28 @@ class PPOAgent(TorchAgent):
     def step_policy(self) -> _MeanPolicy:
         return _MeanPolicy(self.net)
 
-    def fit(
-        self,
-        sampler: TaskSampler,
-        *,
-        iterations: int,
-        callback: Callback | None = None,
-        progress: bool = True,
-    ) -> list[dict[str, float]]:
-        """Train for `iterations` iterations on the sampler's tasks (see the module docstring);
-        returns the per-iteration metrics, also given to `callback(i, metrics)`."""
+    def make_iteration(
+        self, sampler: TaskSampler, ctx: FitContext
+    ) -> tuple[Callable[[int], dict[str, float]], int]:
+        """One iteration = one episode in each of `num_envs` freshly sampled task windows."""
         from fin_meta.envs.vector_env import VectorTradingEnv
 
-        self._check_sampler(sampler)
-        h, device = self.hparams, self.device
-        if not self.history:  # input scaling from the training prices, fixed from then on
-            mean, std = observation_stats(sampler.prices, self.env_config)
-            self.net.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
-        self.episode_length = steps = sampler.episode_length
+        h, device, steps = self.hparams, self.device, sampler.episode_length
         env = VectorTradingEnv(sampler.prices, h.num_envs, device=device, seed=h.seed,
                                config=self.env_config, final_obs=True)
-        rng = numpy_generator(h.seed + len(self.history))
-        gen = torch_generator(h.seed + len(self.history), device)
         buf = RolloutBuffer(steps, h.num_envs, self.obs_size, device=device,
                             discrete=self.env_config.action == "discrete")
-        optimizer = self.optimizer()
-        weights = PPOLossWeights(h.clip_coef, h.value_coef, h.entropy_coef, h.normalize_advantages)
 
         def one_iteration(_: int) -> dict[str, float]:
             self.net.eval()
-            asset, start, length, _regime = sampler.sample_task_arrays(h.num_envs, rng)
+            asset, start, length, _regime = sampler.sample_task_arrays(h.num_envs, ctx.rng)
             obs, _ = env.set_tasks(asset, start, length)
             raw_return = torch.zeros(h.num_envs, device=device)
             with torch.no_grad():
                 for t in range(steps):
                     obs = obs.float()
                     dist = self.net.distribution(obs)
-                    action = self.net.head.sample(dist, gen)
+                    action = self.net.head.sample(dist, ctx.gen)
                     value = self.net.value(obs)
                     next_obs, reward, terminated, _trunc, info = env.step(action)
                     reward = reward.float()
@@ -114,16 +97,11 @@ class PPOAgent(TorchAgent):
                 dist = self.net.distribution(flat["obs"][idx])
                 return dist.log_prob(flat["actions"][idx]), dist.entropy(), self.net.value(flat["obs"][idx])
 
-            stats = ppo_update(evaluate, flat, optimizer, self.net.parameters(), weights=weights,
+            stats = ppo_update(evaluate, flat, ctx.optimizer, self.net.parameters(), weights=ctx.weights,
                                epochs=h.epochs, minibatches=h.minibatches, max_grad_norm=h.max_grad_norm,
-                               generator=gen, target_kl=h.target_kl)
+                               generator=ctx.gen, target_kl=h.target_kl)
             stats["episode_return"] = float(raw_return.mean())
             stats["episode_return_std"] = float(raw_return.std()) if h.num_envs > 1 else 0.0
             return stats
 
-        with self.threads():
-            history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps * h.num_envs,
-                                     callback=callback, progress=progress, desc="ppo")
-        self.history += history
-        self.net.eval()
-        return history
+        return one_iteration, steps * h.num_envs

@@ -17,18 +17,16 @@ trials; no Python loop over envs). Deployment: the hidden state runs through eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 
-from fin_meta.agents.base import Callback
-from fin_meta.agents.common import TorchAgent, run_iterations
+from fin_meta.agents.common import FitContext, TorchAgent
 from fin_meta.agents.deploy import Feedback
 from fin_meta.agents.hparams import RL2Config
 from fin_meta.agents.networks import GRUActorCritic
-from fin_meta.agents.normalization import observation_stats
-from fin_meta.agents.ppo_core import PPOLossWeights, RolloutBuffer, compute_gae, ppo_update
-from fin_meta.seeding import numpy_generator, torch_generator
+from fin_meta.agents.ppo_core import RolloutBuffer, compute_gae, ppo_update
 from fin_meta.tasks import TaskSampler
 
 __all__ = ["RL2Agent", "RL2Config"]
@@ -68,40 +66,25 @@ class RL2Agent(TorchAgent):
     def step_policy(self) -> _RecurrentPolicy:
         return _RecurrentPolicy(self.net, self.hparams.reward_scale, self.device)
 
-    def fit(
-        self,
-        sampler: TaskSampler,
-        *,
-        iterations: int,
-        callback: Callback | None = None,
-        progress: bool = True,
-    ) -> list[dict[str, float]]:
-        """Meta-train for `iterations` iterations of `num_envs` trials each (see the module
-        docstring); returns the per-iteration metrics, also given to `callback(i, metrics)`."""
+    def make_iteration(
+        self, sampler: TaskSampler, ctx: FitContext
+    ) -> tuple[Callable[[int], dict[str, float]], int]:
+        """One iteration = one trial in each of `num_envs` freshly sampled segment windows."""
         from fin_meta.envs.vector_env import VectorTradingEnv
 
-        self._check_sampler(sampler)
         h, device, n = self.hparams, self.device, self.hparams.num_envs
-        if not self.history:  # input scaling from the training prices, fixed from then on
-            mean, std = observation_stats(sampler.prices, self.env_config)
-            self.net.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
-        self.episode_length = length = sampler.episode_length
-        episodes = h.episodes_per_trial
+        length, episodes = sampler.episode_length, h.episodes_per_trial
         steps = episodes * length
         sampler.regimes_for(steps)  # fail early, naming the fix, when no segment holds a trial
         env = VectorTradingEnv(sampler.prices, n, device=device, seed=h.seed, config=self.env_config)
-        rng = numpy_generator(h.seed + len(self.history))
-        gen = torch_generator(h.seed + len(self.history), device)
         buf = RolloutBuffer(steps, n, self.net.input_size, device=device,
                             discrete=self.env_config.action == "discrete")
-        optimizer = self.optimizer()
-        weights = PPOLossWeights(h.clip_coef, h.value_coef, h.entropy_coef, h.normalize_advantages)
         trial_end = torch.zeros(steps, n, device=device)
         trial_end[-1] = 1.0  # bootstrapping stops only at the end of the trial
 
         def one_iteration(_: int) -> dict[str, float]:
             self.net.eval()
-            asset, start, _, _regime = sampler.sample_task_arrays(n, rng, length=steps)
+            asset, start, _, _regime = sampler.sample_task_arrays(n, ctx.rng, length=steps)
             hidden = self.net.initial_state(n, device)
             fb = Feedback.initial(n, device)
             raw = torch.zeros(episodes, n, device=device)
@@ -109,15 +92,17 @@ class RL2Agent(TorchAgent):
                 for j in range(episodes):
                     obs, _ = env.set_tasks(asset, start + j * length, [length] * n)
                     for s in range(length):
-                        x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale, fb.done)
+                        x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale,
+                                            fb.done)
                         feat, hidden = self.net(x.unsqueeze(0), hidden)
                         dist = self.net.distribution(feat[0])
-                        action = self.net.head.sample(dist, gen)
+                        action = self.net.head.sample(dist, ctx.gen)
                         obs, reward, terminated, truncated, info = env.step(action)
                         reward = reward.float()
                         raw[j] += reward
                         buf.store(j * length + s, obs=x, action=action, logp=dist.log_prob(action),
-                                  value=self.net.value(feat[0]), reward=reward * h.reward_scale, done=trial_end[j * length + s])
+                                  value=self.net.value(feat[0]), reward=reward * h.reward_scale,
+                                  done=trial_end[j * length + s])
                         fb = Feedback(info["position"].float() / self.env_config.max_position, reward,
                                       (terminated | truncated).float(), fb.bar)
                 adv, ret = compute_gae(buf.rewards, buf.values, trial_end, torch.zeros(n, device=device),
@@ -132,9 +117,9 @@ class RL2Agent(TorchAgent):
                 dist = self.net.distribution(feat)
                 return dist.log_prob(act_all[:, idx]).T, dist.entropy().T, self.net.value(feat).T
 
-            stats = ppo_update(evaluate, batch, optimizer, self.net.parameters(), weights=weights,
+            stats = ppo_update(evaluate, batch, ctx.optimizer, self.net.parameters(), weights=ctx.weights,
                                epochs=h.epochs, minibatches=h.minibatches, max_grad_norm=h.max_grad_norm,
-                               generator=gen, target_kl=h.target_kl)
+                               generator=ctx.gen, target_kl=h.target_kl)
             per_episode = raw.mean(dim=1)
             stats["episode_return"] = float(per_episode.mean())
             stats["first_episode_return"] = float(per_episode[0])
@@ -142,9 +127,4 @@ class RL2Agent(TorchAgent):
             stats["trial_return"] = float(raw.sum(0).mean())
             return stats
 
-        with self.threads():
-            history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps * n,
-                                     callback=callback, progress=progress, desc="rl2")
-        self.history += history
-        self.net.eval()
-        return history
+        return one_iteration, steps * n
