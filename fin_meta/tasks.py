@@ -324,28 +324,42 @@ class TaskSampler:
 
     # -- sampling
     def sample_task_arrays(
-        self, n: int, rng: np.random.Generator, *, length: int | None = None
+        self,
+        n: int,
+        rng: np.random.Generator,
+        *,
+        length: int | None = None,
+        regimes: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`n` windows of `length` decisions (default `episode_length`) as int64 arrays
-        `(asset_idx, start, length, regime)`, regimes balanced (each regime gets `n // R` or one
-        more, which ones get the extra is random), windows uniform within a regime."""
+        `(asset_idx, start, length, regime)`, windows uniform within a regime. Regimes are
+        balanced (each regime gets `n // R` or one more, which ones get the extra is random)
+        unless `regimes` (`n` labels) says which regime each window must come from."""
         if n < 1:
             raise ConfigError(f"n={n} tasks: ask for at least one")
         length = int(length or self.episode_length)
         counts = self._check_length(length)
         live = counts > 0
         seg, counts = self.segments[live], counts[live]
-        regimes = np.unique(seg[:, 3])
-        reg_n = len(regimes)
-        # balanced regime assignment: a random rotation of the regimes, repeated, then shuffled
-        reg_idx = rng.permutation(np.resize(rng.permutation(reg_n), n))
+        labels = np.unique(seg[:, 3])
+        if regimes is None:
+            # balanced: a random rotation of the regimes, repeated, then shuffled
+            reg_idx = rng.permutation(np.resize(rng.permutation(len(labels)), n))
+        else:
+            regimes = np.asarray(regimes, dtype=np.int64).reshape(-1)
+            reg_idx = np.searchsorted(labels, regimes).clip(0, len(labels) - 1)
+            if len(regimes) != n or not np.array_equal(labels[reg_idx], regimes):
+                raise DataError(
+                    f"regimes must be {n} labels that have windows of {length} decisions "
+                    f"(available: {labels.tolist()})"
+                )
         cum = np.cumsum(counts)
         before = cum - counts
         # per regime, its range in the concatenated count space (segments are sorted by regime)
-        r_of_seg = np.searchsorted(regimes, seg[:, 3])
-        r_lo = np.full(reg_n, np.iinfo(np.int64).max)
+        r_of_seg = np.searchsorted(labels, seg[:, 3])
+        r_lo = np.full(len(labels), np.iinfo(np.int64).max)
         np.minimum.at(r_lo, r_of_seg, before)
-        r_hi = np.zeros(reg_n, np.int64)
+        r_hi = np.zeros(len(labels), np.int64)
         np.maximum.at(r_hi, r_of_seg, cum)
         lo, hi = r_lo[reg_idx], r_hi[reg_idx]
         u = lo + np.floor(rng.random(n) * (hi - lo)).astype(np.int64)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fin_meta.agents import make_agent
+from fin_meta.errors import DataError
 from fin_meta.tasks import TaskSampler
 from tests.agent_data import ar_blocks, lag_correlation
 
@@ -58,3 +59,14 @@ def test_hidden_state_is_reset_per_call(toy_agent):
     two = toy_agent.positions(prices)
     np.testing.assert_array_equal(one.to_numpy(), two.to_numpy())
     assert torch.is_tensor(toy_agent.step_policy().h) and float(toy_agent.step_policy().h.abs().sum()) == 0.0
+
+
+def test_trials_from_short_segments_need_same_regime_sampling():
+    prices, labels = ar_blocks([0.5, -0.5] * 4, 40, seed=2)  # 40-bar segments
+    sampler = TaskSampler(prices, labels, episode_length=12, window=2)
+    small = {"num_envs": 8, "episodes_per_trial": 4, "hidden_size": 8, "encoder_size": 8, "device": "cpu"}
+    with pytest.raises(DataError, match="trial_sampling: same_regime"):
+        make_agent("rl2", {"window": 2}, small).fit(sampler, iterations=1, progress=False)
+    agent = make_agent("rl2", {"window": 2}, {**small, "trial_sampling": "same_regime"})
+    history = agent.fit(sampler, iterations=2, progress=False)
+    assert history[-1]["env_steps"] == 2 * 8 * 4 * 12 and np.isfinite(history[-1]["trial_return"])

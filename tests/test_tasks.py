@@ -157,3 +157,13 @@ def test_sampler_longer_windows_and_errors(sampler):
     with pytest.raises(DataError, match="do not share the prices' index"):
         prices = _prices(50)
         TaskSampler(prices, _labels(prices, [(0, 50)]).iloc[1:], episode_length=5, window=4)
+
+
+def test_sampler_draws_the_regimes_asked_for(sampler):
+    wanted = np.array([2, 2, 0, 1, 0])
+    asset, start, _, regime = sampler.sample_task_arrays(5, np.random.default_rng(3), regimes=wanted)
+    np.testing.assert_array_equal(regime, wanted)
+    for a, s, r in zip(asset, start, regime, strict=True):
+        assert (sampler.labels[a].to_numpy()[s : s + 31] == r).all()
+    with pytest.raises(DataError, match="available: \\[0, 1, 2\\]"):
+        sampler.sample_task_arrays(2, np.random.default_rng(3), regimes=np.array([0, 3]))

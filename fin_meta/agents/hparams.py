@@ -75,8 +75,12 @@ class RL2Config(PPOLossConfig):
     num_envs: int = Field(128, ge=1)
     """Parallel trials per iteration (each env runs one trial)."""
     episodes_per_trial: int = Field(4, ge=1)
-    """Consecutive episodes of one task (regime segment) per trial; the hidden state is carried
-    across them and reset between trials."""
+    """Episodes per trial; the hidden state is carried across them and reset between trials."""
+    trial_sampling: Literal["consecutive", "same_regime"] = "consecutive"
+    """`consecutive`: a trial's episodes are consecutive stretches of ONE regime segment (needs
+    segments of `episodes_per_trial x episode_length + 1` bars); `same_regime`: each episode is
+    an independent window of the trial's regime (any segment or asset of that label) — for
+    regimes whose segments are shorter than a trial."""
     hidden_size: int = Field(64, ge=1)
     """GRU hidden size."""
     encoder_size: int = Field(64, ge=1)

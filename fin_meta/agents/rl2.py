@@ -2,7 +2,8 @@
 
 A trial is `episodes_per_trial` consecutive episodes of `episode_length` decisions from ONE
 regime segment (the sampler draws a window of `episodes_per_trial * episode_length` decisions
-inside a segment; episode j covers its j-th stretch). Position and equity restart at each episode
+inside a segment; episode j covers its j-th stretch), or, with `trial_sampling="same_regime"`,
+independent windows of one regime label (for regimes whose segments are shorter than a trial). Position and equity restart at each episode
 (as the env does), the GRU hidden state is carried across the episodes of a trial and reset
 between trials. The network's input at bar t is the observation, the previous position (/
 max_position), the previous reward (x `reward_scale`) and a flag that the previous step ended
@@ -27,6 +28,7 @@ from fin_meta.agents.deploy import Feedback
 from fin_meta.agents.hparams import RL2Config
 from fin_meta.agents.networks import GRUActorCritic
 from fin_meta.agents.ppo_core import RolloutBuffer, compute_gae, ppo_update
+from fin_meta.errors import DataError
 from fin_meta.tasks import TaskSampler
 
 __all__ = ["RL2Agent", "RL2Config"]
@@ -75,7 +77,11 @@ class RL2Agent(TorchAgent):
         h, device, n = self.hparams, self.device, self.hparams.num_envs
         length, episodes = sampler.episode_length, h.episodes_per_trial
         steps = episodes * length
-        sampler.regimes_for(steps)  # fail early, naming the fix, when no segment holds a trial
+        consecutive = h.trial_sampling == "consecutive"
+        try:  # fail early, naming the fix, when no segment holds a trial
+            sampler.regimes_for(steps if consecutive else length)
+        except DataError as exc:
+            raise DataError(f"{exc}; or set the RL² option trial_sampling: same_regime") from None
         env = VectorTradingEnv(sampler.prices, n, device=device, seed=h.seed, config=self.env_config)
         buf = RolloutBuffer(steps, n, self.net.input_size, device=device,
                             discrete=self.env_config.action == "discrete")
@@ -84,13 +90,19 @@ class RL2Agent(TorchAgent):
 
         def one_iteration(_: int) -> dict[str, float]:
             self.net.eval()
-            asset, start, _, _regime = sampler.sample_task_arrays(n, ctx.rng, length=steps)
+            first_length = steps if consecutive else length
+            asset, start, _, regime = sampler.sample_task_arrays(n, ctx.rng, length=first_length)
             hidden = self.net.initial_state(n, device)
             fb = Feedback.initial(n, device)
             raw = torch.zeros(episodes, n, device=device)
             with torch.no_grad():
                 for j in range(episodes):
-                    obs, _ = env.set_tasks(asset, start + j * length, [length] * n)
+                    if consecutive:
+                        obs, _ = env.set_tasks(asset, start + j * length, [length] * n)
+                    else:
+                        if j > 0:  # a fresh window of the same regime for every episode
+                            asset, start, _, _ = sampler.sample_task_arrays(n, ctx.rng, regimes=regime)
+                        obs, _ = env.set_tasks(asset, start, [length] * n)
                     for s in range(length):
                         x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale,
                                             fb.done)
