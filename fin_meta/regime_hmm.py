@@ -83,25 +83,29 @@ class FittedHMM:
 
 def fit_hmm(x: np.ndarray, p: HMMParams) -> FittedHMM:
     """Fit a full-covariance Gaussian HMM on the rows of `x` (fit period, no NaN), scaled by
-    the fit period's mean and std; best of `n_init` seeded restarts by log-likelihood."""
+    the fit period's mean and std; best of `n_init` seeded restarts by log-likelihood.
+    BLAS/OpenMP run single-threaded here: the matrices are tiny (n_states x features), and
+    thread pools only add contention (10x slower on a busy 2-core machine)."""
     from hmmlearn.hmm import GaussianHMM
+    from threadpoolctl import threadpool_limits
 
     center, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     z = (x - center) / scale
     best, best_score = None, -np.inf
-    for i in range(p.n_init):
-        model = GaussianHMM(
-            n_components=p.n_states,
-            covariance_type="full",
-            n_iter=p.n_iter,
-            tol=1e-4,
-            random_state=p.seed + i,
-        )
-        model.fit(z)
-        score = model.score(z)
-        if np.isfinite(score) and score > best_score:
-            best, best_score = model, score
+    with threadpool_limits(limits=1):
+        for i in range(p.n_init):
+            model = GaussianHMM(
+                n_components=p.n_states,
+                covariance_type="full",
+                n_iter=p.n_iter,
+                tol=1e-4,
+                random_state=p.seed + i,
+            )
+            model.fit(z)
+            score = model.score(z)
+            if np.isfinite(score) and score > best_score:
+                best, best_score = model, score
     if best is None:
         raise DataError("regimes: the HMM fit failed on the fit period (too few or constant bars)")
     return FittedHMM(best, np.argsort(best.means_[:, 0], kind="stable"), center, scale)
@@ -155,15 +159,18 @@ def _emission_loglik(fitted: FittedHMM, z: np.ndarray) -> np.ndarray:
 def hmm_probabilities(fitted: FittedHMM, x: np.ndarray, causal: bool) -> np.ndarray:
     """State probabilities (T, K) of the rows of `x` (no NaN), columns in label order:
     filtered (causal) or smoothed (hindsight, forward-backward)."""
+    from threadpoolctl import threadpool_limits
+
     z = fitted.standardise(x)
     model = fitted.model
-    if causal:
-        with np.errstate(divide="ignore"):
-            log_start = np.log(model.startprob_)
-            log_trans = np.log(model.transmat_)
-        proba = forward_filter(log_start, log_trans, _emission_loglik(fitted, z))
-    else:
-        proba = model.predict_proba(z)
+    with threadpool_limits(limits=1):
+        if causal:
+            with np.errstate(divide="ignore"):
+                log_start = np.log(model.startprob_)
+                log_trans = np.log(model.transmat_)
+            proba = forward_filter(log_start, log_trans, _emission_loglik(fitted, z))
+        else:
+            proba = model.predict_proba(z)
     return proba[:, fitted.order]
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "check_window",
     "check_range",
     "check_bool",
+    "check_less",
     "annualised_vol",
 ]
 
@@ -65,6 +66,14 @@ def check_bool(strategy: str, key: str, value: object) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise StrategyError(f"strategy {strategy!r}: parameter {key!r} must be true or false, got {value!r}")
     return bool(value)
+
+
+def check_less(strategy: str, small_key: str, small: float, big_key: str, big: float) -> None:
+    """StrategyError unless parameter `small_key` is smaller than parameter `big_key`."""
+    if not small < big:
+        raise StrategyError(
+            f"strategy {strategy!r}: {small_key!r} ({small}) must be smaller than {big_key!r} ({big})"
+        )
 
 
 def annualised_vol(close: pd.Series, window: int) -> pd.Series:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fin_meta.errors import StrategyError
 from strategies._common import (
     as_positions,
     check_bool,
+    check_less,
     check_range,
     check_window,
     close_prices,
@@ -55,10 +55,7 @@ def positions(
     entry = check_range(NAME, "entry_z", entry_z, 0.0, np.inf)
     exit_ = check_range(NAME, "exit_z", exit_z, 0.0, np.inf)
     short = check_bool(NAME, "allow_short", allow_short)
-    if exit_ >= entry:
-        raise StrategyError(
-            f"strategy {NAME!r}: 'exit_z' ({exit_}) must be smaller than 'entry_z' ({entry})"
-        )
+    check_less(NAME, "exit_z", exit_, "entry_z", entry)
     z = zscore(close, window).to_numpy()
     event = np.select(
         [z <= -entry, z >= entry, np.abs(z) <= exit_],

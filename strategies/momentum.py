@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fin_meta.errors import StrategyError
-from strategies._common import as_positions, check_bool, check_window, close_prices
+from strategies._common import as_positions, check_bool, check_less, check_window, close_prices
 
 __all__ = ["DEFAULTS", "positions"]
 
@@ -38,8 +37,7 @@ def positions(
     lookback = check_window(NAME, "lookback", lookback)
     skip = check_window(NAME, "skip", skip, minimum=0)
     low = -1.0 if check_bool(NAME, "allow_short", allow_short) else 0.0
-    if skip >= lookback:
-        raise StrategyError(f"strategy {NAME!r}: 'skip' ({skip}) must be smaller than 'lookback' ({lookback})")
+    check_less(NAME, "skip", skip, "lookback", lookback)
     trailing = close.shift(skip) / close.shift(lookback) - 1.0
     raw = pd.Series(np.sign(trailing.to_numpy()), index=close.index).clip(lower=low)
     return as_positions(raw, NAME)

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fin_meta.errors import StrategyError
-from strategies._common import as_positions, check_bool, check_window, close_prices
+from strategies._common import as_positions, check_bool, check_less, check_window, close_prices
 
 __all__ = ["DEFAULTS", "positions"]
 
@@ -37,8 +36,7 @@ def positions(
     fast = check_window(NAME, "fast", fast)
     slow = check_window(NAME, "slow", slow, minimum=2)
     low = -1.0 if check_bool(NAME, "allow_short", allow_short) else 0.0
-    if fast >= slow:
-        raise StrategyError(f"strategy {NAME!r}: 'fast' ({fast}) must be smaller than 'slow' ({slow})")
+    check_less(NAME, "fast", fast, "slow", slow)
     sma_fast = close.rolling(fast, min_periods=fast).mean()
     sma_slow = close.rolling(slow, min_periods=slow).mean()
     raw = pd.Series(np.where(sma_fast > sma_slow, 1.0, low), index=close.index)
