@@ -38,7 +38,16 @@ from fin_meta.envs.features import first_decision_bar, observation_size
 from fin_meta.errors import AgentError, ConfigError, DataError
 from fin_meta.seeding import numpy_generator, torch_generator
 
-__all__ = ["TorchAgent", "FitContext", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads", "run_iterations", "DEFAULT_EPISODE_LENGTH"]
+__all__ = [
+    "TorchAgent",
+    "FitContext",
+    "coerce_hparams",
+    "coerce_env_config",
+    "seeded",
+    "cpu_threads",
+    "run_iterations",
+    "DEFAULT_EPISODE_LENGTH",
+]
 
 DEFAULT_EPISODE_LENGTH = 32
 """Episode length (decisions) an agent assumes before `fit` sets it from the sampler."""

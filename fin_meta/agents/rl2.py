@@ -3,9 +3,9 @@
 A trial is `episodes_per_trial` consecutive episodes of `episode_length` decisions from ONE
 regime segment (the sampler draws a window of `episodes_per_trial * episode_length` decisions
 inside a segment; episode j covers its j-th stretch), or, with `trial_sampling="same_regime"`,
-independent windows of one regime label (for regimes whose segments are shorter than a trial). Position and equity restart at each episode
-(as the env does), the GRU hidden state is carried across the episodes of a trial and reset
-between trials. The network's input at bar t is the observation, the previous position (/
+independent windows of one regime label (for regimes whose segments are shorter than a
+trial). Position and equity restart at each episode (as the env does), the GRU hidden state is
+carried across the episodes of a trial and reset between trials. The network's input at bar t is the observation, the previous position (/
 max_position), the previous reward (x `reward_scale`) and a flag that the previous step ended
 an episode. The trial is the unit of learning: returns are discounted across episode boundaries
 and bootstrapping stops only at the trial's end.
