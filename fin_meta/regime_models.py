@@ -126,7 +126,8 @@ def trend_vol_labels(
 ) -> np.ndarray:
     """trend_vol labels (int array, WARMUP where undefined). Causal: trailing windows, the
     volatility threshold a quantile of the fit bars (or an expanding quantile when `fit` is
-    None). Hindsight: windows centred on each bar, threshold over all bars."""
+    None). Hindsight: windows centred on each bar (shrinking at the ends, so every bar is
+    labelled), threshold a quantile of the fit bars (all bars when `fit` is None)."""
     log_close = np.log(close.to_numpy())
     log_ret = pd.Series(np.diff(log_close, prepend=np.nan), index=close.index)
     n = len(close)
@@ -150,7 +151,7 @@ def trend_vol_labels(
             np.maximum(pos - (p.trend_window - ahead), 0)
         ]
         vol = log_ret.rolling(p.vol_window, center=True, min_periods=max(2, p.vol_window // 2)).std()
-        threshold = np.full(n, vol.quantile(p.vol_quantile))
+        threshold = np.full(n, (vol if fit is None else vol[fit]).quantile(p.vol_quantile))
     vol_a = vol.to_numpy()
     labels = 2 * (trend > p.trend_threshold) + (vol_a <= threshold)
     valid = np.isfinite(trend) & np.isfinite(vol_a) & np.isfinite(threshold)

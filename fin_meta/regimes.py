@@ -11,7 +11,7 @@ Methods (`METHODS`):
   volatility, so every label is causal. 4 labels, see `TREND_VOL_NAMES`.
 - `hmm`: a Gaussian HMM (hmmlearn, full covariance) on the daily log return and the log of the
   trailing volatility, fitted on the bars up to `fit_end` (None: the first half of the bars,
-  which are then in-sample). Causal
+  which are then in-sample; with `causal=False`, all bars). Causal
   labels are the most likely state under the FILTERED probabilities P(state_t | data up to t)
   (never the smoothed ones or Viterbi); states are ordered by mean return (label 0 = lowest), so
   labels do not depend on the seed's arbitrary state order.
@@ -19,8 +19,9 @@ Methods (`METHODS`):
 `causal=True` (default): a label at bar t uses closes up to and including t. The fit period
 itself is in-sample: labels up to `fit_end` use a threshold / model fitted on data up to
 `fit_end`; every label after it is causal and safe for an agent at test time.
-`causal=False` gives HINDSIGHT labels (windows centred on the bar, smoothed HMM posteriors): they
-look at the future and are only for grouping training tasks and for reports.
+`causal=False` gives HINDSIGHT labels (windows centred on the bar, smoothed HMM posteriors;
+fitted on the bars up to `fit_end`, or on all bars when it is None): they look at the future
+and are only for grouping training tasks and for reports.
 
 Labels are int64 in a Series named `regime` on the prices index; `WARMUP` (-1) marks bars that
 cannot be labelled yet (their windows are not full). `labels.attrs` holds `names`, `method`,
@@ -90,8 +91,8 @@ def _hmm(
     x = hmm_features(close, p)
     valid = np.isfinite(x).all(axis=1)
     mask = fit_mask(close.index, fit_end)
-    if mask is None:  # documented default: the first half of the bars
-        mask = np.arange(len(close)) < len(close) // 2
+    if mask is None:  # documented defaults: causal -> the first half of the bars; hindsight -> all
+        mask = np.arange(len(close)) < (len(close) // 2 if causal else len(close))
     fit_rows = valid & mask
     if fit_rows.sum() < p.min_fit_bars:
         raise DataError(

@@ -1,8 +1,9 @@
-"""Moving-average crossover: long while the fast simple moving average of the close is above the
-slow one, otherwise flat (or short when `allow_short`).
+"""Moving-average crossover: long while the fast average is above the slow one.
 
-Both averages end at bar t's close, so the position at t uses no later data. Warm-up: the first
-`slow - 1` bars (the slow average is undefined) are 0.
+Simple moving averages of the close over `fast` and `slow` bars, both ending at bar t's close,
+so the position at t uses no later data. When the fast average is not above the slow one the
+position is flat (or short with `allow_short`). Warm-up: the first `slow - 1` bars (the slow
+average is undefined) are 0.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Volatility targeting: buy and hold scaled so that the trailing realised volatility matches a
-target, `position[t] = min(target_vol / vol[t], max_position)`.
+"""Volatility targeting: buy and hold scaled to a target annual volatility, capped at 1.
+
+`position[t] = min(target_vol / vol[t], max_position)`, so that the trailing realised
+volatility of the position matches the target.
 
 `vol[t]` is the annualised (252 bars/year) standard deviation of daily log returns over the
 `window` bars ending at t. Always long (in [0, max_position], max_position <= 1). Warm-up: the

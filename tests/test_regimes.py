@@ -96,6 +96,10 @@ def test_hindsight_labels_are_marked_and_documented(market):
     labels = detect_regimes(market, causal=False)
     assert labels.attrs["causal"] is False
     assert (labels != WARMUP).all()  # centred windows shrink at the edges: every bar labelled
+    smoothed = detect_regimes(market, "hmm", causal=False, **FAST_HMM)
+    filtered = detect_regimes(market, "hmm", causal=True, fit_end=market.index[-1], **FAST_HMM)
+    assert smoothed.attrs["causal"] is False and filtered.attrs["causal"] is True
+    assert (smoothed.iloc[21:] != WARMUP).all() and (smoothed != filtered).any()
     doc = fin_meta.regimes.__doc__
     assert "HINDSIGHT" in doc and "only for grouping training tasks and for reports" in doc
 
