@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
-from scipy.stats import multivariate_normal
 
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import DataError
@@ -147,6 +146,8 @@ def forward_filter(log_start: np.ndarray, log_trans: np.ndarray, log_emit: np.nd
 
 
 def _emission_loglik(fitted: FittedHMM, z: np.ndarray) -> np.ndarray:
+    from scipy.stats import multivariate_normal  # slow to import: only when labelling
+
     model = fitted.model
     return np.column_stack(
         [
