@@ -22,16 +22,27 @@ MODEL_NAME = "agent"
 
 
 @contextlib.contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API at `uri` for the duration of the block."""
+def _tracking_uri(uri: str, experiment_id: str | None = None) -> Iterator[None]:
+    """Point MLflow's fluent API at store `uri` (and experiment `experiment_id`, which is where
+    MLflow 3 files a logged model) for the duration of the block."""
+    import os
+
     import mlflow
 
     previous = mlflow.get_tracking_uri()
+    previous_exp = os.environ.get("MLFLOW_EXPERIMENT_ID")
     mlflow.set_tracking_uri(uri)
+    if experiment_id is not None:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
     try:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
+        if experiment_id is not None:
+            if previous_exp is None:
+                os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+            else:
+                os.environ["MLFLOW_EXPERIMENT_ID"] = previous_exp
 
 
 def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
@@ -45,8 +56,10 @@ def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
     from fin_meta import __version__
     from fin_meta.agent_model import AGENT_ARTIFACT
 
-    with tempfile.TemporaryDirectory() as tmp, _tracking_uri(tracker.tracking_uri):
-        agent_dir = agent.save(Path(tmp) / "agent")
+    experiment_id = tracker.client.get_run(tracker.run_id).info.experiment_id
+    with tempfile.TemporaryDirectory() as tmp, _tracking_uri(tracker.tracking_uri, experiment_id):
+        # MLflow stores a pyfunc artifact under its folder's name: keep it AGENT_ARTIFACT
+        agent_dir = agent.save(Path(tmp) / AGENT_ARTIFACT)
         info = mlflow.models.Model.log(
             artifact_path=None,
             name=MODEL_NAME,
