@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -241,3 +242,28 @@ def test_compare_unknown_experiment_is_one_line(capsys, tracking_uri):
     code, _, err = cli(capsys, "compare", "--experiment", "nope", "--tracking-uri", tracking_uri)
     assert code == 2
     assert "nope" in one_line_error(err)
+
+
+# -- run: bad input fails before any work ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--set", "agent.no_such_key=1"], "agent.no_such_key"),
+        (["--set", "agent.iterations=-3"], "agent.iterations"),
+        (["--set", "data.sources=nope:X"], "nope:X"),
+    ],
+    ids=["unknown-key", "bad-value", "bad-source"],
+)
+def test_run_bad_config_is_one_line_exit_2(capsys, tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    quickstart = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
+    code, out, err = cli(capsys, "run", str(quickstart), *args)
+    assert code == 2 and "Traceback" not in err
+    assert needle in err and err.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []  # failed before any store or file was created
+
+
+def test_run_missing_file(capsys, tmp_path):
+    code, _, err = cli(capsys, "run", str(tmp_path / "nope.yaml"), "--no-track")
+    assert code == 2
+    assert "nope.yaml" in one_line_error(err)
