@@ -119,7 +119,7 @@ def regimes_cmd(
     end: EndOpt = None,
     fit_end: Annotated[
         str | None,
-        typer.Option(help="Fit thresholds/models on bars up to this date only [default: causal expanding fit]."),
+        typer.Option(help="Fit thresholds/models on bars up to this date only [default: trend_vol: expanding causal threshold; hmm: first half of the bars]."),
     ] = None,
     min_length: Annotated[int, typer.Option(help="Merge regime runs shorter than this many bars.")] = 20,
     hindsight: Annotated[bool, typer.Option(help="Smoothed labels (reports only, never for trading).")] = False,
