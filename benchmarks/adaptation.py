@@ -50,23 +50,24 @@ class Budget:
     hparams: dict[str, dict[str, Any]]
     curve_steps: list[int]
     max_segments: int
-    env: dict[str, Any] = field(default_factory=lambda: {"window": 32, "fees": FEES, "slippage": SLIPPAGE})
+    env: dict[str, Any] = field(default_factory=lambda: {"window": 32, "features": ["realised_vol"],
+                                                         "fees": FEES, "slippage": SLIPPAGE})
 
 
 def budget(quick: bool) -> Budget:
     """The default (~10 min on 2 CPU cores) or the quick budget."""
     if quick:
         return Budget(
-            n_train=2, n_test=2, n_bars=1260, curve_steps=[0, 1, 2], max_segments=6,
-            iterations={"ppo": 4, "rl2": 3, "maml": 6},
+            n_train=8, n_test=2, n_bars=1260, curve_steps=[0, 1, 2], max_segments=6,
+            iterations={"ppo": 10, "rl2": 4, "maml": 20},
             hparams={"ppo": {"num_envs": 64}, "rl2": {"num_envs": 32, "episodes_per_trial": 3},
-                     "maml": {"meta_batch_size": 32, "support_length": 48, "query_length": 48}},
+                     "maml": {"meta_batch_size": 32}},
         )
     return Budget(
-        n_train=6, n_test=4, n_bars=2520, curve_steps=[0, 1, 2, 3], max_segments=40,
-        iterations={"ppo": 150, "rl2": 60, "maml": 300},
+        n_train=400, n_test=12, n_bars=2520, curve_steps=[0, 1, 2, 3], max_segments=40,
+        iterations={"ppo": 1000, "rl2": 300, "maml": 2000},
         hparams={"ppo": {"num_envs": 256}, "rl2": {"num_envs": 128, "episodes_per_trial": 3},
-                 "maml": {"meta_batch_size": 64, "support_length": 48, "query_length": 48}},
+                 "maml": {"meta_batch_size": 64}},
     )
 
 
@@ -162,14 +163,14 @@ def main(argv: list[str] | None = None) -> None:
     seed_everything(args.seed)
     rng = numpy_generator(args.seed)
     t_start = time.perf_counter()
-    base = 1000 * args.seed
+    base, offset = 10_000 * args.seed, max(500, b.n_train)  # test seeds never overlap train seeds
     train_paths = paths([base + i for i in range(b.n_train)], b.n_bars)
-    test_paths = paths([base + 500 + i for i in range(b.n_test)], b.n_bars)
+    test_paths = paths([base + offset + i for i in range(b.n_test)], b.n_bars)
     sampler = TaskSampler([p for p, _ in train_paths], [lab for _, lab in train_paths],
                           episode_length=32, window=b.env["window"], min_segment=40)
-    print(f"synthetic:regimes  train seeds {base}..{base + b.n_train - 1}, test seeds {base + 500}.."
-          f"{base + 500 + b.n_test - 1}, {b.n_bars} bars each; fees {FEES}, slippage {SLIPPAGE}; "
-          f"device {args.device}")
+    print(f"synthetic:regimes  train seeds {base}..{base + b.n_train - 1}, test seeds {base + offset}.."
+          f"{base + offset + b.n_test - 1}, {b.n_bars} bars each; fees {FEES}, slippage {SLIPPAGE}; "
+          f"env {b.env}; device {args.device}", flush=True)
 
     agents, perf = {}, {}
     for algo in [a.strip() for a in args.agents.split(",") if a.strip()]:

@@ -11,16 +11,17 @@ Meta-training (`fit`), per iteration:
    support objective, all tasks at once (`maml_core.inner_adapt`: per-task parameter tensors,
    `torch.func.vmap` over `functional_call`, one `autograd.grad` for every task);
 4. roll each adapted policy out on its QUERY window (the `query_length` decisions that follow);
-5. outer step: Adam on theta (and the per-tensor inner step sizes) to maximise the adapted
+5. outer step: Adam on theta (and the Meta-SGD inner step sizes) to maximise the adapted
    policies' query objective, differentiating through the inner loop (second order) or not
    (`first_order=True`).
 
-Objectives (`estimator`): `pathwise` (default) — the exact gradient of the window's mean net log
-return with respect to the deterministic positions (a trader's positions do not move prices, so
-the return is a known differentiable function of them; observations are the rollout's); the inner
-objective is that return divided by the support window's return volatility (so one step size
-suits calm and volatile regimes). `score` — REINFORCE with a per-bar baseline over E sampled
-rollouts per task. Both score net log returns (costs included) whatever `env_config.reward` says.
+Objectives: every bar's net log return g (costs included, whatever `env_config.reward` says) is
+scored as the mean-variance utility `g - risk_aversion/2 * g^2`. `estimator="pathwise"` (default):
+the exact gradient of the window's mean utility with respect to the deterministic positions (a
+trader's positions do not move prices, so the return is a known differentiable function of them;
+observations are the rollout's); the inner objective is divided by the support window's return
+volatility (so one step size suits calm and volatile regimes). `estimator="score"`: REINFORCE
+with a per-bar baseline over E sampled rollouts per task.
 
 Deployment (`positions`): walk forward with the meta-policy; at bar p = `window +
 adapt_window` and every `adapt_every` bars after (plus, optionally, where the causal regime
@@ -70,15 +71,16 @@ _VOL_FLOOR = 1e-4  # floor of the support window's return std in the inner objec
 
 
 class MAMLNet(nn.Module):
-    """What MAML learns: the policy's initialisation theta and one inner step size per
-    parameter tensor (stored as logs, kept positive)."""
+    """What MAML learns: the policy's initialisation theta and the inner step sizes (one per
+    parameter tensor or per scalar parameter; stored as logs, kept positive)."""
 
     def __init__(self, obs_size: int, hp: MAMLConfig) -> None:
         super().__init__()
         self.policy = PolicyMLP(obs_size, hp.hidden_sizes, hp.activation, log_std=math.log(hp.action_std))
         self.log_step = nn.ParameterDict({
-            _key(n): nn.Parameter(torch.tensor(math.log(hp.inner_lr)), requires_grad=hp.learn_inner_lr)
-            for n, _ in self.policy.named_parameters()
+            _key(n): nn.Parameter(torch.full(p.shape if hp.step_sizes == "per_parameter" else (),
+                                             math.log(hp.inner_lr)), requires_grad=hp.learn_inner_lr)
+            for n, p in self.policy.named_parameters()
         })
 
 
@@ -130,7 +132,7 @@ class MAMLAgent(TorchAgent):
         return dict(self.net.policy.named_parameters())
 
     def step_sizes(self) -> Params:
-        """Inner step size per parameter tensor (positive scalars)."""
+        """Inner step sizes per parameter tensor (positive; scalars or the tensor's shape)."""
         return {n: self.net.log_step[_key(n)].exp() for n, _ in self.net.policy.named_parameters()}
 
     def _task_params(self, m: int, *, requires_grad: bool) -> Params:
@@ -145,17 +147,29 @@ class MAMLAgent(TorchAgent):
         return squash(u, self.env_config.max_position, self.env_config.allow_short)
 
     # ------------------------------------------------------------------ objectives
-    def _mean_log_return(self, params_m: Params, batch: Batch) -> torch.Tensor:
-        """Mean per-bar net log return [M] of the deterministic policies on the batch's bars."""
+    def _log_returns(self, params_m: Params, batch: Batch) -> torch.Tensor:
+        """Per-bar net log returns [M, E, T] of the deterministic policies on the batch's bars."""
         pos = self._squash(policy_means(self.policy, params_m, batch.obs))
         start = torch.zeros(pos.shape[:-1], dtype=torch.float64, device=pos.device)
-        return pathwise_log_returns(pos, batch.r_next, self.env_config.cost, start).mean(dim=(1, 2))
+        return pathwise_log_returns(pos, batch.r_next, self.env_config.cost, start)
+
+    def _utility(self, g: torch.Tensor) -> torch.Tensor:
+        """Per-bar mean-variance utility of net log returns `g`: g - risk_aversion/2 * g^2."""
+        return g - 0.5 * self.hparams.risk_aversion * g * g
+
+    def _mean_log_return(self, params_m: Params, batch: Batch) -> torch.Tensor:
+        """Mean per-bar net log return [M] of the deterministic policies on the batch's bars."""
+        return self._log_returns(params_m, batch).mean(dim=(1, 2))
+
+    def _mean_utility(self, params_m: Params, batch: Batch) -> torch.Tensor:
+        """Mean per-bar utility [M] of the deterministic policies on the batch's bars."""
+        return self._utility(self._log_returns(params_m, batch)).mean(dim=(1, 2))
 
     def _score(self, params_m: Params, batch: Batch) -> torch.Tensor:
         """REINFORCE surrogate [M] of the batch's sampled actions under `params_m`."""
         mean = policy_means(self.policy, params_m, batch.obs)
         log_std = params_m["log_std"].view(-1, 1, 1)
-        rewards = self._rewards(batch) * self.hparams.reward_scale
+        rewards = self._utility(self._rewards(batch)) * self.hparams.reward_scale
         return score_surrogate(gaussian_log_prob(batch.u, mean, log_std), rewards)
 
     def _rewards(self, batch: Batch) -> torch.Tensor:
@@ -167,12 +181,12 @@ class MAMLAgent(TorchAgent):
         if self.hparams.estimator == "score":
             return lambda p: self._score(p, batch)
         vol = batch.r_next[:, 0].std(dim=-1).clamp_min(_VOL_FLOOR)  # [M]
-        return lambda p: self._mean_log_return(p, batch) / vol
+        return lambda p: self._mean_utility(p, batch) / vol
 
     def _outer_objective(self, params_m: Params, batch: Batch) -> torch.Tensor:
         if self.hparams.estimator == "score":
             return self._score(params_m, batch)
-        return self._mean_log_return(params_m, batch) * self.hparams.reward_scale
+        return self._mean_utility(params_m, batch) * self.hparams.reward_scale
 
     # ------------------------------------------------------------------ training
     def _noise(self, params_m: Params) -> torch.Tensor | None:
@@ -268,7 +282,7 @@ class MAMLAgent(TorchAgent):
             "support_return_pre": float(pre),
             "support_return_post": float(post),
             "grad_norm": float(grad_norm),
-            "inner_lr": float(torch.stack(list(self.step_sizes().values())).mean().detach()),
+            "inner_lr": float(torch.cat([v.reshape(-1) for v in self.step_sizes().values()]).mean().detach()),
         }
 
     # ------------------------------------------------------------------ adaptation

@@ -14,7 +14,7 @@ __all__ = ["MAMLConfig"]
 
 
 class MAMLConfig(BaseModel):
-    """MAML on trading tasks: a meta-learned policy initialisation (and per-tensor inner step
+    """MAML on trading tasks: a meta-learned policy initialisation (and inner step
     sizes) that k policy-gradient steps on a support window adapt to the task's regime."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -39,19 +39,23 @@ class MAMLConfig(BaseModel):
     """Initial inner-loop step size (on the objective scaled by `reward_scale`)."""
 
     learn_inner_lr: bool = True
-    """Meta-learn one inner step size per parameter tensor (Meta-SGD style), kept positive."""
+    """Meta-learn the inner step sizes (kept positive) along with the initialisation."""
+
+    step_sizes: Literal["per_tensor", "per_parameter"] = "per_parameter"
+    """Granularity of the inner step sizes: one per parameter tensor, or one per scalar
+    parameter (Meta-SGD: the meta-learner also chooses which weights adapt and how far)."""
 
     first_order: bool = False
     """First-order MAML: do not back-propagate through the inner gradient (no Hessian terms)."""
 
-    support_length: int = Field(63, ge=2)
+    support_length: int = Field(48, ge=2)
     """Bars of a training task's support window (the inner loop adapts on these)."""
 
-    query_length: int = Field(63, ge=2)
+    query_length: int = Field(48, ge=2)
     """Bars of a training task's query window (right after the support window; the outer loop
     maximises the adapted policy's net return on these)."""
 
-    meta_batch_size: int = Field(128, ge=1)
+    meta_batch_size: int = Field(64, ge=1)
     """Tasks per outer step (all adapted at once, batched)."""
 
     envs_per_task: int = Field(1, ge=1)
@@ -63,6 +67,11 @@ class MAMLConfig(BaseModel):
     max_grad_norm: float = Field(1.0, gt=0)
     """Clip the outer gradient to this global norm."""
 
+    risk_aversion: float = Field(10.0, ge=0)
+    """gamma of the mean-variance objective: every objective scores a bar's net log return g
+    as `g - gamma/2 * g^2` (0 = plain log return). It makes the inner step shrink positions
+    where the support window is volatile and the outer step prefer steady returns (Sharpe)."""
+
     reward_scale: float = Field(100.0, gt=0)
     """Multiplies per-bar log returns in the objectives (100 = percent), to keep gradients of
     a sensible size."""
@@ -73,7 +82,7 @@ class MAMLConfig(BaseModel):
     adapt_window: int | None = Field(None, ge=2)
     """Deployment: adapt on the most recent `adapt_window` bars (default: `support_length`)."""
 
-    adapt_every: int = Field(21, ge=1)
+    adapt_every: int = Field(5, ge=1)
     """Deployment: re-adapt from the meta-learned initialisation every `adapt_every` bars."""
 
     adapt_steps: int | None = Field(None, ge=0, le=10)

@@ -137,7 +137,7 @@ def inner_adapt(
 ) -> list[Params]:
     """k gradient-ascent steps on each task's own `objective(params_m) -> [M]`.
 
-    `step_sizes`: name -> positive scalar tensor (per-tensor step size). Returns the list of
+    `step_sizes`: name -> positive step sizes (a scalar, or the parameter's shape). Returns the list of
     per-task parameters after 0, 1, ..., `steps` steps. `create_graph=True` keeps the gradient's
     graph (second-order MAML); False treats each inner gradient as a constant (first-order)."""
     names = list(params_m)
