@@ -48,11 +48,11 @@ def log_close_returns(prices: pd.DataFrame) -> np.ndarray:
 
 
 def simple_returns(prices: pd.DataFrame) -> np.ndarray:
-    """r[t] = close[t] / close[t-1] - 1 per bar (0.0 on the first bar); shape [T], float64."""
-    close = prices["close"].to_numpy(dtype=np.float64)
-    out = np.zeros_like(close)
-    out[1:] = close[1:] / close[:-1] - 1.0
-    return out
+    """r[t] = close[t] / close[t-1] - 1 per bar (0.0 on the first bar); shape [T], float64.
+    The one formula lives in `fin_meta.accounting.bar_returns`."""
+    from fin_meta.accounting import bar_returns
+
+    return bar_returns(prices["close"].to_numpy(dtype=np.float64))
 
 
 def _rolling_std(values: np.ndarray, window: int) -> np.ndarray:
