@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fin_meta.envs.features import first_decision_bar
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.fileio import atomic_path
 
 if TYPE_CHECKING:
     from fin_meta.agents.base import Agent
 
-__all__ = ["segment_bounds", "adaptation_curves", "summarise_curves", "plot_adaptation"]
+__all__ = ["segment_bounds", "adaptation_curves", "adaptation_context", "summarise_curves", "plot_adaptation"]
 
-CURVE_COLUMNS = ["agent", "segment", "asset", "start", "end", "regime", "k", "mean_log_return"]
+CURVE_COLUMNS = ["agent", "segment", "asset", "start", "end", "eval_start", "regime", "k", "mean_log_return"]
 SUMMARY_COLUMNS = ["agent", "k", "mean", "ci_low", "ci_high", "n_segments"]
 
 
@@ -97,9 +98,13 @@ def adaptation_curves(
 ) -> pd.DataFrame:
     """Run every agent's `adaptation_curve` on every held-out segment.
 
-    Returns a long frame with one row per (agent, segment, k): columns `agent, segment, asset,
-    start, end, regime, k, mean_log_return` (mean per-bar log return net of costs on the
-    segment's evaluation part after k adaptation steps / context episodes)."""
+    Every agent is scored on the same bars of a segment: its evaluation part starts
+    `adaptation_context(agents, steps)` bars after the segment's start (after the
+    warm-up `window - 1` for a segment at the start of the data), and each agent adapts on
+    the bars just before it. Returns a long frame with one row per (agent, segment, k): columns
+    `agent, segment, asset, start, end, eval_start, regime, k, mean_log_return` (mean per-bar
+    log return net of costs on the evaluation part after k adaptation steps / context
+    episodes)."""
     frames = _frames(prices)
     steps = sorted({int(k) for k in steps})
     if not steps or steps[0] < 0:
@@ -110,14 +115,28 @@ def adaptation_curves(
     if bounds.empty:
         raise DataError("no held-out test segments to evaluate on; lower min_length or use a "
                         "longer test period")
+    warm_up = max(first_decision_bar(agent.env_config.window) for agent in agents.values())
+    context = adaptation_context(agents, steps)
     records: list[tuple[Any, ...]] = []
-    for name, agent in agents.items():
-        for seg in bounds.itertuples():
-            curve = agent.adaptation_curve(frames[seg.asset], seg.start, seg.end, steps)
+    for seg in bounds.itertuples():
+        eval_start = max(seg.start, warm_up) + context
+        if eval_start >= seg.end - 1:
+            raise DataError(f"held-out segment [{seg.start}, {seg.end}) cannot hold the {context} bars "
+                            "the agents adapt on before evaluation plus 2 evaluated bars; give longer "
+                            "segments (or fewer adaptation steps)")
+        for name, agent in agents.items():
+            curve = agent.adaptation_curve(frames[seg.asset], seg.start, seg.end, steps, eval_start=eval_start)
             for k in steps:
-                records.append((name, seg.Index, seg.asset, seg.start, seg.end, seg.regime, k,
-                                float(curve[k])))
+                records.append((name, seg.Index, seg.asset, seg.start, seg.end, eval_start, seg.regime,
+                                k, float(curve[k])))
     return pd.DataFrame.from_records(records, columns=CURVE_COLUMNS)
+
+
+def adaptation_context(agents: Mapping[str, Agent], steps: Sequence[int]) -> int:
+    """Bars every agent may adapt on before the shared evaluation part of a segment: the
+    longest `Agent.context_bars(steps)`. A held-out segment (past the warm-up) needs at least
+    this plus 2 bars."""
+    return max(agent.context_bars(steps) for agent in agents.values())
 
 
 def summarise_curves(

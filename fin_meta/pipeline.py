@@ -288,13 +288,13 @@ def _meta_test(cfg: ExperimentConfig, agents: dict[str, Agent], sources: list[So
     """Adaptation curves on the held-out (test-period) regime segments, with 95% bootstrap CIs."""
     import tempfile
 
-    from fin_meta.metatest import adaptation_curves, plot_adaptation, summarise_curves
+    from fin_meta.metatest import adaptation_context, adaptation_curves, plot_adaptation, summarise_curves
 
+    # long enough for every agent's adaptation context plus one evaluated episode
+    episode = cfg.env.episode_length or 63
+    min_bars = max(cfg.regimes.min_length, adaptation_context(agents, cfg.evaluation.adaptation_steps) + episode)
     frames = []
     for src, lab in zip(sources, labels, strict=True):
-        # long enough for k context episodes (or adaptation windows) plus one evaluated episode
-        episode = cfg.env.episode_length or 63
-        min_bars = max(cfg.regimes.min_length, (max(cfg.evaluation.adaptation_steps) + 1) * episode)
         bounds = _held_out_segments(lab["causal"], src.test_start, min_bars)
         if not bounds:
             continue

@@ -119,6 +119,35 @@ def test_adaptation_curves_runs_every_agent_on_every_segment(path, tmp_path) -> 
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_adaptation_curves_score_every_agent_on_the_same_bars(path) -> None:
+    """MAML adapts on its support window, RL² on k episodes: the meta-test still evaluates both
+    from one shared bar per segment (the longest context), so their curves are comparable."""
+    from fin_meta.agents import make_agent
+    from fin_meta.metatest import adaptation_context
+
+    prices, labels = path
+    test = prices.iloc[2000:2600]
+    tasks = held_out_tasks(test, labels.iloc[2000:2600], window=8, min_length=80)
+    maml = MAMLAgent(env_config={"window": 8, "episode_length": 15},
+                     hparams={"hidden_sizes": [8], "support_length": 20, "seed": 0})
+    rl2 = make_agent("rl2", {"window": 8, "episode_length": 15}, {"hidden_size": 8, "encoder_size": 8, "device": "cpu"})
+    agents = {"maml": maml, "rl2": rl2}
+    assert maml.context_bars([0, 2]) == 20 and rl2.context_bars([0, 2]) == 30
+    assert adaptation_context(agents, [0, 2]) == 30
+    curves = adaptation_curves(agents, test, tasks, steps=[0, 2])
+    per_segment = curves.groupby("segment")
+    assert (per_segment["eval_start"].nunique() == 1).all()
+    first = per_segment.first()
+    np.testing.assert_array_equal(first["eval_start"], np.maximum(first["start"], 7) + 30)
+    seg = first.iloc[0]
+    for name, agent in agents.items():
+        alone = agent.adaptation_curve(test, int(seg.start), int(seg.end), [0, 2], eval_start=int(seg.eval_start))
+        got = curves[(curves["agent"] == name) & (curves["segment"] == seg.name)]
+        assert got.set_index("k")["mean_log_return"].to_dict() == alone
+    with pytest.raises(DataError, match="longer segments"):
+        adaptation_curves(agents, test, [(100, 131)], steps=[0, 2])
+
+
 def test_segment_bounds_forms_and_errors(path) -> None:
     prices, labels = path
     frame = segments(labels.iloc[:500], min_length=20)

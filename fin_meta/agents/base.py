@@ -62,14 +62,21 @@ class Agent(Protocol):
         close t only; deterministic (mean / most likely action); adapts as it goes."""
         ...
 
+    def context_bars(self, steps: Sequence[int]) -> int:
+        """Bars of a held-out segment the agent adapts on before its evaluation part, for the
+        meta-test up to k = max(steps) (RL²/PPO: k episodes; MAML: its support window)."""
+        ...
+
     def adaptation_curve(
-        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int]
+        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int], *, eval_start: int | None = None
     ) -> dict[int, float]:
         """Meta-test on bars `[start, end)` of `prices`: for each k in `steps`, the mean per-bar
         log return (net of costs) on the evaluation part of the segment after k adaptation steps
-        (MAML) / k context episodes (RL²; flat for PPO). The evaluation part is the same for
-        every k and only data before each evaluated bar is used; each algorithm documents its
-        exact protocol."""
+        (MAML) / k context episodes (RL²; flat for PPO). The evaluation part (decisions from
+        `eval_start`, default the agent's own `start + context`, to `end - 2`) is the same for
+        every k, and only data before each evaluated bar is used; each algorithm documents its
+        exact protocol. The meta-test passes one `eval_start` to every agent so that their
+        curves are scored on the same bars."""
         ...
 
     def save(self, path: str | Path) -> Path:

@@ -243,12 +243,18 @@ class TorchAgent:
         return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
 
     @torch.no_grad()
+    def context_bars(self, steps: Sequence[int]) -> int:
+        """Bars of a held-out segment this agent uses before its evaluation part when the
+        meta-test goes up to k = max(steps): max(steps) context episodes of `episode_length`."""
+        return max(int(k) for k in steps) * self.episode_length
+
     def adaptation_curve(
-        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int]
+        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int], *, eval_start: int | None = None
     ) -> dict[int, float]:
         """Meta-test on bars `[start, end)` (decisions `start .. end-2`, settled by close
         `end-1`). With L = the training episode length and K = max(steps), the evaluation part
-        is the decisions from `e = start + K*L` to `end-2`, the same for every k. For each k the
+        is the decisions from `e` to `end-2`, the same for every k; `e = eval_start` when given
+        (the meta-test passes one shared by every agent), else `start + K*L`. For each k the
         policy starts fresh at bar `e - k*L`, plays k context episodes of L decisions (position
         and equity restart at each, the policy's memory carries on), then the evaluation
         episode; the value is its mean per-bar net log return. Only bars before each decision
@@ -257,13 +263,16 @@ class TorchAgent:
         if not steps or steps[0] < 0:
             raise ConfigError(f"steps={steps}: give context-episode counts k >= 0")
         length = self.episode_length
-        eval_start = start + steps[-1] * length
+        context = steps[-1] * length
+        eval_start = start + context if eval_start is None else int(eval_start)
         n_eval = end - 1 - eval_start
-        if start < first_decision_bar(self.env_config.window) or end > len(prices) or n_eval < 1:
+        if (eval_start - context < max(start, first_decision_bar(self.env_config.window))
+                or end > len(prices) or n_eval < 1):
             raise DataError(
-                f"segment [{start}, {end}) cannot hold {steps[-1]} context episodes of {length} "
-                f"bars plus an evaluation part (needs start >= window={self.env_config.window}, "
-                f"end <= {len(prices)} and end - start >= {steps[-1] * length + 2})"
+                f"segment [{start}, {end}) evaluated from bar {eval_start} cannot hold {steps[-1]} "
+                f"context episodes of {length} bars plus an evaluation part (needs "
+                f"start >= window={self.env_config.window}, end <= {len(prices)}, "
+                f"eval_start - start >= {context} and end - eval_start >= 2)"
             )
         self.net.eval()
         out: dict[int, float] = {}

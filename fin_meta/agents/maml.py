@@ -341,15 +341,22 @@ class MAMLAgent(TorchAgent):
         values = walk_forward(prices, cfg, _AdaptedPolicy(self, sets, which, w), device=self.device)
         return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
 
+    def context_bars(self, steps: Sequence[int]) -> int:
+        """Bars of a held-out segment used before the evaluation part: the support window
+        (`adapt_window`, default `support_length`)."""
+        return int(self.hparams.deploy_window)
+
     def adaptation_curve(
-        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int]
+        self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int], *, eval_start: int | None = None
     ) -> dict[int, float]:
         """Meta-test protocol on bars `[start, end)`: decisions run from `s0 = max(start, window)`
-        to `end - 2` (each settled inside the segment). The first `n_support = min(adapt_window,
-        n // 2)` decisions are the support (explore/adapt: a rollout of theta, then k inner
-        steps); the remaining ones are the evaluation part, traded from flat by the parameters
-        after k steps, without further adaptation. Returns {k: mean per-bar net log return on the
-        evaluation part} (k = 0 is the unadapted meta-policy)."""
+        to `end - 2` (each settled inside the segment). The evaluation part is the decisions from
+        `e` on: `e = eval_start` when given (the meta-test passes one shared by every agent), else
+        `s0 + min(adapt_window, n // 2)`. The support is the `min(adapt_window, e - s0)`
+        decisions just before `e` (explore/adapt: a rollout of theta, then k inner steps); the
+        evaluation part is traded from flat by the parameters after k steps, without further
+        adaptation. Returns {k: mean per-bar net log return on the evaluation part} (k = 0 is
+        the unadapted meta-policy)."""
         cfg = self.env_config
         w = first_decision_bar(cfg.window)
         s0 = max(int(start), w)
@@ -357,16 +364,24 @@ class MAMLAgent(TorchAgent):
         if n_dec < 4 or end > len(prices):
             raise DataError(f"adaptation_curve: segment [{start}, {end}) leaves {n_dec} decisions after "
                             f"the {cfg.window}-bar warm-up; it needs at least 4 (and end <= {len(prices)})")
+        if eval_start is None:
+            eval_start = s0 + min(self.hparams.deploy_window, n_dec // 2)
+        eval_start = int(eval_start)
+        n_sup = min(self.hparams.deploy_window, eval_start - s0)
+        n_eval = int(end) - 1 - eval_start
+        if n_sup < 2 or n_eval < 1:
+            raise DataError(f"adaptation_curve: evaluating segment [{start}, {end}) from bar {eval_start} "
+                            f"leaves {n_sup} support and {n_eval} evaluation decisions; it needs >= 2 and >= 1")
         ks = sorted({int(k) for k in steps})
-        n_sup = min(self.hparams.deploy_window, n_dec // 2)
         returns = ReturnsTable([prices], self.device)
-        history = self._adapt(prices, returns, np.array([s0]), n_sup, max(ks))
+        history = self._adapt(prices, returns, np.array([eval_start - n_sup]), n_sup, max(ks))
         params = {n: torch.cat([history[k][n] for k in ks]) for n in history[0]}
         env = VectorTradingEnv(prices, len(ks), device=self.device, seed=self.hparams.seed, config=cfg)
         zeros = torch.zeros(len(ks), dtype=torch.long, device=self.device)
-        evaluation = rollout(env, self.policy, params, zeros, zeros + s0 + n_sup, n_dec - n_sup, returns)
+        evaluation = rollout(env, self.policy, params, zeros, zeros + eval_start, n_eval, returns)
         values = self._rewards(evaluation).mean(dim=(1, 2))
         return {k: float(v) for k, v in zip(ks, values.tolist(), strict=True)}
+
 
 def _key(name: str) -> str:
     """ParameterDict keys may not contain dots."""
