@@ -12,6 +12,7 @@ import torch
 
 import fin_meta
 from fin_meta.agents import Agent, load_agent, make_agent, register_uri_resolver
+from fin_meta.agents.normalization import observation_stats
 from fin_meta.agents.serialization import FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_FILE
 from fin_meta.errors import AgentError, ConfigError, DataError
 from fin_meta.tasks import TaskSampler
@@ -169,6 +170,18 @@ def _edit_manifest(path, **changes):
     for key, value in changes.items():
         manifest[key] = value
     file.write_text(json.dumps(manifest))
+
+
+def test_loaded_agent_continues_training_with_its_input_scaling(trained, tmp_path):
+    loaded = fin_meta.load_agent(trained.save(tmp_path / "agent"))
+    before = (loaded.net.norm.mean.clone(), loaded.net.norm.std.clone())
+    prices, labels = ar_blocks([0.4, -0.4], 100, seed=8)
+    refit_mean, _ = observation_stats([prices], loaded.env_config)
+    assert not np.allclose(refit_mean, before[0].numpy())  # a refit would be seen
+    loaded.fit(TaskSampler(prices, labels, episode_length=12, window=4), iterations=1, progress=False)
+    torch.testing.assert_close(loaded.net.norm.mean, before[0], rtol=0, atol=0)
+    torch.testing.assert_close(loaded.net.norm.std, before[1], rtol=0, atol=0)
+    assert loaded.iterations_trained == 3
 
 
 def test_load_errors_name_the_problem(saved, tmp_path):

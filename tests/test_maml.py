@@ -128,6 +128,24 @@ def test_save_load_round_trip(trained, path, tmp_path) -> None:
     pd.testing.assert_series_equal(loaded.positions(prices), agent.positions(prices))
 
 
+def test_loaded_agent_continues_training_with_its_input_scaling(trained, sampler, tmp_path) -> None:
+    """Fit after load is a continuation: the normaliser set from the original training prices is
+    kept (not refitted on the new sampler) and the iteration count carries over."""
+    agent, _ = trained
+    loaded = load_agent(agent.save(tmp_path / "maml"))
+    assert loaded.iterations_trained == agent.iterations_trained == 6
+    norm = loaded.policy.norm
+    before = (norm.mean.clone(), norm.std.clone())
+    prices, labels = synthetic_regimes(600, seed=99)
+    other = TaskSampler(prices, labels, episode_length=40, window=WINDOW, min_segment=45)
+    refit_mean, _ = observation_stats([prices], loaded.env_config)
+    assert not np.allclose(refit_mean, before[0].numpy())  # a refit would be seen
+    loaded.fit(other, iterations=1, progress=False)
+    torch.testing.assert_close(norm.mean, before[0], rtol=0, atol=0)
+    torch.testing.assert_close(norm.std, before[1], rtol=0, atol=0)
+    assert loaded.iterations_trained == 7
+
+
 def test_load_rejects_weights_that_do_not_match_the_config(trained, tmp_path) -> None:
     agent, _ = trained
     saved = agent.save(tmp_path / "maml")

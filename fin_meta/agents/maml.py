@@ -232,13 +232,13 @@ class MAMLAgent(TorchAgent):
             raise ConfigError(f"the task sampler was built with window={sampler.window} but the agent's "
                               f"env window is {cfg.window}; build TaskSampler(..., window={cfg.window})")
         frames = list(sampler.prices)
-        if not self.history:  # input scaling from the training prices, fixed from then on
+        if self.iterations_trained == 0:  # input scaling from the training prices, fixed from then on
             mean, std = observation_stats(frames, cfg)
             self.net.policy.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
         m, e = hp.meta_batch_size, hp.envs_per_task
         env = VectorTradingEnv(frames, m * e, device=self.device, seed=hp.seed, config=cfg)
         returns = ReturnsTable(frames, self.device)
-        rng = numpy_generator(hp.seed + len(self.history))
+        rng = numpy_generator(hp.seed + self.iterations_trained)  # a later call: fresh seeded draws
         self.net.train()
         history = run_iterations(
             iterations, lambda _: self._meta_step(env, returns, sampler, rng),
@@ -246,6 +246,7 @@ class MAMLAgent(TorchAgent):
             callback=callback, progress=progress, desc="maml",
         )
         self.history += history
+        self.iterations_trained += len(history)
         self.net.eval()
         return history
 
