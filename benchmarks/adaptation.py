@@ -71,6 +71,25 @@ def budget(quick: bool) -> Budget:
     )
 
 
+def apply_overrides(b: Budget, overrides: list[str]) -> Budget:
+    """`ALGO.KEY=VALUE` sets hparams[ALGO][KEY]; `iterations.ALGO=N` sets the training budget."""
+    import yaml
+
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        algo, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise SystemExit(f"--set {item!r}: write ALGO.KEY=VALUE, e.g. rl2.episodes_per_trial=4")
+        value = yaml.safe_load(raw)
+        if algo == "iterations":
+            b.iterations[name] = int(value)
+        elif algo in b.hparams:
+            b.hparams[algo][name] = value
+        else:
+            raise SystemExit(f"--set {item!r}: unknown agent {algo!r}; use one of {sorted(b.hparams)} or iterations")
+    return b
+
+
 def paths(seeds: list[int], n_bars: int) -> list[tuple[pd.DataFrame, pd.Series]]:
     """Synthetic regime paths (prices, true labels), one per seed."""
     return [synthetic_regimes(n_bars, seed=s) for s in seeds]
@@ -158,8 +177,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the paths, the agents and the bootstrap")
     parser.add_argument("--agents", default="ppo,rl2,maml", help="comma-separated subset of ppo,rl2,maml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="ALGO.KEY=VALUE",
+                        help="override an agent hyperparameter, e.g. --set rl2.episodes_per_trial=4 "
+                             "or --set iterations.maml=500 (repeatable; values are YAML)")
     args = parser.parse_args(argv)
-    b = budget(args.quick)
+    b = apply_overrides(budget(args.quick), args.overrides)
     seed_everything(args.seed)
     rng = numpy_generator(args.seed)
     t_start = time.perf_counter()
@@ -171,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"synthetic:regimes  train seeds {base}..{base + b.n_train - 1}, test seeds {base + offset}.."
           f"{base + offset + b.n_test - 1}, {b.n_bars} bars each; fees {FEES}, slippage {SLIPPAGE}; "
           f"env {b.env}; device {args.device}", flush=True)
+    print(f"budget: iterations {b.iterations}; hparams {b.hparams}", flush=True)
 
     agents, perf = {}, {}
     for algo in [a.strip() for a in args.agents.split(",") if a.strip()]:

@@ -288,7 +288,12 @@ def _meta_test(cfg: ExperimentConfig, agents: dict[str, Agent], sources: list[So
     """Adaptation curves on the held-out (test-period) regime segments, with 95% bootstrap CIs."""
     import tempfile
 
-    from fin_meta.metatest import adaptation_context, adaptation_curves, plot_adaptation, summarise_curves
+    from fin_meta.metatest import (
+        adaptation_context,
+        adaptation_curves,
+        plot_adaptation,
+        summarise_curves,
+    )
 
     # long enough for every agent's adaptation context plus one evaluated episode
     episode = cfg.env.episode_length or 63

@@ -372,6 +372,36 @@ class TaskSampler:
             seg[s, 3].copy(),
         )
 
+    def sample_stream_arrays(
+        self, n: int, rng: np.random.Generator, *, length: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`n` windows of `length` decisions that START in a regime segment (regimes balanced,
+        start uniform over the segment's bars) and run on through whatever follows it, regime
+        changes included; windows are moved back where they would pass the asset's last bar.
+        Same arrays as `sample_task_arrays` (`regime` = the regime at the start)."""
+        if n < 1:
+            raise ConfigError(f"n={n} tasks: ask for at least one")
+        n_bars = np.array([len(p) for p in self.prices], dtype=np.int64)
+        latest = n_bars[self.segments[:, 0]] - 1 - int(length)  # last start that fits the asset
+        lo = np.maximum(self.segments[:, 1], self.window)
+        hi = np.minimum(self.segments[:, 2], latest)
+        live = hi >= lo
+        if not live.any():
+            raise DataError(f"no asset holds a window of {length} decisions after the {self.window}-bar "
+                            "warm-up; lower episode_length or episodes per trial")
+        seg, lo, hi = self.segments[live], lo[live], hi[live]
+        labels = np.unique(seg[:, 3])
+        reg = labels[rng.permutation(np.resize(rng.permutation(len(labels)), n))]
+        counts = hi - lo + 1
+        pick = np.empty(n, dtype=np.int64)
+        for label in labels:  # one draw per regime (a handful), not per task
+            rows = np.flatnonzero(seg[:, 3] == label)
+            chosen = reg == label
+            weights = counts[rows] / counts[rows].sum()  # uniform over the regime's bars
+            pick[chosen] = rng.choice(rows, size=int(chosen.sum()), p=weights)
+        start = lo[pick] + np.floor(rng.random(n) * counts[pick]).astype(np.int64)
+        return seg[pick, 0].copy(), start, np.full(n, int(length), dtype=np.int64), seg[pick, 3].copy()
+
     def sample_tasks(self, n: int, rng: np.random.Generator, *, length: int | None = None) -> list[Task]:
         """`sample_task_arrays` as a list of `Task`."""
         a, s, n_, r = self.sample_task_arrays(n, rng, length=length)

@@ -70,3 +70,64 @@ def test_trials_from_short_segments_need_same_regime_sampling():
     agent = make_agent("rl2", {"window": 2}, {**small, "trial_sampling": "same_regime"})
     history = agent.fit(sampler, iterations=2, progress=False)
     assert history[-1]["env_steps"] == 2 * 8 * 4 * 12 and np.isfinite(history[-1]["trial_return"])
+
+
+@pytest.fixture(scope="module")
+def trial_agent(toy_agent):
+    """The toy agent deployed with `deploy_context: trial` (same weights)."""
+    import copy
+
+    agent = copy.copy(toy_agent)
+    agent.hparams = toy_agent.hparams.model_copy(update={"deploy_context": "trial"})
+    return agent
+
+
+def test_trial_deployment_equals_one_fresh_trial_per_bar(trial_agent):
+    """Each batched decision is what a fresh trial over the last `episodes x length` bars, played
+    bar by bar, decides at its end (and the bars before the first full trial are its prefix)."""
+    from fin_meta.agents.deploy import action_to_position, play_episodes
+    from fin_meta.envs.features import first_decision_bar
+
+    prices, _ = ar_blocks([0.5, -0.5], 80, seed=7)
+    got = trial_agent.positions(prices).to_numpy()
+    length, context = trial_agent.episode_length, 2 * trial_agent.episode_length
+    first = first_decision_bar(trial_agent.env_config.window)
+    prefix = play_episodes(prices, trial_agent.env_config, trial_agent.step_policy(),
+                           [(first, length), (first + length, context - 1 - length)], device=trial_agent.device)
+    assert (got[:first] == 0).all()
+    np.testing.assert_allclose(got[first : first + context - 1], np.concatenate(prefix.positions), atol=1e-6)
+    for t in (first + context - 1, first + context + 5, len(prices) - 2, len(prices) - 1):
+        s = t - context + 1
+        policy = trial_agent.step_policy()
+        log = play_episodes(prices, trial_agent.env_config, policy, [(s, length), (s + length, length - 1)],
+                            device=trial_agent.device)
+        fb = log.final_feedback
+        fb.done = torch.zeros_like(fb.done)
+        want = float(action_to_position(policy.act(log.final_obs, fb), trial_agent.env_config)[0])
+        assert got[t] == pytest.approx(want, abs=1e-6), t
+
+
+def test_trial_deployment_has_no_look_ahead_and_still_flips_by_regime(trial_agent):
+    from tests.agent_data import perturb_after
+
+    prices, labels = ar_blocks([0.5, -0.5] * 3, BLOCK, seed=99)
+    base = trial_agent.positions(prices).to_numpy()
+    cut = 400
+    moved = trial_agent.positions(perturb_after(prices, cut, seed=1)).to_numpy()
+    np.testing.assert_array_equal(base[: cut + 1], moved[: cut + 1])
+    assert not np.array_equal(base[cut + 1 :], moved[cut + 1 :])
+    corr = _block_correlations(trial_agent, prices, labels)
+    assert min(corr[1]) > 0.1 and max(corr[0]) < -0.1, corr
+
+
+def test_stream_trials_train_across_regime_changes():
+    """`trial_sampling: stream` trials run on past the end of their regime segment, so segments
+    shorter than a trial are fine (consecutive sampling refuses them)."""
+    prices, labels = ar_blocks([0.5, -0.5] * 4, 30, seed=2)
+    sampler = TaskSampler(prices, labels, episode_length=12, window=1)
+    hp = {"num_envs": 16, "episodes_per_trial": 4, "hidden_size": 8, "encoder_size": 8, "device": "cpu"}
+    with pytest.raises(DataError, match="stream"):
+        make_agent("rl2", TOY_ENV, hp).fit(sampler, iterations=1, progress=False)
+    agent = make_agent("rl2", TOY_ENV, {**hp, "trial_sampling": "stream"})
+    history = agent.fit(sampler, iterations=2, progress=False)
+    assert history[-1]["env_steps"] == 2 * 16 * 48 and np.isfinite(history[-1]["policy_loss"])

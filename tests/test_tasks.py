@@ -167,3 +167,20 @@ def test_sampler_draws_the_regimes_asked_for(sampler):
         assert (sampler.labels[a].to_numpy()[s : s + 31] == r).all()
     with pytest.raises(DataError, match="available: \\[0, 1, 2\\]"):
         sampler.sample_task_arrays(2, np.random.default_rng(3), regimes=np.array([0, 3]))
+
+
+def test_stream_windows_start_in_a_regime_and_may_cross_into_the_next() -> None:
+    labels = pd.Series(np.repeat([0, 1, 0, 2, 1], 50))
+    prices = pd.DataFrame({"close": np.linspace(100, 120, 250)})
+    sampler = TaskSampler(prices, labels, episode_length=10, window=5, min_segment=20)
+    rng = np.random.default_rng(0)
+    asset, start, length, regime = sampler.sample_stream_arrays(4000, rng, length=60)
+    assert (asset == 0).all() and (length == 60).all()
+    assert (start >= 5).all() and (start + 60 <= 249).all()  # fits the asset with a settling bar
+    np.testing.assert_array_equal(labels.to_numpy()[start], regime)  # starts inside its regime
+    counts = np.bincount(regime, minlength=3)
+    assert counts.min() >= 1300  # regimes balanced
+    crosses = labels.to_numpy()[start + 59] != regime
+    assert crosses.mean() > 0.5  # 60-bar windows from 50-bar segments mostly end in another regime
+    with pytest.raises(DataError, match="no asset holds"):
+        sampler.sample_stream_arrays(4, rng, length=245)

@@ -76,11 +76,17 @@ class RL2Config(PPOLossConfig):
     """Parallel trials per iteration (each env runs one trial)."""
     episodes_per_trial: int = Field(4, ge=1)
     """Episodes per trial; the hidden state is carried across them and reset between trials."""
-    trial_sampling: Literal["consecutive", "same_regime"] = "consecutive"
+    trial_sampling: Literal["consecutive", "same_regime", "stream"] = "consecutive"
     """`consecutive`: a trial's episodes are consecutive stretches of ONE regime segment (needs
     segments of `episodes_per_trial x episode_length + 1` bars); `same_regime`: each episode is
     an independent window of the trial's regime (any segment or asset of that label) — for
-    regimes whose segments are shorter than a trial."""
+    regimes whose segments are shorter than a trial; `stream`: consecutive stretches that start
+    in a regime and run on across whatever follows (regime changes included), as when trading."""
+    deploy_context: Literal["stream", "trial"] = "stream"
+    """How the agent keeps context when trading (`positions`): `stream` carries the GRU state
+    through every bar; `trial` takes each decision at the end of a fresh trial over the last
+    `episodes_per_trial x episode_length` bars, the context it was trained on (replayed in one
+    batched rollout)."""
     hidden_size: int = Field(64, ge=1)
     """GRU hidden size."""
     encoder_size: int = Field(64, ge=1)

@@ -4,7 +4,8 @@ A trial is `episodes_per_trial` consecutive episodes of `episode_length` decisio
 regime segment (the sampler draws a window of `episodes_per_trial * episode_length` decisions
 inside a segment; episode j covers its j-th stretch), or, with `trial_sampling="same_regime"`,
 independent windows of one regime label (for regimes whose segments are shorter than a
-trial). Position and equity restart at each episode (as the env does), the GRU hidden state is
+trial), or, with `"stream"`, consecutive stretches that start in a regime and run on across
+regime changes, as when trading. Position and equity restart at each episode (as the env does), the GRU hidden state is
 carried across the episodes of a trial and reset between trials. The network's input at bar t is the observation, the previous position (/
 max_position), the previous reward (x `reward_scale`) and a flag that the previous step ended
 an episode. The trial is the unit of learning: returns are discounted across episode boundaries
@@ -13,7 +14,8 @@ and bootstrapping stops only at the trial's end.
 Training (one iteration): `num_envs` trials stepped together with `VectorTradingEnv.set_tasks`
 per episode, then `epochs x minibatches` PPO updates where a minibatch is a set of whole trials
 and the GRU is re-run over the full trial (BPTT over T = episodes x length steps, batched across
-trials; no Python loop over envs). Deployment: the hidden state runs through every bar.
+trials; no Python loop over envs). Deployment (`deploy_context`): the hidden state runs through
+every bar, or each decision ends a fresh trial over the most recent bars.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+import numpy as np
+import pandas as pd
 import torch
 
 from fin_meta.agents.common import FitContext, TorchAgent
@@ -28,7 +32,9 @@ from fin_meta.agents.deploy import Feedback
 from fin_meta.agents.hparams import RL2Config
 from fin_meta.agents.networks import GRUActorCritic
 from fin_meta.agents.ppo_core import RolloutBuffer, compute_gae, ppo_update
-from fin_meta.errors import DataError
+from fin_meta.agents.rl2_deploy import trial_positions
+from fin_meta.errors import ConfigError, DataError
+from fin_meta.seeding import numpy_generator
 from fin_meta.tasks import TaskSampler
 
 __all__ = ["RL2Agent", "RL2Config"]
@@ -68,6 +74,21 @@ class RL2Agent(TorchAgent):
     def step_policy(self) -> _RecurrentPolicy:
         return _RecurrentPolicy(self.net, self.hparams.reward_scale, self.device)
 
+    @torch.no_grad()
+    def positions(self, prices: pd.DataFrame) -> pd.Series:
+        """Online, causal walk-forward (float64 targets, 0 on the warm-up bars). `deploy_context`
+        `stream`: the hidden state runs through every bar; `trial`: each decision ends a fresh
+        trial over the most recent bars (`fin_meta.agents.rl2_deploy`)."""
+        if self.hparams.deploy_context == "stream":
+            return super().positions(prices)
+        if self.episode_length < 2:
+            raise ConfigError("deploy_context='trial' needs an episode_length of at least 2 bars")
+        self.net.eval()
+        with self.threads():
+            values = trial_positions(prices, self.env_config, self.step_policy, length=self.episode_length,
+                                     episodes=self.hparams.episodes_per_trial, device=self.device)
+        return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
+
     def make_iteration(
         self, sampler: TaskSampler, ctx: FitContext
     ) -> tuple[Callable[[int], dict[str, float]], int]:
@@ -77,11 +98,16 @@ class RL2Agent(TorchAgent):
         h, device, n = self.hparams, self.device, self.hparams.num_envs
         length, episodes = sampler.episode_length, h.episodes_per_trial
         steps = episodes * length
-        consecutive = h.trial_sampling == "consecutive"
-        try:  # fail early, naming the fix, when no segment holds a trial
-            sampler.regimes_for(steps if consecutive else length)
-        except DataError as exc:
-            raise DataError(f"{exc}; or set the RL² option trial_sampling: same_regime") from None
+        consecutive = h.trial_sampling != "same_regime"  # stream trials are consecutive too
+        if h.trial_sampling == "consecutive":
+            try:  # fail early, naming the fix, when no segment holds a trial
+                sampler.regimes_for(steps)
+            except DataError as exc:
+                raise DataError(f"{exc}; or set the RL² option trial_sampling: same_regime or stream") from None
+        elif h.trial_sampling == "stream":
+            sampler.sample_stream_arrays(1, numpy_generator(0), length=steps)  # fails early if none fits
+        else:
+            sampler.regimes_for(length)
         env = VectorTradingEnv(sampler.prices, n, device=device, seed=h.seed, config=self.env_config)
         buf = RolloutBuffer(steps, n, self.net.input_size, device=device,
                             discrete=self.env_config.action == "discrete")
@@ -90,8 +116,11 @@ class RL2Agent(TorchAgent):
 
         def one_iteration(_: int) -> dict[str, float]:
             self.net.eval()
-            first_length = steps if consecutive else length
-            asset, start, _, regime = sampler.sample_task_arrays(n, ctx.rng, length=first_length)
+            if h.trial_sampling == "stream":
+                asset, start, _, regime = sampler.sample_stream_arrays(n, ctx.rng, length=steps)
+            else:
+                first_length = steps if consecutive else length
+                asset, start, _, regime = sampler.sample_task_arrays(n, ctx.rng, length=first_length)
             hidden = self.net.initial_state(n, device)
             fb = Feedback.initial(n, device)
             raw = torch.zeros(episodes, n, device=device)
