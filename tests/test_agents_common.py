@@ -121,10 +121,12 @@ def test_adaptation_curve_protocol(trained, data):
     prices, _ = data
     curve = trained.adaptation_curve(prices, 110, 200, [2, 0, 1])
     assert sorted(curve) == [0, 1, 2] and all(np.isfinite(v) for v in curve.values())
-    if trained.algo == "ppo":  # memoryless: context cannot change anything
+    if trained.algo == "ppo":  # memoryless: context cannot change anything, none is needed
         assert len(set(curve.values())) == 1
-    with pytest.raises(DataError, match="cannot hold 8 context episodes"):
-        trained.adaptation_curve(prices, 110, 200, [0, 8])
+        assert trained.adaptation_curve(prices, 110, 200, [0, 8]) == dict.fromkeys([0, 8], curve[0])
+    else:
+        with pytest.raises(DataError, match=r"cannot hold 96 bars of context \(8 episodes of 12\)"):
+            trained.adaptation_curve(prices, 110, 200, [0, 8])
     with pytest.raises(ConfigError, match="k >= 0"):
         trained.adaptation_curve(prices, 110, 200, [-1])
 

@@ -134,6 +134,7 @@ def test_adaptation_curves_score_every_agent_on_the_same_bars(path) -> None:
     agents = {"maml": maml, "rl2": rl2}
     assert maml.context_bars([0, 2]) == 20 and rl2.context_bars([0, 2]) == 30
     assert adaptation_context(agents, [0, 2]) == 30
+    assert make_agent("ppo", {"window": 8}, {"device": "cpu"}).context_bars([0, 2]) == 0  # memoryless
     curves = adaptation_curves(agents, test, tasks, steps=[0, 2])
     per_segment = curves.groupby("segment")
     assert (per_segment["eval_start"].nunique() == 1).all()

@@ -64,7 +64,7 @@ class Agent(Protocol):
 
     def context_bars(self, steps: Sequence[int]) -> int:
         """Bars of a held-out segment the agent adapts on before its evaluation part, for the
-        meta-test up to k = max(steps) (RL²/PPO: k episodes; MAML: its support window)."""
+        meta-test up to k = max(steps) (RL²: k episodes; MAML: its support window; PPO: 0)."""
         ...
 
     def adaptation_curve(

@@ -245,8 +245,9 @@ class TorchAgent:
     @torch.no_grad()
     def context_bars(self, steps: Sequence[int]) -> int:
         """Bars of a held-out segment this agent uses before its evaluation part when the
-        meta-test goes up to k = max(steps): max(steps) context episodes of `episode_length`."""
-        return max(int(k) for k in steps) * self.episode_length
+        meta-test goes up to k = max(steps): max(steps) context episodes of `episode_length`
+        (none for a memoryless policy, whose curve is flat)."""
+        return max(int(k) for k in steps) * self.episode_length if self.stateful else 0
 
     def adaptation_curve(
         self, prices: pd.DataFrame, start: int, end: int, steps: Sequence[int], *, eval_start: int | None = None
@@ -263,26 +264,26 @@ class TorchAgent:
         if not steps or steps[0] < 0:
             raise ConfigError(f"steps={steps}: give context-episode counts k >= 0")
         length = self.episode_length
-        context = steps[-1] * length
+        context = self.context_bars(steps)
         eval_start = start + context if eval_start is None else int(eval_start)
         n_eval = end - 1 - eval_start
         if (eval_start - context < max(start, first_decision_bar(self.env_config.window))
                 or end > len(prices) or n_eval < 1):
             raise DataError(
-                f"segment [{start}, {end}) evaluated from bar {eval_start} cannot hold {steps[-1]} "
-                f"context episodes of {length} bars plus an evaluation part (needs "
+                f"segment [{start}, {end}) evaluated from bar {eval_start} cannot hold {context} bars "
+                f"of context ({steps[-1]} episodes of {length}) plus an evaluation part (needs "
                 f"start >= window={self.env_config.window}, end <= {len(prices)}, "
                 f"eval_start - start >= {context} and end - eval_start >= 2)"
             )
         self.net.eval()
         out: dict[int, float] = {}
-        for k in steps if self.stateful else steps[:1]:
+        for k in steps if self.stateful else [0]:  # a memoryless policy: no context to play
             episodes = [(eval_start - (k - j) * length, length) for j in range(k)]
             with self.threads():
                 log = play_episodes(prices, self.env_config, self.step_policy(),
                                     [*episodes, (eval_start, n_eval)], device=self.device)
             out[k] = mean_log_return(log)
-        return out if self.stateful else dict.fromkeys(steps, out[steps[0]])
+        return out if self.stateful else dict.fromkeys(steps, out[0])
 
     # -- persistence -------------------------------------------------------------------------
     def spaces(self) -> dict[str, Any]:
