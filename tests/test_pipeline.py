@@ -18,6 +18,7 @@ import fin_meta
 from fin_meta import pipeline
 from fin_meta.checkpoints import Checkpointer
 from fin_meta.config import load_config
+from fin_meta.errors import AgentError
 from fin_meta.pipeline import run_experiment
 from fin_meta.tracking import TrackingError
 
@@ -118,7 +119,7 @@ def test_run_artifacts(tracked, tmp_path):
         assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_load_agent_and_pyfunc_reproduce_the_test_positions(tracked, monkeypatch):
+def test_load_agent_and_pyfunc_reproduce_the_test_positions(tracked, monkeypatch, tmp_path):
     outcome, uri = tracked
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     evaluation = outcome.evaluations[0]
@@ -129,6 +130,13 @@ def test_load_agent_and_pyfunc_reproduce_the_test_positions(tracked, monkeypatch
     agent = fin_meta.load_agent(f"runs:/{outcome.run_id}/agent")
     assert agent.algo == "rl2"
     np.testing.assert_array_equal(agent.positions(prices).loc[test_index].to_numpy(), expected)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere-unused.db")  # the argument wins
+    monkeypatch.chdir(tmp_path)
+    again = fin_meta.load_agent(f"runs:/{outcome.run_id}/agent", tracking_uri=uri)
+    np.testing.assert_array_equal(again.positions(prices).loc[test_index].to_numpy(), expected)
+    with pytest.raises(AgentError, match="only applies to MLflow URIs"):
+        fin_meta.load_agent(tmp_path, tracking_uri=uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)

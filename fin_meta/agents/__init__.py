@@ -41,14 +41,15 @@ AGENTS: dict[str, str] = {
 }
 """Algorithm name -> `"module:Class"` of its `Agent` implementation (imported on use)."""
 
-_URI_RESOLVERS: dict[str, Callable[[str], Path]] = {}
+_URI_RESOLVERS: dict[str, Callable[..., Path]] = {}
 # modules that register resolvers for these schemes when imported (the MLflow tracking module)
 _RESOLVER_MODULES: dict[str, str] = {"runs:/": "fin_meta.tracking", "models:/": "fin_meta.tracking"}
 
 
-def register_uri_resolver(prefix: str, resolver: Callable[[str], Path]) -> None:
+def register_uri_resolver(prefix: str, resolver: Callable[..., Path]) -> None:
     """Make `load_agent(uri)` accept URIs starting with `prefix` (e.g. `"runs:/"`): `resolver(uri)`
-    must return the local directory of the saved agent (downloading it if needed)."""
+    must return the local directory of the saved agent (downloading it if needed);
+    `load_agent(uri, tracking_uri=...)` calls `resolver(uri, tracking_uri=...)`."""
     _URI_RESOLVERS[prefix] = resolver
 
 
@@ -78,11 +79,12 @@ def make_agent(
     return cls(env_config=env_config, hparams=hparams)  # type: ignore[call-arg]
 
 
-def _local_dir(path: str | Path) -> Path:
+def _local_dir(path: str | Path, tracking_uri: str | None = None) -> Path:
     text = str(path)
+    options = {} if tracking_uri is None else {"tracking_uri": tracking_uri}
     for prefix, resolver in list(_URI_RESOLVERS.items()):
         if text.startswith(prefix):
-            return Path(resolver(text))
+            return Path(resolver(text, **options))
     for prefix, module in _RESOLVER_MODULES.items():
         if text.startswith(prefix):
             try:
@@ -96,17 +98,21 @@ def _local_dir(path: str | Path) -> Path:
                     f"cannot load {text!r}: no resolver for {prefix!r} URIs is registered "
                     f"({module} does not provide one yet); download the agent directory and pass its path"
                 )
-            return Path(resolver(text))
+            return Path(resolver(text, **options))
+    if tracking_uri is not None:
+        raise AgentError(f"tracking_uri={tracking_uri!r} only applies to MLflow URIs (runs:/..., models:/...), "
+                         f"not to the local path {text!r}")
     return Path(path)
 
 
-def load_agent(path: str | Path) -> Agent:
+def load_agent(path: str | Path, *, tracking_uri: str | None = None) -> Agent:
     """Load a saved agent from a local directory (or a registered URI such as
-    `runs:/<run_id>/agent`). Raises `AgentError` naming the problem when the directory is
-    missing, corrupt or incompatible with this fin-meta version."""
+    `runs:/<run_id>/agent`, read from the MLflow store `tracking_uri`, default
+    `$MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db`). Raises `AgentError` naming the problem
+    when the directory is missing, corrupt or incompatible with this fin-meta version."""
     from fin_meta.agents.serialization import read_manifest
 
-    local = _local_dir(path)
+    local = _local_dir(path, tracking_uri)
     manifest = read_manifest(local)
     cls = agent_class(manifest["algo"])
     return cls.load(local)
