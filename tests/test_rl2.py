@@ -103,7 +103,8 @@ def test_trial_deployment_equals_one_fresh_trial_per_bar(trial_agent):
                             device=trial_agent.device)
         fb = log.final_feedback
         fb.done = torch.zeros_like(fb.done)
-        want = float(action_to_position(policy.act(log.final_obs, fb), trial_agent.env_config)[0])
+        with torch.no_grad():
+            want = float(action_to_position(policy.act(log.final_obs, fb), trial_agent.env_config)[0])
         assert got[t] == pytest.approx(want, abs=1e-6), t
 
 
