@@ -122,6 +122,10 @@ def regimes_cmd(
         typer.Option(help="Fit thresholds/models on bars up to this date only [default: trend_vol: expanding causal threshold; hmm: first half of the bars]."),
     ] = None,
     min_length: Annotated[int, typer.Option(help="Merge regime runs shorter than this many bars.")] = 20,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Detector parameter k=v, e.g. -p trend_window=126 (trend_vol) or -p n_states=3 (hmm)."),
+    ] = None,
     hindsight: Annotated[bool, typer.Option(help="Smoothed labels (reports only, never for trading).")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a price chart shaded by regime (PNG).")] = None,
     data_dir: DataDirOpt = None,
@@ -131,7 +135,8 @@ def regimes_cmd(
     from fin_meta.regimes import detect_regimes, regime_stats, regime_summary
 
     prices = load_prices(source, start, end, data_dir=data_dir)
-    labels = detect_regimes(prices, method=method, causal=not hindsight, fit_end=fit_end)
+    params = _parse_assignments(param or [], "--param")
+    labels = detect_regimes(prices, method=method, causal=not hindsight, fit_end=fit_end, **params)
     summary = regime_summary(prices, labels, min_length=min_length)
     with _pandas_display():
         typer.echo(f"{source}: {len(summary)} segments ({method}, {'hindsight' if hindsight else 'causal'})")

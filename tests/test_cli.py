@@ -109,6 +109,17 @@ def test_regimes_table_and_png(capsys, tmp_path):
     assert f"chart: {chart}" in out
 
 
+def test_regimes_takes_detector_parameters(capsys):
+    args = ("regimes", "sample:sp500", "--start", "2010-01-01", "--end", "2013-12-31")
+    code, default_out, err = cli(capsys, *args)
+    assert code == 0, err
+    code, out, err = cli(capsys, *args, "-p", "trend_window=126", "-p", "vol_window=42")
+    assert code == 0, err
+    assert out != default_out  # other windows, other segments
+    code, out, err = cli(capsys, *args, "-p", "trend_windw=126")
+    assert code == 2 and "trend_windw" in err and len(err.strip().splitlines()) == 1
+
+
 # -- backtest -----------------------------------------------------------------------------------
 def test_backtest_json_is_one_object_of_stats(capsys):
     code, out, err = cli(capsys, "backtest", "-s", "sma_cross", "-s", "momentum", *PERIOD,
