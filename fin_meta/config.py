@@ -38,6 +38,7 @@ from fin_meta.config_io import (
     format_errors,
     parse_override,
     read_yaml,
+    unknown_key_message,
 )
 from fin_meta.envs.config import EnvConfig
 from fin_meta.errors import ConfigError
@@ -278,6 +279,25 @@ class EvaluationConfig(BaseModel):
     """Meta-test adaptation curve points: gradient steps (maml) or context episodes (rl2)."""
     bootstrap_samples: int = Field(1000, ge=100)
     """Bootstrap resamples of the 95% confidence intervals of Sharpe ratios."""
+    ppo: dict[str, Any] = Field(default_factory=dict)
+    """Hyperparameters of the pooled PPO baseline (`PPOConfig` keys, e.g. `{num_envs: 512,
+    lr: 1.0e-4}`; defaults otherwise). Its seed and device are the experiment's, its budget
+    `agent.iterations`."""
+
+    @model_validator(mode="after")
+    def _check_ppo(self) -> EvaluationConfig:
+        model = hparams_model("ppo")
+        allowed = [k for k in model.model_fields if k not in ("seed", "device")]
+        for key in self.ppo:
+            if key not in allowed:
+                raise field_error("EvaluationConfig", ("ppo", key),
+                                  unknown_key_message(key, ("evaluation", "ppo"), allowed), self.ppo[key])
+        try:
+            model.model_validate(self.ppo)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise field_error("EvaluationConfig", ("ppo", *err["loc"]), err["msg"], err.get("input")) from None
+        return self
 
     @model_validator(mode="after")
     def _check_strategies(self) -> EvaluationConfig:

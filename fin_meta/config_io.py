@@ -203,7 +203,7 @@ def check_override_paths(root: type[BaseModel], data: Mapping[str, Any], overrid
                 break
             if ov.path[depth] not in keys:
                 problems.append(f"--set {ov.text}: {dotted(ov.path[: depth + 1])}: "
-                                f"{_unknown_key(ov.path[depth], ov.path[:depth], keys)}")
+                                f"{unknown_key_message(ov.path[depth], ov.path[:depth], keys)}")
                 break
     if problems:
         raise ConfigError("\n".join(problems))
@@ -284,7 +284,7 @@ def field_error(model: str, loc: Loc, message: str, value: Any) -> ValidationErr
     return ValidationError.from_exception_data(model, [detail])
 
 
-def _unknown_key(key: str | int, parent: Sequence[str | int], keys: Iterable[str]) -> str:
+def unknown_key_message(key: str | int, parent: Sequence[str | int], keys: Iterable[str]) -> str:
     valid = list(keys)
     close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -301,7 +301,7 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel], data: Any) -> str:
     kind, loc, msg = err["type"], tuple(err["loc"]), str(err["msg"])
     if kind == "extra_forbidden":
         keys = keys_at(root, loc[:-1], data) or {}
-        return _unknown_key(loc[-1], loc[:-1], keys)
+        return unknown_key_message(loc[-1], loc[:-1], keys)
     if kind == "missing":
         return "required key is missing; add it"
     if kind in ("model_type", "model_attributes_type", "dict_type"):

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from fin_meta.agents import Agent
     from fin_meta.config import ExperimentConfig
     from fin_meta.tracking_run import Tracker
@@ -255,15 +257,24 @@ def _task_sampler(cfg: ExperimentConfig, sources: list[SourceData], labels: list
 
 
 # -- training --------------------------------------------------------------------------------
+def baseline_hparams(cfg: ExperimentConfig, algo: str) -> BaseModel:
+    """Hyperparameters of a baseline agent trained beside the main one (the pooled PPO:
+    `evaluation.ppo`, defaults otherwise) with the experiment's seed and device."""
+    from fin_meta.config import hparams_model
+
+    given = cfg.evaluation.ppo if algo == "ppo" else {}
+    return hparams_model(algo)(**given, seed=cfg.seed, device=cfg.agent.device)
+
+
 def _train(cfg: ExperimentConfig, sampler, tracker: Tracker, algo: str, *, resume: str | None = None, progress: bool = True) -> Agent:
     """Train agent `algo`; per-iteration metrics go to MLflow as `train.<name>` (`ppo.train.<name>`
     for the pooled baseline); checkpoints go to the run so `--resume` can continue."""
     from fin_meta.agents import make_agent
     from fin_meta.checkpoints import Checkpointer
-    from fin_meta.config import agent_hparams, hparams_model
+    from fin_meta.config import agent_hparams
 
     main = algo == cfg.agent.algo
-    hparams = agent_hparams(cfg) if main else hparams_model(algo)(seed=cfg.seed, device=cfg.agent.device)
+    hparams = agent_hparams(cfg) if main else baseline_hparams(cfg, algo)
     checkpoints = Checkpointer(tracker, name="checkpoint" if main else f"checkpoint_{algo}")
     agent, done = checkpoints.restore(tracker.run_id) if resume and tracker.run_id else (None, 0)
     if agent is None:

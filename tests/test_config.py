@@ -419,3 +419,20 @@ def test_parse_config_from_a_mapping():
     data["agent"]["iterations"] = 0
     with pytest.raises(ConfigError, match=r"^<config>: agent.iterations: input should be greater"):
         parse_config(data)
+
+
+def test_pooled_ppo_hyperparameters_are_checked_and_reach_the_baseline(minimal: Path, monkeypatch):
+    cfg = load_config(minimal, ["evaluation.ppo={num_envs: 32, lr: 1.0e-4}"])
+    assert cfg.evaluation.ppo == {"num_envs": 32, "lr": 1.0e-4}
+    (line,) = _error_lines(minimal, ["evaluation.ppo={num_env: 32}"])
+    assert "evaluation.ppo.num_env" in line and "did you mean 'num_envs'?" in line
+    (line,) = _error_lines(minimal, ["evaluation.ppo={lr: -1}"])
+    assert "evaluation.ppo.lr" in line
+    (line,) = _error_lines(minimal, ["evaluation.ppo={seed: 3}"])
+    assert "evaluation.ppo.seed" in line and "unknown key" in line
+
+    from fin_meta.pipeline import baseline_hparams
+
+    hp = baseline_hparams(cfg, "ppo")
+    assert (hp.num_envs, hp.lr, hp.seed, hp.device) == (32, 1.0e-4, cfg.seed, cfg.agent.device)
+    assert baseline_hparams(load_config(minimal), "ppo").num_envs == 256  # PPOConfig default
