@@ -75,19 +75,23 @@ def budget(quick: bool) -> Budget:
 
 
 def apply_overrides(b: Budget, overrides: list[str]) -> Budget:
-    """`ALGO.KEY=VALUE` sets hparams[ALGO][KEY]; `iterations.ALGO=N` sets the training budget."""
-    import yaml
+    """`ALGO.KEY=VALUE` sets hparams[ALGO][KEY]; `iterations.ALGO=N` sets the training budget
+    (values read as YAML, like `fin-meta run --set`)."""
+    from fin_meta.config_io import parse_override
+    from fin_meta.errors import ConfigError
 
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        algo, dot, name = key.partition(".")
-        if not sep or not dot or not name:
+        try:
+            ov = parse_override(item)
+        except ConfigError as exc:
+            raise SystemExit(f"{exc}; here: ALGO.KEY=VALUE, e.g. rl2.episodes_per_trial=4") from None
+        if len(ov.path) != 2:
             raise SystemExit(f"--set {item!r}: write ALGO.KEY=VALUE, e.g. rl2.episodes_per_trial=4")
-        value = yaml.safe_load(raw)
+        algo, name = ov.path
         if algo == "iterations":
-            b.iterations[name] = int(value)
+            b.iterations[name] = int(ov.value)
         elif algo in b.hparams:
-            b.hparams[algo][name] = value
+            b.hparams[algo][name] = ov.value
         else:
             raise SystemExit(f"--set {item!r}: unknown agent {algo!r}; use one of {sorted(b.hparams)} or iterations")
     return b
