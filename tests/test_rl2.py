@@ -132,3 +132,13 @@ def test_stream_trials_train_across_regime_changes():
     agent = make_agent("rl2", TOY_ENV, {**hp, "trial_sampling": "stream"})
     history = agent.fit(sampler, iterations=2, progress=False)
     assert history[-1]["env_steps"] == 2 * 16 * 48 and np.isfinite(history[-1]["policy_loss"])
+
+
+def test_trial_deployment_needs_one_full_trial_of_bars(trial_agent):
+    prices, _ = ar_blocks([0.5], 60, seed=3)
+    from fin_meta.envs.features import first_decision_bar
+
+    need = first_decision_bar(trial_agent.env_config.window) + 2 * trial_agent.episode_length
+    with pytest.raises(DataError, match=f"at least window \\+ episodes_per_trial x episode_length = {need}"):
+        trial_agent.positions(prices.iloc[: need - 1])
+    assert np.isfinite(trial_agent.positions(prices.iloc[:need]).to_numpy()).all()

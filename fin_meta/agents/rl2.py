@@ -33,7 +33,7 @@ from fin_meta.agents.hparams import RL2Config
 from fin_meta.agents.networks import GRUActorCritic
 from fin_meta.agents.ppo_core import RolloutBuffer, compute_gae, ppo_update
 from fin_meta.agents.rl2_deploy import trial_positions
-from fin_meta.errors import ConfigError, DataError
+from fin_meta.errors import DataError
 from fin_meta.seeding import numpy_generator
 from fin_meta.tasks import TaskSampler
 
@@ -81,8 +81,6 @@ class RL2Agent(TorchAgent):
         trial over the most recent bars (`fin_meta.agents.rl2_deploy`)."""
         if self.hparams.deploy_context == "stream":
             return super().positions(prices)
-        if self.episode_length < 2:
-            raise ConfigError("deploy_context='trial' needs an episode_length of at least 2 bars")
         self.net.eval()
         with self.threads():
             values = trial_positions(prices, self.env_config, self.step_policy, length=self.episode_length,

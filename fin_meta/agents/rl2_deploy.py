@@ -20,7 +20,7 @@ import torch
 from fin_meta.agents.deploy import Feedback, action_to_position, play_episodes
 from fin_meta.envs.config import EnvConfig
 from fin_meta.envs.features import first_decision_bar
-from fin_meta.errors import DataError
+from fin_meta.errors import ConfigError, DataError
 
 __all__ = ["trial_positions"]
 
@@ -29,21 +29,27 @@ def trial_positions(
     prices: pd.DataFrame, config: EnvConfig, make_policy, *, length: int, episodes: int, device: torch.device
 ) -> np.ndarray:
     """Target position (float64 `[T]`) at every bar: 0 before the first decidable bar, then the
-    last decision of a trial of `episodes` episodes of `length` decisions ending at that bar.
-    `make_policy()` returns a fresh deterministic `StepPolicy` (zero hidden state)."""
+    last decision of a trial of `episodes` episodes of `length` (>= 2) decisions ending at that
+    bar. `make_policy()` returns a fresh deterministic `StepPolicy` (zero hidden state). The
+    prices need at least `window + episodes x length` bars (one full trial)."""
     n_bars = len(prices)
     first = first_decision_bar(config.window)
-    if n_bars < first + 2:
-        raise DataError(f"prices have {n_bars} bars; the agent needs at least window + 2 = {first + 2} to decide")
     context = episodes * length
+    if length < 2:
+        raise ConfigError("deploy_context='trial' needs an episode_length of at least 2 bars")
+    if n_bars < first + context:
+        raise DataError(
+            f"prices have {n_bars} bars; trading with deploy_context='trial' needs at least window + "
+            f"episodes_per_trial x episode_length = {first + context} (one full trial); give a longer "
+            "frame or use deploy_context='stream'"
+        )
     out = np.zeros(n_bars, dtype=np.float64)
-    # bars before the first full trial: the trial that starts at the first decidable bar
-    head_end = min(first + context - 1, n_bars - 1)  # decisions first .. head_end - 1
-    if head_end > first:
-        starts = range(first, head_end, length)
-        log = play_episodes(prices, config, make_policy(), [(s, min(length, head_end - s)) for s in starts],
-                            device=device)
-        out[first:head_end] = np.concatenate(log.positions)
+    # decisions before the first full trial: those of the trial that starts at the first decidable bar
+    head_end = first + context - 1
+    starts = range(first, head_end, length)
+    log = play_episodes(prices, config, make_policy(), [(s, min(length, head_end - s)) for s in starts],
+                        device=device)
+    out[first:head_end] = np.concatenate(log.positions)
     bars = np.arange(head_end, n_bars)  # every later decision ends its own full trial
     out[bars] = _trial_ends(prices, config, make_policy(), bars - context + 1, length, episodes, device)
     return out
@@ -62,9 +68,7 @@ def _trial_ends(prices: pd.DataFrame, config: EnvConfig, policy, starts: np.ndar
     obs = None
     for j in range(episodes):
         steps = length if j < episodes - 1 else length - 1  # the trial's last decision is not stepped
-        obs, _ = env.set_tasks(asset, starts + j * length, [max(steps, 1)] * n)
-        if steps == 0:
-            break
+        obs, _ = env.set_tasks(asset, starts + j * length, [steps] * n)
         for _ in range(steps):
             action = policy.act(obs, fb)
             obs, reward, terminated, truncated, info = env.step(action)
