@@ -6,6 +6,8 @@ included (rollout collection with `VectorTradingEnv` + GAE + the PPO epochs), on
 
 Each row: the mean over `--iterations` iterations after one warm-up iteration, per wall-clock
 second and per second of this process's CPU time (on a shared machine the wall figure drops).
+Then the deployment cost of RL² (`positions` over the 2,520 bars): `deploy_context` `stream`
+(one GRU step per bar) vs `trial` (every decision ends a fresh 4 x 32-bar trial, replayed batched).
 Like the env benchmark, OMP_WAIT_POLICY=PASSIVE is set unless already set (spinning OpenMP
 threads collapse torch's CPU speed when cores are shared).
 """
@@ -62,6 +64,14 @@ def main() -> None:
         for n in sizes:
             wall, cpu, steps = measure(algo, n, sampler, args.device, iterations)
             print(f"{algo:<6}{n:>10}{steps:>12}{wall:>22,.0f}{cpu:>14,.0f}")
+    print(f"RL² positions over {len(prices)} bars (untrained net, episode_length 32, 4 per trial):")
+    for mode in ("stream", "trial"):
+        agent = make_agent("rl2", {**ENV, "episode_length": 32},
+                           {"device": args.device, "deploy_context": mode, "episodes_per_trial": 4})
+        agent.positions(prices)  # warm-up
+        wall = time.perf_counter()
+        agent.positions(prices)
+        print(f"  deploy_context={mode:<7}{time.perf_counter() - wall:8.2f} s")
 
 
 if __name__ == "__main__":
