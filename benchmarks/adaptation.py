@@ -30,7 +30,7 @@ import pandas as pd
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.data import synthetic_regimes
 from fin_meta.metrics import annualised_sharpe, bootstrap_ci
-from fin_meta.oracle import oracle_positions
+from fin_meta.sources.oracle import oracle_positions
 from fin_meta.seeding import numpy_generator, seed_everything
 from fin_meta.tasks import TaskSampler, held_out_tasks
 
@@ -77,7 +77,7 @@ def budget(quick: bool) -> Budget:
 def apply_overrides(b: Budget, overrides: list[str]) -> Budget:
     """`ALGO.KEY=VALUE` sets hparams[ALGO][KEY]; `iterations.ALGO=N` sets the training budget
     (values read as YAML, like `fin-meta run --set`)."""
-    from fin_meta.config_io import parse_override
+    from fin_meta.config.yaml_io import parse_override
     from fin_meta.errors import ConfigError
 
     for item in overrides:
@@ -117,7 +117,7 @@ def train(algo: str, sampler: TaskSampler, b: Budget, device: str, seed: int) ->
 
 def best_rule(train_paths: list[tuple[pd.DataFrame, pd.Series]]) -> str:
     """The rule strategy (default parameters) with the best Sharpe on the training paths."""
-    from fin_meta.backtest import backtest
+    from fin_meta.backtest.engine import backtest
     from strategies import available_strategies, strategy_positions
 
     names = sorted(available_strategies())
@@ -131,7 +131,7 @@ def best_rule(train_paths: list[tuple[pd.DataFrame, pd.Series]]) -> str:
 
 def test_returns(agents: dict[str, Any], rule: str, test_paths: list[tuple[pd.DataFrame, pd.Series]]) -> pd.DataFrame:
     """Daily net strategy returns of every contender on the held-out paths (concatenated)."""
-    from fin_meta.backtest import backtest
+    from fin_meta.backtest.engine import backtest
     from strategies import strategy_positions
 
     frames = []

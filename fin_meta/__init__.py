@@ -27,13 +27,13 @@ _LAZY: dict[str, str] = {
     "synthetic_regimes": "fin_meta.data",
     "detect_regimes": "fin_meta.regimes",
     "segments": "fin_meta.regimes",
-    "backtest": "fin_meta.backtest",
-    "BacktestResult": "fin_meta.backtest",
+    "backtest": "fin_meta.backtest.engine",
+    "BacktestResult": "fin_meta.backtest.engine",
     "TradingEnv": "fin_meta.envs",
     "VectorTradingEnv": "fin_meta.envs",
     "load_agent": "fin_meta.agents",
-    "run_experiment": "fin_meta.pipeline",
-    "load_config": "fin_meta.config",
+    "run_experiment": "fin_meta.pipeline.run_job",
+    "load_config": "fin_meta.config.experiment",
     "seed_everything": "fin_meta.seeding",
 }
 
@@ -63,10 +63,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs only (names re-exported lazily above)
     from fin_meta.agents import load_agent  # noqa: F401
-    from fin_meta.backtest import BacktestResult, backtest  # noqa: F401
-    from fin_meta.config import load_config  # noqa: F401
+    from fin_meta.backtest.engine import BacktestResult, backtest  # noqa: F401
+    from fin_meta.config.experiment import load_config  # noqa: F401
     from fin_meta.data import load_prices, synthetic_regimes  # noqa: F401
     from fin_meta.envs import TradingEnv, VectorTradingEnv  # noqa: F401
-    from fin_meta.pipeline import run_experiment  # noqa: F401
+    from fin_meta.pipeline.run_job import run_experiment  # noqa: F401
     from fin_meta.regimes import detect_regimes, segments  # noqa: F401
     from fin_meta.seeding import seed_everything  # noqa: F401

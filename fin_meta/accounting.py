@@ -11,7 +11,7 @@ decided at close t and held from close t to close t+1. With ``r[t] = close[t] / 
 - strategy return of bar t: ``E[t] / E[t-1] - 1``.
 
 After the trade the held weight is exactly ``w[t]`` of the post-cost equity. Everything is
-vectorised (cumulative product), no loop over bars. `fin_meta.backtest.backtest` (vectorbt) and
+vectorised (cumulative product), no loop over bars. `fin_meta.backtest.engine.backtest` (vectorbt) and
 the environments are tested against this module.
 """
 

@@ -194,7 +194,7 @@ def backtest_cmd(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Backtest rule strategies on one source with fees and slippage (vectorbt), tracked in MLflow."""
-    from fin_meta.backtest_job import run_backtest_job
+    from fin_meta.pipeline.backtest_job import run_backtest_job
 
     result = run_backtest_job(
         source=data,
@@ -235,8 +235,8 @@ def run_cmd(
     resume: Annotated[str | None, typer.Option(help="Continue the run RUN_ID from its last checkpoint.")] = None,
 ) -> None:
     """Meta-train an agent, meta-test it, backtest it against baselines, log it all to MLflow."""
-    from fin_meta.config import load_config
-    from fin_meta.pipeline import run_experiment
+    from fin_meta.config.experiment import load_config
+    from fin_meta.pipeline.run_job import run_experiment
 
     cfg = load_config(config, overrides=set_)
     if no_track or tracking_uri:

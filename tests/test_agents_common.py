@@ -248,7 +248,7 @@ def test_load_rejects_missing_or_corrupt_weights(saved):
 
 def test_load_wrong_class_and_uri_resolver(saved, data, monkeypatch):
     import fin_meta.agents as agents_module
-    from fin_meta.agents.rl2 import RL2Agent
+    from fin_meta.agents.rl2.agent import RL2Agent
 
     monkeypatch.setattr(agents_module, "_URI_RESOLVERS", {})  # keep the registration local
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fin_meta.accounting import bar_returns, drifted_weights, simulate
-from fin_meta.backtest import BacktestResult, backtest
+from fin_meta.backtest.engine import BacktestResult, backtest
 from fin_meta.errors import ConfigError, DataError, StrategyError
 from fin_meta.metrics import STAT_KEYS
 

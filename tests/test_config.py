@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fin_meta.agents.hparams import RL2Config
-from fin_meta.agents.maml_config import MAMLConfig
-from fin_meta.config import (
+from fin_meta.agents.rl2.config import RL2Config
+from fin_meta.agents.maml.config import MAMLConfig
+from fin_meta.config.experiment import (
     ExperimentConfig,
     agent_hparams,
     config_to_dict,
@@ -431,7 +431,7 @@ def test_pooled_ppo_hyperparameters_are_checked_and_reach_the_baseline(minimal: 
     (line,) = _error_lines(minimal, ["evaluation.ppo={seed: 3}"])
     assert "evaluation.ppo.seed" in line and "unknown key" in line
 
-    from fin_meta.pipeline import baseline_hparams
+    from fin_meta.pipeline.run_job import baseline_hparams
 
     hp = baseline_hparams(cfg, "ppo")
     assert (hp.num_envs, hp.lr, hp.seed, hp.device) == (32, 1.0e-4, cfg.seed, cfg.agent.device)

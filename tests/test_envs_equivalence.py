@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fin_meta.accounting import simulate
-from fin_meta.backtest import backtest
+from fin_meta.backtest.engine import backtest
 from fin_meta.envs import TradingEnv, VectorTradingEnv
 from tests.test_envs_support import action_sequence, make_prices
 

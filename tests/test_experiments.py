@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fin_meta.config import load_config
-from fin_meta.pipeline import asset_name, run_experiment
+from fin_meta.config.experiment import load_config
+from fin_meta.pipeline.run_job import asset_name, run_experiment
 from fin_meta.sources import yahoo
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from fin_meta.agents import load_agent
-from fin_meta.agents.maml import MAMLAgent
-from fin_meta.agents.maml_core import inner_adapt
-from fin_meta.agents.maml_rollout import ReturnsTable, rollout
+from fin_meta.agents.maml.agent import MAMLAgent
+from fin_meta.agents.maml.core import inner_adapt
+from fin_meta.agents.maml.rollout import ReturnsTable, rollout
 from fin_meta.agents.normalization import observation_stats
 from fin_meta.data import synthetic_regimes
 from fin_meta.envs.vector_env import VectorTradingEnv

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from fin_meta.config import load_config
-from fin_meta.pipeline import run_experiment
+from fin_meta.config.experiment import load_config
+from fin_meta.pipeline.run_job import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "experiments" / "explore_agent.ipynb"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fin_meta.agents import make_agent
-from fin_meta.agents.ppo_core import PPOLossWeights, compute_gae, ppo_loss
+from fin_meta.agents.ppo.core import PPOLossWeights, compute_gae, ppo_loss
 from fin_meta.tasks import TaskSampler
 from tests.agent_data import ar_blocks, lag_correlation
 

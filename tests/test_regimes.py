@@ -12,7 +12,7 @@ import fin_meta
 from fin_meta.data import synthetic_regimes
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.plots.regimes import plot_regimes
-from fin_meta.regime_hmm import HMMParams, fit_hmm, forward_filter, hmm_features, hmm_probabilities
+from fin_meta.regimes.hmm import HMMParams, fit_hmm, forward_filter, hmm_features, hmm_probabilities
 from fin_meta.regimes import (
     METHODS,
     TREND_VOL_NAMES,

@@ -35,9 +35,9 @@ __all__ = [
 ]
 
 AGENTS: dict[str, str] = {
-    "ppo": "fin_meta.agents.ppo:PPOAgent",
-    "rl2": "fin_meta.agents.rl2:RL2Agent",
-    "maml": "fin_meta.agents.maml:MAMLAgent",
+    "ppo": "fin_meta.agents.ppo.agent:PPOAgent",
+    "rl2": "fin_meta.agents.rl2.agent:RL2Agent",
+    "maml": "fin_meta.agents.maml.agent:MAMLAgent",
 }
 """Algorithm name -> `"module:Class"` of its `Agent` implementation (imported on use)."""
 

@@ -1,6 +1,6 @@
 """Regime detection building blocks: parameter parsing, input checks and the `trend_vol`
 detector (trend x volatility rules) behind `fin_meta.regimes.detect_regimes`; the HMM detector
-is in `fin_meta.regime_hmm`.
+is in `fin_meta.regimes.hmm`.
 
 Timing (DESIGN.md): a causal label at bar t uses closes up to and including t only; models and
 thresholds are fitted on the bars up to `fit_end` (the training period), so labels after

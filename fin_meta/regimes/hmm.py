@@ -17,7 +17,7 @@ from scipy.special import logsumexp
 
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import DataError
-from fin_meta.regime_models import check_int
+from fin_meta.regimes.trend_vol import check_int
 
 __all__ = [
     "HMMParams",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from fin_meta.tracking_store import (
+from fin_meta.tracking.store import (
     TrackingError,
     active_experiments,
     find_experiment,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fin_meta.tracking_params import clean_key
+from fin_meta.tracking.params import clean_key
 
 __all__ = ["tag_items", "git_info", "run_tags"]
 

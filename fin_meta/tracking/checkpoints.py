@@ -16,7 +16,7 @@ from fin_meta.errors import FinMetaError
 
 if TYPE_CHECKING:
     from fin_meta.agents import Agent
-    from fin_meta.tracking_run import Tracker
+    from fin_meta.tracking.run import Tracker
 
 __all__ = ["Checkpointer"]
 

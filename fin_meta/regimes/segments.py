@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.regime_models import WARMUP
+from fin_meta.regimes.trend_vol import WARMUP
 
 __all__ = ["segments", "segment_ids"]
 

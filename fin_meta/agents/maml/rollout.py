@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fin_meta.agents.maml_core import Params, PolicyMLP, acting_means, squash
+from fin_meta.agents.maml.core import Params, PolicyMLP, acting_means, squash
 from fin_meta.envs.gym_env import simple_returns
 from fin_meta.envs.vector_env import VectorTradingEnv
 

@@ -3,7 +3,7 @@
 vectorbt's own ``Portfolio.value()`` derives the same equity from the same order records, but
 through several full-size intermediate frames (cash flow, cash, asset flow, assets, asset value),
 which for 1,000 columns x 5,000 bars costs about a third of the simulation itself. This kernel
-makes one pass over the records instead. It is imported lazily by `fin_meta.backtest` (numba is
+makes one pass over the records instead. It is imported lazily by `fin_meta.backtest.engine` (numba is
 vectorbt's engine and comes with it). Tests check it against ``Portfolio.value()``/``returns()``.
 """
 

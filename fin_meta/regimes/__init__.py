@@ -38,14 +38,14 @@ import pandas as pd
 
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.regime_hmm import (
+from fin_meta.regimes.hmm import (
     HMMParams,
     fit_hmm,
     hmm_features,
     hmm_probabilities,
     hmm_state_names,
 )
-from fin_meta.regime_models import (
+from fin_meta.regimes.trend_vol import (
     TREND_VOL_NAMES,
     WARMUP,
     TrendVolParams,
@@ -54,7 +54,7 @@ from fin_meta.regime_models import (
     parse_params,
     trend_vol_labels,
 )
-from fin_meta.regime_segments import segment_ids, segments
+from fin_meta.regimes.segments import segment_ids, segments
 
 __all__ = [
     "METHODS",

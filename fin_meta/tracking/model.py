@@ -13,7 +13,7 @@ from fin_meta.errors import AgentError
 
 if TYPE_CHECKING:
     from fin_meta.agents import Agent
-    from fin_meta.tracking_run import Tracker
+    from fin_meta.tracking.run import Tracker
 
 __all__ = ["MODEL_NAME", "log_agent_model", "resolve_agent_uri"]
 
@@ -54,7 +54,7 @@ def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
     import mlflow.pyfunc
 
     from fin_meta import __version__
-    from fin_meta.agent_model import AGENT_ARTIFACT
+    from fin_meta.tracking.pyfunc import AGENT_ARTIFACT
 
     experiment_id = tracker.client.get_run(tracker.run_id).info.experiment_id
     with tempfile.TemporaryDirectory() as tmp, _tracking_uri(tracker.tracking_uri, experiment_id):
@@ -65,7 +65,7 @@ def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
             name=MODEL_NAME,
             flavor=mlflow.pyfunc,
             run_id=tracker.run_id,
-            python_model=str(Path(__file__).with_name("agent_model.py")),
+            python_model=str(Path(__file__).with_name("pyfunc.py")),
             artifacts={AGENT_ARTIFACT: str(agent_dir)},
             pip_requirements=[f"fin-meta=={__version__}"],
             signature=_signature(),
@@ -93,8 +93,8 @@ def resolve_agent_uri(uri: str, tracking_uri: str | None = None) -> Path:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from fin_meta.agent_model import AGENT_ARTIFACT
-    from fin_meta.tracking_store import resolve_tracking_uri
+    from fin_meta.tracking.pyfunc import AGENT_ARTIFACT
+    from fin_meta.tracking.store import resolve_tracking_uri
 
     store = resolve_tracking_uri(tracking_uri)
     try:

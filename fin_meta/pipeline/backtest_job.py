@@ -43,7 +43,7 @@ class BacktestJob:
 
     def print_report(self, echo: Callable[[str], Any]) -> None:
         """Print the results table, the regime breakdown and where the run was logged."""
-        from fin_meta.report import format_results_table
+        from fin_meta.backtest.report import format_results_table
 
         echo(f"{self.source}: {len(self.stats)} strategies, sorted by Sharpe (95% bootstrap CI)")
         echo(format_results_table(self.table))
@@ -99,9 +99,9 @@ def run_backtest_job(
     progress: bool = True,
 ) -> BacktestJob:
     """Run the backtest job end to end and return what it produced (see `BacktestJob`)."""
-    from fin_meta.backtest import backtest
+    from fin_meta.backtest.engine import backtest
     from fin_meta.data import load_prices
-    from fin_meta.report import results_table
+    from fin_meta.backtest.report import results_table
     from fin_meta.tracking import prices_hash, start_run
     from strategies import available_strategies, strategy_positions
 

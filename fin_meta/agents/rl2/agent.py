@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fin_meta.agents.common import FitContext, TorchAgent
+from fin_meta.agents.torch_agent import FitContext, TorchAgent
 from fin_meta.agents.deploy import Feedback
-from fin_meta.agents.hparams import RL2Config
+from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.networks import GRUActorCritic
-from fin_meta.agents.ppo_core import RolloutBuffer, compute_gae, ppo_update
-from fin_meta.agents.rl2_deploy import trial_positions
+from fin_meta.agents.ppo.core import RolloutBuffer, compute_gae, ppo_update
+from fin_meta.agents.rl2.deploy import trial_positions
 from fin_meta.errors import DataError
 from fin_meta.seeding import numpy_generator
 from fin_meta.tasks import TaskSampler
@@ -78,7 +78,7 @@ class RL2Agent(TorchAgent):
     def positions(self, prices: pd.DataFrame) -> pd.Series:
         """Online, causal walk-forward (float64 targets, 0 on the warm-up bars). `deploy_context`
         `stream`: the hidden state runs through every bar; `trial`: each decision ends a fresh
-        trial over the most recent bars (`fin_meta.agents.rl2_deploy`)."""
+        trial over the most recent bars (`fin_meta.agents.rl2.deploy`)."""
         if self.hparams.deploy_context == "stream":
             return super().positions(prices)
         self.net.eval()

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from fin_meta.tracking_store import TrackingError, resolve_tracking_uri, sqlite_path
+from fin_meta.tracking.store import TrackingError, resolve_tracking_uri, sqlite_path
 
 __all__ = ["ui_command", "launch_ui"]
 

@@ -1,6 +1,7 @@
-"""Hyperparameters of the PPO baseline and of RL² (torch-free, so configs validate fast).
+"""Hyperparameters of the PPO baseline and the PPO loss settings RL² shares (torch-free, so
+configs validate fast).
 
-MAML's model lives in `fin_meta.agents.maml_config`. Every field has a docstring; unknown keys
+RL²'s model lives in `fin_meta.agents.rl2.config`, MAML's in `fin_meta.agents.maml.config`. Every field has a docstring; unknown keys
 are rejected (`extra="forbid"`) so a typo in an experiment file is an error, not a silent default.
 """
 
@@ -10,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["PPOLossConfig", "PPOConfig", "RL2Config"]
+__all__ = ["PPOLossConfig", "PPOConfig"]
 
 
 class PPOLossConfig(BaseModel):
@@ -67,29 +68,3 @@ class PPOConfig(PPOLossConfig):
     """Hidden layer widths of the actor and of the critic MLP (separate networks)."""
     activation: Literal["tanh", "relu"] = "tanh"
     """Hidden activation."""
-
-
-class RL2Config(PPOLossConfig):
-    """RL²: a GRU actor-critic trained with recurrent PPO over trials of consecutive episodes."""
-
-    num_envs: int = Field(128, ge=1)
-    """Parallel trials per iteration (each env runs one trial)."""
-    episodes_per_trial: int = Field(4, ge=1)
-    """Episodes per trial; the hidden state is carried across them and reset between trials."""
-    trial_sampling: Literal["consecutive", "same_regime", "stream"] = "consecutive"
-    """`consecutive`: a trial's episodes are consecutive stretches of ONE regime segment (needs
-    segments of `episodes_per_trial x episode_length + 1` bars); `same_regime`: each episode is
-    an independent window of the trial's regime (any segment or asset of that label) — for
-    regimes whose segments are shorter than a trial; `stream`: consecutive stretches that start
-    in a regime and run on across whatever follows (regime changes included), as when trading."""
-    deploy_context: Literal["stream", "trial"] = "stream"
-    """How the agent keeps context when trading (`positions`): `stream` carries the GRU state
-    through every bar; `trial` takes each decision at the end of a fresh trial over the last
-    `episodes_per_trial x episode_length` bars, the context it was trained on (replayed in one
-    batched rollout)."""
-    hidden_size: int = Field(64, ge=1)
-    """GRU hidden size."""
-    encoder_size: int = Field(64, ge=1)
-    """Width of the input layer before the GRU (observation, previous action, reward, done)."""
-    gamma: float = Field(0.99, ge=0, le=1)
-    """Discount factor per bar (applied across episode boundaries inside a trial)."""

@@ -259,7 +259,7 @@ def _run_vectorbt(close: pd.Series | pd.DataFrame, positions: pd.Series | pd.Dat
 def _portfolio_arrays(portfolio: vbt.Portfolio, close: np.ndarray, init_cash: float,
                       n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(equity, returns, traded) as bars x columns arrays (F-ordered) from the order records."""
-    from fin_meta.backtest_nb import portfolio_arrays_nb
+    from fin_meta.backtest.nb import portfolio_arrays_nb
 
     close_2d = np.ascontiguousarray(close.reshape(close.shape[0], -1))
     equity_cb, traded_cb, ok = portfolio_arrays_nb(

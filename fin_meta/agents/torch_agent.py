@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from fin_meta.agents.base import Callback
 from fin_meta.agents.deploy import StepPolicy, mean_log_return, play_episodes, walk_forward
 from fin_meta.agents.normalization import observation_stats
-from fin_meta.agents.ppo_core import PPOLossWeights
+from fin_meta.agents.ppo.core import PPOLossWeights
 from fin_meta.agents.serialization import (
     load_module_state,
     read_manifest,

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from fin_meta.config_io import (
+from fin_meta.config.yaml_io import (
     YamlDoc,
     apply_overrides,
     check_override_paths,
@@ -66,9 +66,9 @@ DEFAULT_BASELINES: tuple[str, ...] = ("buy_and_hold", "sma_cross", "momentum", "
 """The built-in rule strategies every experiment compares against unless told otherwise."""
 
 AGENT_HPARAMS: dict[str, str] = {
-    "ppo": "fin_meta.agents.hparams:PPOConfig",
-    "rl2": "fin_meta.agents.hparams:RL2Config",
-    "maml": "fin_meta.agents.maml_config:MAMLConfig",
+    "ppo": "fin_meta.agents.ppo.config:PPOConfig",
+    "rl2": "fin_meta.agents.rl2.config:RL2Config",
+    "maml": "fin_meta.agents.maml.config:MAMLConfig",
 }
 """Algorithm -> `"module:Class"` of its (torch-free) hyperparameter model."""
 
@@ -174,7 +174,7 @@ class RegimeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_params(self) -> RegimeConfig:
-        from fin_meta.regime_models import parse_params
+        from fin_meta.regimes.trend_vol import parse_params
         from fin_meta.regimes import METHODS
 
         params_cls = METHODS[self.method]
@@ -202,7 +202,7 @@ def hparams_model(algo: str) -> type[BaseModel]:
 class AgentSection(BaseModel):
     """The agent: `algo`, its training budget and device, and its hyperparameters as further
     keys of the same section (`lr`, `num_envs`, `hidden_size`, ...), checked against the
-    algorithm's own model (`fin_meta.agents.hparams`, `fin_meta.agents.maml_config`)."""
+    algorithm's own model (`fin_meta.agents.ppo.config`, `fin_meta.agents.maml.config`)."""
 
     model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 

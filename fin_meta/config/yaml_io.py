@@ -1,7 +1,7 @@
 """Reading experiment files: YAML with line numbers, `--set` overrides, and pydantic errors
 turned into one readable line per problem.
 
-This module knows nothing about the experiment's fields: `fin_meta.config` passes its root
+This module knows nothing about the experiment's fields: `fin_meta.config.experiment` passes its root
 model in. A model class can describe keys that depend on the data (the agent section, whose
 keys depend on `algo`) with a classmethod `config_keys(raw) -> dict[key, annotation] | None`
 (None: any key, or not knowable yet).

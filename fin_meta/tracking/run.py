@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from fin_meta.fileio import atomic_path, atomic_write_text
-from fin_meta.tracking_params import clean_key, flatten_params, plain_data
-from fin_meta.tracking_store import (
+from fin_meta.tracking.params import clean_key, flatten_params, plain_data
+from fin_meta.tracking.store import (
     TrackingError,
     get_or_create_experiment,
     open_client,
     resolve_tracking_uri,
 )
-from fin_meta.tracking_tags import run_tags, tag_items
+from fin_meta.tracking.tags import run_tags, tag_items
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -253,7 +253,7 @@ def _reopen_run(
     """Mark the run `run_ref` (a full id or a unique prefix, e.g. the 8 characters that
     `fin-meta compare` shows) of the experiment RUNNING again and tag the resumption; returns
     its full id. Its old `fin_meta.error` tag moves to `resume.previous_error`."""
-    from fin_meta.tracking_query import search_all_runs
+    from fin_meta.tracking.query import search_all_runs
 
     matches = [
         r for r in search_all_runs(client, [experiment_id]) if r.info.run_id.startswith(run_ref)

@@ -20,13 +20,13 @@ module registers the `runs:/` and `models:/` resolvers of `fin_meta.load_agent`
 from __future__ import annotations
 
 from fin_meta.agents import register_uri_resolver
-from fin_meta.tracking_model import resolve_agent_uri
-from fin_meta.tracking_params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
-from fin_meta.tracking_query import compare_runs, latest_run_id
-from fin_meta.tracking_run import Tracker, start_run
-from fin_meta.tracking_store import TrackingError, open_client, resolve_tracking_uri
-from fin_meta.tracking_tags import git_info, run_tags
-from fin_meta.tracking_ui import launch_ui, ui_command
+from fin_meta.tracking.model import resolve_agent_uri
+from fin_meta.tracking.params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
+from fin_meta.tracking.query import compare_runs, latest_run_id
+from fin_meta.tracking.run import Tracker, start_run
+from fin_meta.tracking.store import TrackingError, open_client, resolve_tracking_uri
+from fin_meta.tracking.tags import git_info, run_tags
+from fin_meta.tracking.ui import launch_ui, ui_command
 
 __all__ = [
     "MAX_PARAM_LENGTH",

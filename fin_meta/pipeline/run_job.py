@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from fin_meta.agents import Agent
-    from fin_meta.config import ExperimentConfig
-    from fin_meta.tracking_run import Tracker
+    from fin_meta.config.experiment import ExperimentConfig
+    from fin_meta.tracking.run import Tracker
 
 __all__ = ["ExperimentOutcome", "run_experiment", "asset_name"]
 
@@ -77,7 +77,7 @@ class ExperimentOutcome:
 
     def print_report(self, echo: Echo = print) -> None:
         """Print the test-period results table per source, then where the run was logged."""
-        from fin_meta.report import format_results_table
+        from fin_meta.backtest.report import format_results_table
 
         for ev in self.evaluations:
             echo(f"\n{ev.name} test period, sorted by Sharpe (95% bootstrap CI), fees+slippage included:")
@@ -112,7 +112,7 @@ def run_experiment(
     """Run one experiment end to end (see the module docstring); `config` is an
     `ExperimentConfig` or the path of an experiment file. `resume` continues MLflow run
     `resume` from its last checkpoint. Returns an `ExperimentOutcome`."""
-    from fin_meta.config import config_to_dict, load_config
+    from fin_meta.config.experiment import config_to_dict, load_config
     from fin_meta.seeding import seed_everything
     from fin_meta.tracking import flatten_params, prices_hash, start_run
 
@@ -160,7 +160,7 @@ def run_experiment(
                 for src, lab in zip(sources, labels, strict=True)
             ]
             _log_headline(tracker, evaluations, cfg.agent.algo)
-        from fin_meta.tracking_model import log_agent_model
+        from fin_meta.tracking.model import log_agent_model
 
         log_agent_model(tracker, agent)
         tracker.log_metrics({f"time.{k}_s": v for k, v in clock.timings.items()})
@@ -260,7 +260,7 @@ def _task_sampler(cfg: ExperimentConfig, sources: list[SourceData], labels: list
 def baseline_hparams(cfg: ExperimentConfig, algo: str) -> BaseModel:
     """Hyperparameters of a baseline agent trained beside the main one (the pooled PPO:
     `evaluation.ppo`, defaults otherwise) with the experiment's seed and device."""
-    from fin_meta.config import hparams_model
+    from fin_meta.config.experiment import hparams_model
 
     given = cfg.evaluation.ppo if algo == "ppo" else {}
     return hparams_model(algo)(**given, seed=cfg.seed, device=cfg.agent.device)
@@ -270,8 +270,8 @@ def _train(cfg: ExperimentConfig, sampler, tracker: Tracker, algo: str, *, resum
     """Train agent `algo`; per-iteration metrics go to MLflow as `train.<name>` (`ppo.train.<name>`
     for the pooled baseline); checkpoints go to the run so `--resume` can continue."""
     from fin_meta.agents import make_agent
-    from fin_meta.checkpoints import Checkpointer
-    from fin_meta.config import agent_hparams
+    from fin_meta.tracking.checkpoints import Checkpointer
+    from fin_meta.config.experiment import agent_hparams
 
     main = algo == cfg.agent.algo
     hparams = agent_hparams(cfg) if main else baseline_hparams(cfg, algo)
@@ -346,8 +346,8 @@ def _evaluate_source(cfg: ExperimentConfig, src: SourceData, agents: dict[str, A
     the rule baselines and buy-and-hold, and run ONE backtest with every column."""
     import tempfile
 
-    from fin_meta.backtest import backtest
-    from fin_meta.report import results_table
+    from fin_meta.backtest.engine import backtest
+    from fin_meta.backtest.report import results_table
     from strategies import strategy_positions
 
     prices = src.walk
@@ -395,6 +395,6 @@ def _log_headline(tracker: Tracker, evaluations: list[SourceEvaluation], main: s
 
 
 def _log_config(tracker: Tracker, cfg: ExperimentConfig) -> None:
-    from fin_meta.config import config_to_dict
+    from fin_meta.config.experiment import config_to_dict
 
     tracker.log_dict(config_to_dict(cfg), "config.yaml")

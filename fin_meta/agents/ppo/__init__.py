@@ -1,0 +1,2 @@
+"""Pooled PPO: `config` (hyperparameters, torch-free), `core` (clipped-PPO update, GAE, buffer),
+`agent` (`PPOAgent`)."""

@@ -1,0 +1,2 @@
+"""RL²: `config` (hyperparameters, torch-free), `agent` (`RL2Agent`, recurrent PPO over trials),
+`deploy` (trial-context deployment)."""

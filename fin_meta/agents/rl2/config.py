@@ -1,0 +1,37 @@
+"""Hyperparameters of RL² (torch-free, so configs validate fast); unknown keys are rejected."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from fin_meta.agents.ppo.config import PPOLossConfig
+
+__all__ = ["RL2Config"]
+
+
+class RL2Config(PPOLossConfig):
+    """RL²: a GRU actor-critic trained with recurrent PPO over trials of consecutive episodes."""
+
+    num_envs: int = Field(128, ge=1)
+    """Parallel trials per iteration (each env runs one trial)."""
+    episodes_per_trial: int = Field(4, ge=1)
+    """Episodes per trial; the hidden state is carried across them and reset between trials."""
+    trial_sampling: Literal["consecutive", "same_regime", "stream"] = "consecutive"
+    """`consecutive`: a trial's episodes are consecutive stretches of ONE regime segment (needs
+    segments of `episodes_per_trial x episode_length + 1` bars); `same_regime`: each episode is
+    an independent window of the trial's regime (any segment or asset of that label) — for
+    regimes whose segments are shorter than a trial; `stream`: consecutive stretches that start
+    in a regime and run on across whatever follows (regime changes included), as when trading."""
+    deploy_context: Literal["stream", "trial"] = "stream"
+    """How the agent keeps context when trading (`positions`): `stream` carries the GRU state
+    through every bar; `trial` takes each decision at the end of a fresh trial over the last
+    `episodes_per_trial x episode_length` bars, the context it was trained on (replayed in one
+    batched rollout)."""
+    hidden_size: int = Field(64, ge=1)
+    """GRU hidden size."""
+    encoder_size: int = Field(64, ge=1)
+    """Width of the input layer before the GRU (observation, previous action, reward, done)."""
+    gamma: float = Field(0.99, ge=0, le=1)
+    """Discount factor per bar (applied across episode boundaries inside a trial)."""
