@@ -30,8 +30,8 @@ import pandas as pd
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.data import synthetic_regimes
 from fin_meta.metrics import annualised_sharpe, bootstrap_ci
-from fin_meta.sources.oracle import oracle_positions
 from fin_meta.seeding import numpy_generator, seed_everything
+from fin_meta.sources.oracle import oracle_positions
 from fin_meta.tasks import TaskSampler, held_out_tasks
 
 FEES, SLIPPAGE = 5e-4, 5e-4

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.maml.config import MAMLConfig
+from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.config.experiment import (
     ExperimentConfig,
     agent_hparams,

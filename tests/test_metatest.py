@@ -14,8 +14,8 @@ from fin_meta.data import SYNTHETIC_REGIMES, synthetic_regimes
 from fin_meta.errors import ConfigError, DataError, StrategyError
 from fin_meta.metatest import adaptation_curves, plot_adaptation, segment_bounds, summarise_curves
 from fin_meta.metrics import annualised_sharpe
-from fin_meta.sources.oracle import oracle_positions
 from fin_meta.regimes import segments
+from fin_meta.sources.oracle import oracle_positions
 from fin_meta.sources.synthetic import RegimeSpec
 from fin_meta.tasks import held_out_tasks
 

@@ -15,12 +15,12 @@ import pytest
 from mlflow import MlflowClient
 
 import fin_meta
-from fin_meta.pipeline import run_job as pipeline
-from fin_meta.tracking.checkpoints import Checkpointer
 from fin_meta.config.experiment import load_config
 from fin_meta.errors import AgentError
+from fin_meta.pipeline import run_job as pipeline
 from fin_meta.pipeline.run_job import run_experiment
 from fin_meta.tracking import TrackingError
+from fin_meta.tracking.checkpoints import Checkpointer
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
 TINY = [

@@ -12,7 +12,6 @@ import fin_meta
 from fin_meta.data import synthetic_regimes
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.plots.regimes import plot_regimes
-from fin_meta.regimes.hmm import HMMParams, fit_hmm, forward_filter, hmm_features, hmm_probabilities
 from fin_meta.regimes import (
     METHODS,
     TREND_VOL_NAMES,
@@ -25,6 +24,7 @@ from fin_meta.regimes import (
     regime_summary,
     segments,
 )
+from fin_meta.regimes.hmm import HMMParams, fit_hmm, forward_filter, hmm_features, hmm_probabilities
 
 FAST_HMM = {"n_states": 3, "n_init": 2, "n_iter": 60}
 

@@ -174,8 +174,8 @@ class RegimeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_params(self) -> RegimeConfig:
-        from fin_meta.regimes.trend_vol import parse_params
         from fin_meta.regimes import METHODS
+        from fin_meta.regimes.trend_vol import parse_params
 
         params_cls = METHODS[self.method]
         valid = [f.name for f in dataclass_fields(params_cls)]

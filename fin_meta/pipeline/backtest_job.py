@@ -100,8 +100,8 @@ def run_backtest_job(
 ) -> BacktestJob:
     """Run the backtest job end to end and return what it produced (see `BacktestJob`)."""
     from fin_meta.backtest.engine import backtest
-    from fin_meta.data import load_prices
     from fin_meta.backtest.report import results_table
+    from fin_meta.data import load_prices
     from fin_meta.tracking import prices_hash, start_run
     from strategies import available_strategies, strategy_positions
 

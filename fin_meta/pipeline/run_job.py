@@ -270,8 +270,8 @@ def _train(cfg: ExperimentConfig, sampler, tracker: Tracker, algo: str, *, resum
     """Train agent `algo`; per-iteration metrics go to MLflow as `train.<name>` (`ppo.train.<name>`
     for the pooled baseline); checkpoints go to the run so `--resume` can continue."""
     from fin_meta.agents import make_agent
-    from fin_meta.tracking.checkpoints import Checkpointer
     from fin_meta.config.experiment import agent_hparams
+    from fin_meta.tracking.checkpoints import Checkpointer
 
     main = algo == cfg.agent.algo
     hparams = agent_hparams(cfg) if main else baseline_hparams(cfg, algo)

@@ -45,6 +45,7 @@ from fin_meta.regimes.hmm import (
     hmm_probabilities,
     hmm_state_names,
 )
+from fin_meta.regimes.segments import segment_ids, segments
 from fin_meta.regimes.trend_vol import (
     TREND_VOL_NAMES,
     WARMUP,
@@ -54,7 +55,6 @@ from fin_meta.regimes.trend_vol import (
     parse_params,
     trend_vol_labels,
 )
-from fin_meta.regimes.segments import segment_ids, segments
 
 __all__ = [
     "METHODS",

@@ -43,7 +43,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from fin_meta.agents.torch_agent import TorchAgent, run_iterations
 from fin_meta.agents.deploy import Feedback, walk_forward
 from fin_meta.agents.maml.config import MAMLConfig
 from fin_meta.agents.maml.core import (
@@ -60,6 +59,7 @@ from fin_meta.agents.maml.core import (
 )
 from fin_meta.agents.maml.rollout import Batch, ReturnsTable, rollout, select_params
 from fin_meta.agents.normalization import observation_stats
+from fin_meta.agents.torch_agent import TorchAgent, run_iterations
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import ConfigError, DataError

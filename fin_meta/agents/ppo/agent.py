@@ -14,11 +14,11 @@ from typing import ClassVar
 
 import torch
 
-from fin_meta.agents.torch_agent import FitContext, TorchAgent
 from fin_meta.agents.deploy import Feedback
-from fin_meta.agents.ppo.config import PPOConfig
 from fin_meta.agents.networks import MLPActorCritic
+from fin_meta.agents.ppo.config import PPOConfig
 from fin_meta.agents.ppo.core import RolloutBuffer, compute_gae, ppo_update
+from fin_meta.agents.torch_agent import FitContext, TorchAgent
 from fin_meta.tasks import TaskSampler
 
 __all__ = ["PPOAgent", "PPOConfig"]

@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fin_meta.agents.torch_agent import FitContext, TorchAgent
 from fin_meta.agents.deploy import Feedback
-from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.networks import GRUActorCritic
 from fin_meta.agents.ppo.core import RolloutBuffer, compute_gae, ppo_update
+from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.rl2.deploy import trial_positions
+from fin_meta.agents.torch_agent import FitContext, TorchAgent
 from fin_meta.errors import DataError
 from fin_meta.seeding import numpy_generator
 from fin_meta.tasks import TaskSampler
