@@ -10,16 +10,11 @@ Heavy libraries (torch, vectorbt, mlflow) are imported lazily: `import fin_meta`
 from __future__ import annotations
 
 import importlib
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 import fin_meta.envs  # noqa: F401  registers "fin_meta/Trading-v0" once gymnasium is imported (~1 ms)
+from fin_meta.constants import __version__
 from fin_meta.errors import AgentError, ConfigError, DataError, FinMetaError, StrategyError
-
-try:
-    __version__ = _metadata.version("fin-meta")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
 
 # public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
@@ -31,7 +26,7 @@ _LAZY: dict[str, str] = {
     "BacktestResult": "fin_meta.backtest.engine",
     "TradingEnv": "fin_meta.envs",
     "VectorTradingEnv": "fin_meta.envs",
-    "load_agent": "fin_meta.agents",
+    "load_agent": "fin_meta.tracking.model",
     "run_experiment": "fin_meta.pipeline.run_job",
     "load_config": "fin_meta.config.experiment",
     "seed_everything": "fin_meta.seeding",
@@ -62,7 +57,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only (names re-exported lazily above)
-    from fin_meta.agents import load_agent  # noqa: F401
     from fin_meta.backtest.engine import BacktestResult, backtest  # noqa: F401
     from fin_meta.config.experiment import load_config  # noqa: F401
     from fin_meta.data import load_prices, synthetic_regimes  # noqa: F401
@@ -70,3 +64,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs only (names re-exported lazily a
     from fin_meta.pipeline.run_job import run_experiment  # noqa: F401
     from fin_meta.regimes import detect_regimes, segments  # noqa: F401
     from fin_meta.seeding import seed_everything  # noqa: F401
+    from fin_meta.tracking.model import load_agent  # noqa: F401

@@ -50,7 +50,7 @@ NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log this ru
 
 def _version_callback(value: bool) -> None:
     if value:
-        from fin_meta import __version__
+        from fin_meta.constants import __version__
 
         typer.echo(f"fin-meta {__version__}")
         raise typer.Exit()

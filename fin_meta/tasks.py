@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
+from fin_meta.regimes.segments import label_runs
 
 __all__ = [
     "TimeSplit",
@@ -165,26 +166,6 @@ def tasks_to_arrays(tasks: Sequence[Task]) -> tuple[np.ndarray, np.ndarray, np.n
     """`(asset_idx, start, length, regime)` int64 arrays of a task list (the `set_tasks` form)."""
     arr = np.array([(t.asset, t.start, t.length, t.regime) for t in tasks], dtype=np.int64).reshape(-1, 4)
     return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy()
-
-
-def _as_labels(labels: pd.Series | np.ndarray) -> np.ndarray:
-    values = np.asarray(labels)
-    if values.dtype.kind == "f":
-        values = np.where(np.isnan(values), -1, values)
-    return values.astype(np.int64)
-
-
-def label_runs(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Maximal runs of equal labels: `(first_bar, last_bar, label)` int64 arrays (bars inclusive,
-    positions into the series). NaN labels count as -1 (unlabelled)."""
-    values = _as_labels(labels)
-    if values.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    change = np.flatnonzero(values[1:] != values[:-1]) + 1
-    first = np.concatenate([[0], change])
-    last = np.concatenate([change - 1, [values.size - 1]])
-    return first.astype(np.int64), last.astype(np.int64), values[first]
 
 
 def _segment_tasks(

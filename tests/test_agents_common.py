@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import fin_meta
-from fin_meta.agents import Agent, load_agent, make_agent, register_uri_resolver
+from fin_meta.agents import Agent, load_agent, make_agent
 from fin_meta.agents.normalization import observation_stats
 from fin_meta.agents.serialization import FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_FILE
 from fin_meta.errors import AgentError, ConfigError, DataError
@@ -246,15 +246,15 @@ def test_load_rejects_missing_or_corrupt_weights(saved):
         load_agent(saved)
 
 
-def test_load_wrong_class_and_uri_resolver(saved, data, monkeypatch):
-    import fin_meta.agents as agents_module
+def test_load_wrong_class_and_uri_loader(saved, data):
+    import fin_meta
     from fin_meta.agents.rl2.agent import RL2Agent
-
-    monkeypatch.setattr(agents_module, "_URI_RESOLVERS", {})  # keep the registration local
 
     with pytest.raises(AgentError, match="holds a 'ppo' agent"):
         RL2Agent.load(saved)
-    register_uri_resolver("testuri:/", lambda uri: saved)
+    # the agents layer loads local directories only; MLflow URIs go through fin_meta.load_agent
+    with pytest.raises(AgentError, match="fin_meta.load_agent"):
+        load_agent("runs:/0123/agent")
     prices, _ = data
-    via_uri = load_agent("testuri:/anything")
-    pd.testing.assert_series_equal(via_uri.positions(prices), load_agent(saved).positions(prices))
+    via_public = fin_meta.load_agent(saved)
+    pd.testing.assert_series_equal(via_public.positions(prices), load_agent(saved).positions(prices))

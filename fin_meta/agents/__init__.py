@@ -1,21 +1,21 @@
-"""Agents: the registry (`AGENTS`), `make_agent` and `load_agent`.
+"""Agents: THE registry (`ALGOS`: algorithm -> agent class + hyperparameter model), `make_agent`
+and the local-directory `load_agent`.
 
-Agent classes are imported lazily (they import torch): `AGENTS` maps an algorithm name to
-`"module:Class"`. `load_agent(path)` reads the saved `agent.json`, checks it and rebuilds the
-agent of the right class. MLflow URIs (`runs:/<id>/agent`, `models:/<name>/<version>`) go through
-the resolver registered for their scheme (`register_uri_resolver`), which downloads the saved
-directory and returns its local path; the tracking module registers one for `runs:/` and
-`models:/`.
+The registry names classes as `"module:Class"` so that this module and the torch-free
+hyperparameter models import without torch; `agent_class` / `hparams_model` import on use.
+Loading from MLflow URIs (`runs:/<id>/agent`) lives one layer up, in `fin_meta.tracking.model`
+(`fin_meta.load_agent` is that one).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fin_meta.agents.base import ALGOS, Agent, Callback
+from fin_meta.agents.base import Agent, Callback
 from fin_meta.errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
@@ -24,48 +24,64 @@ if TYPE_CHECKING:
     from fin_meta.envs import EnvConfig
 
 __all__ = [
-    "AGENTS",
     "ALGOS",
+    "AlgoSpec",
     "Agent",
     "Callback",
     "agent_class",
+    "hparams_model",
     "make_agent",
     "load_agent",
-    "register_uri_resolver",
 ]
 
-AGENTS: dict[str, str] = {
-    "ppo": "fin_meta.agents.ppo.agent:PPOAgent",
-    "rl2": "fin_meta.agents.rl2.agent:RL2Agent",
-    "maml": "fin_meta.agents.maml.agent:MAMLAgent",
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """Where an algorithm lives: its `Agent` class and its (torch-free) pydantic hyperparameter
+    model, each as `"module:Class"` (imported on use)."""
+
+    agent: str
+    hparams: str
+    summary: str
+
+
+ALGOS: dict[str, AlgoSpec] = {
+    "rl2": AlgoSpec("fin_meta.agents.rl2.agent:RL2Agent", "fin_meta.agents.rl2.config:RL2Config",
+                    "recurrent, adapts in context"),
+    "maml": AlgoSpec("fin_meta.agents.maml.agent:MAMLAgent", "fin_meta.agents.maml.config:MAMLConfig",
+                     "adapts by gradient steps"),
+    "ppo": AlgoSpec("fin_meta.agents.ppo.agent:PPOAgent", "fin_meta.agents.ppo.config:PPOConfig",
+                    "pooled, non-meta baseline"),
 }
-"""Algorithm name -> `"module:Class"` of its `Agent` implementation (imported on use)."""
-
-_URI_RESOLVERS: dict[str, Callable[..., Path]] = {}
-# modules that register resolvers for these schemes when imported (the MLflow tracking module)
-_RESOLVER_MODULES: dict[str, str] = {"runs:/": "fin_meta.tracking", "models:/": "fin_meta.tracking"}
+"""The one algorithm registry: name -> `AlgoSpec`. Add an algorithm here (see CONTRIBUTING.md)."""
 
 
-def register_uri_resolver(prefix: str, resolver: Callable[..., Path]) -> None:
-    """Make `load_agent(uri)` accept URIs starting with `prefix` (e.g. `"runs:/"`): `resolver(uri)`
-    must return the local directory of the saved agent (downloading it if needed);
-    `load_agent(uri, tracking_uri=...)` calls `resolver(uri, tracking_uri=...)`."""
-    _URI_RESOLVERS[prefix] = resolver
+def _spec(algo: str) -> AlgoSpec:
+    spec = ALGOS.get(algo)
+    if spec is None:
+        raise ConfigError(f"unknown agent algo {algo!r}; choose one of {', '.join(ALGOS)}")
+    return spec
 
 
-def agent_class(algo: str) -> type[Agent]:
-    """The `Agent` class registered as `algo` (imports its module)."""
-    target = AGENTS.get(algo)
-    if target is None:
-        raise ConfigError(f"unknown agent algo {algo!r}; choose one of {sorted(AGENTS)}")
-    module_name, _, cls_name = target.partition(":")
+def _import(target: str) -> Any:
+    module_name, _, name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
             raise
-        raise AgentError(f"agent {algo!r} is not available in this fin-meta build ({module_name} missing)") from exc
-    return getattr(module, cls_name)
+        raise AgentError(f"{target} is not available in this fin-meta build ({module_name} missing)") from exc
+    return getattr(module, name)
+
+
+def agent_class(algo: str) -> type[Agent]:
+    """The `Agent` class registered as `algo` (imports its module, and torch)."""
+    return _import(_spec(algo).agent)
+
+
+def hparams_model(algo: str) -> type[BaseModel]:
+    """The hyperparameter model of `algo` (`PPOConfig`, `RL2Config`, `MAMLConfig`; torch-free)."""
+    return _import(_spec(algo).hparams)
 
 
 def make_agent(
@@ -79,40 +95,14 @@ def make_agent(
     return cls(env_config=env_config, hparams=hparams)  # type: ignore[call-arg]
 
 
-def _local_dir(path: str | Path, tracking_uri: str | None = None) -> Path:
-    text = str(path)
-    options = {} if tracking_uri is None else {"tracking_uri": tracking_uri}
-    for prefix, resolver in list(_URI_RESOLVERS.items()):
-        if text.startswith(prefix):
-            return Path(resolver(text, **options))
-    for prefix, module in _RESOLVER_MODULES.items():
-        if text.startswith(prefix):
-            try:
-                importlib.import_module(module)  # registers its resolvers on import
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-            resolver = _URI_RESOLVERS.get(prefix)
-            if resolver is None:
-                raise AgentError(
-                    f"cannot load {text!r}: no resolver for {prefix!r} URIs is registered "
-                    f"({module} does not provide one yet); download the agent directory and pass its path"
-                )
-            return Path(resolver(text, **options))
-    if tracking_uri is not None:
-        raise AgentError(f"tracking_uri={tracking_uri!r} only applies to MLflow URIs (runs:/..., models:/...), "
-                         f"not to the local path {text!r}")
-    return Path(path)
-
-
-def load_agent(path: str | Path, *, tracking_uri: str | None = None) -> Agent:
-    """Load a saved agent from a local directory (or a registered URI such as
-    `runs:/<run_id>/agent`, read from the MLflow store `tracking_uri`, default
-    `$MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db`). Raises `AgentError` naming the problem
-    when the directory is missing, corrupt or incompatible with this fin-meta version."""
+def load_agent(path: str | Path) -> Agent:
+    """Load a saved agent from a local directory (`agent.save(path)`). Raises `AgentError` naming
+    the problem when it is missing, corrupt or incompatible with this fin-meta version. For
+    MLflow URIs (`runs:/<id>/agent`) use `fin_meta.load_agent`."""
     from fin_meta.agents.serialization import read_manifest
 
-    local = _local_dir(path, tracking_uri)
-    manifest = read_manifest(local)
+    if "://" in str(path) or str(path).startswith(("runs:/", "models:/")):
+        raise AgentError(f"{path!r} is a URI, not a local directory; load it with fin_meta.load_agent")
+    manifest = read_manifest(path)
     cls = agent_class(manifest["algo"])
-    return cls.load(local)
+    return cls.load(path)

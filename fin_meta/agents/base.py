@@ -20,10 +20,7 @@ if TYPE_CHECKING:
     from fin_meta.envs import EnvConfig
     from fin_meta.tasks import TaskSampler
 
-__all__ = ["Agent", "Callback", "ALGOS"]
-
-ALGOS: tuple[str, ...] = ("ppo", "rl2", "maml")
-"""The algorithm names of the registry (`fin_meta.agents.AGENTS`)."""
+__all__ = ["Agent", "Callback"]
 
 Callback = Callable[[int, dict[str, float]], Any]
 """`callback(iteration, metrics)`: called once per training iteration (0-based) with floats such

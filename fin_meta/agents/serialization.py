@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fin_meta.agents import ALGOS
+from fin_meta.constants import __version__
 from fin_meta.errors import AgentError
 from fin_meta.fileio import atomic_dir
 
@@ -43,9 +45,7 @@ _REQUIRED = ("format_version", "algo", "hparams", "env_config", "spaces")
 def _versions() -> dict[str, str]:
     import torch
 
-    import fin_meta
-
-    return {"fin_meta_version": fin_meta.__version__, "torch_version": torch.__version__}
+    return {"fin_meta_version": __version__, "torch_version": torch.__version__}
 
 
 def save_agent_dir(
@@ -81,8 +81,6 @@ def save_agent_dir(
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """Read and check `agent.json` of a saved agent directory."""
-    from fin_meta.agents import AGENTS
-
     path = Path(path)
     if not path.exists():
         raise AgentError(f"no saved agent at {path}: the directory does not exist")
@@ -108,8 +106,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{path} was saved in agent format {version} by fin-meta "
             f"{manifest.get('fin_meta_version', '?')}; this fin-meta reads format <= {FORMAT_VERSION}: upgrade fin-meta"
         )
-    if manifest["algo"] not in AGENTS:
-        raise AgentError(f"{file}: unknown algo {manifest['algo']!r}; known: {sorted(AGENTS)}")
+    if manifest["algo"] not in ALGOS:
+        raise AgentError(f"{file}: unknown algo {manifest['algo']!r}; known: {sorted(ALGOS)}")
     return manifest
 
 

@@ -33,8 +33,8 @@ from fin_meta.agents.serialization import (
     validate_model,
 )
 from fin_meta.devices import resolve_device
-from fin_meta.envs.config import EnvConfig, make_config
-from fin_meta.envs.features import first_decision_bar, observation_size
+from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH, EnvConfig, make_config, observation_size
+from fin_meta.envs.features import first_decision_bar
 from fin_meta.errors import AgentError, ConfigError, DataError
 from fin_meta.seeding import numpy_generator, torch_generator
 
@@ -46,11 +46,7 @@ __all__ = [
     "seeded",
     "cpu_threads",
     "run_iterations",
-    "DEFAULT_EPISODE_LENGTH",
 ]
-
-DEFAULT_EPISODE_LENGTH = 32
-"""Episode length (decisions) an agent assumes before `fit` sets it from the sampler."""
 
 
 def coerce_env_config(env_config: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:

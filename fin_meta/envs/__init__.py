@@ -18,7 +18,7 @@ _LAZY = {
     "TradingEnv": "fin_meta.envs.gym_env",
     "VectorTradingEnv": "fin_meta.envs.vector_env",
     "observation_features": "fin_meta.envs.features",
-    "observation_size": "fin_meta.envs.features",
+    "observation_size": "fin_meta.envs.config",
 }
 
 register_on_gymnasium_import()
@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from fin_meta.envs.config import EnvConfig
-    from fin_meta.envs.features import observation_features, observation_size
+    from fin_meta.envs.config import EnvConfig, observation_size
+    from fin_meta.envs.features import observation_features
     from fin_meta.envs.gym_env import TradingEnv
     from fin_meta.envs.vector_env import VectorTradingEnv

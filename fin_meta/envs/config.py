@@ -10,9 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fin_meta.envs.features import FEATURES, feature_names
+from fin_meta.envs.rewards import REWARDS
 from fin_meta.errors import ConfigError
 
-__all__ = ["EnvConfig", "make_config"]
+__all__ = ["DEFAULT_EPISODE_LENGTH", "EnvConfig", "make_config", "observation_size"]
+
+DEFAULT_EPISODE_LENGTH = 63
+"""Decisions per training episode when `EnvConfig.episode_length` is None (a quarter of daily
+bars): the one default shared by the pipeline's task sampler and an agent before `fit`."""
 
 
 class EnvConfig(BaseModel):
@@ -54,8 +60,6 @@ class EnvConfig(BaseModel):
     @field_validator("reward")
     @classmethod
     def _known_reward(cls, value: str) -> str:
-        from fin_meta.envs.rewards import REWARDS
-
         if value not in REWARDS:
             raise ValueError(f"unknown reward {value!r}; choose one of {sorted(REWARDS)}")
         return value
@@ -63,8 +67,6 @@ class EnvConfig(BaseModel):
     @field_validator("features")
     @classmethod
     def _known_features(cls, value: list[str]) -> list[str]:
-        from fin_meta.envs.features import FEATURES
-
         unknown = [name for name in value if name not in FEATURES]
         if unknown:
             raise ValueError(f"unknown features {unknown}; choose from {sorted(FEATURES)}")
@@ -96,3 +98,8 @@ def make_config(config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
             f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid environment settings: {problems}") from None
+
+
+def observation_size(config: EnvConfig) -> int:
+    """Length of one observation vector: window * (1 + len(features)) + 1 (the position)."""
+    return config.window * len(feature_names(config.features)) + 1

@@ -15,22 +15,17 @@ has a real log return.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fin_meta.errors import DataError
 
-if TYPE_CHECKING:
-    from fin_meta.envs.config import EnvConfig
-
 __all__ = [
     "FEATURES",
     "feature_names",
     "observation_features",
     "observation_table",
-    "observation_size",
     "first_decision_bar",
     "log_close_returns",
     "simple_returns",
@@ -142,8 +137,3 @@ def observation_table(features_TF: np.ndarray, window: int) -> np.ndarray:
     windows = np.lib.stride_tricks.sliding_window_view(features_TF, window, axis=0)  # [T-W+1, F, W]
     table[window - 1 :, :-1] = windows.transpose(0, 2, 1).reshape(n_bars - window + 1, window * n_feat)
     return table
-
-
-def observation_size(config: EnvConfig) -> int:
-    """Length of one observation vector: window * (1 + len(features)) + 1 (the position)."""
-    return config.window * len(feature_names(config.features)) + 1

@@ -19,11 +19,10 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from fin_meta.envs.config import EnvConfig, make_config
+from fin_meta.envs.config import EnvConfig, make_config, observation_size
 from fin_meta.envs.episodes import check_task, full_length, start_bounds
 from fin_meta.envs.features import (
     observation_features,
-    observation_size,
     observation_table,
     simple_returns,
 )

@@ -38,12 +38,11 @@ import pandas as pd
 import torch
 
 from fin_meta.devices import resolve_device
-from fin_meta.envs.config import EnvConfig, make_config
+from fin_meta.envs.config import EnvConfig, make_config, observation_size
 from fin_meta.envs.episodes import full_length, start_bounds
 from fin_meta.envs.features import (
     first_decision_bar,
     observation_features,
-    observation_size,
     observation_table,
     simple_returns,
 )

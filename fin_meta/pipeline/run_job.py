@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -250,7 +252,7 @@ def _task_sampler(cfg: ExperimentConfig, sources: list[SourceData], labels: list
     return TaskSampler(
         [src.train for src in sources],
         [lab["train"] for lab in labels],
-        episode_length=cfg.env.episode_length or 63,
+        episode_length=cfg.env.episode_length or DEFAULT_EPISODE_LENGTH,
         window=cfg.env.window,
         min_segment=cfg.regimes.min_length,
     )
@@ -307,7 +309,7 @@ def _meta_test(cfg: ExperimentConfig, agents: dict[str, Agent], sources: list[So
     )
 
     # long enough for every agent's adaptation context plus one evaluated episode
-    episode = cfg.env.episode_length or 63
+    episode = cfg.env.episode_length or DEFAULT_EPISODE_LENGTH
     min_bars = max(cfg.regimes.min_length, adaptation_context(agents, cfg.evaluation.adaptation_steps) + episode)
     frames = []
     for src, lab in zip(sources, labels, strict=True):

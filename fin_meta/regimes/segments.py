@@ -1,4 +1,7 @@
-"""Contiguous regime segments: runs of equal labels, with short runs merged into a neighbour."""
+"""Contiguous regime segments, THE home of run-length encoding: runs of equal labels
+(`label_runs`), segments with short runs merged into a neighbour (`segments`, `merged_labels`),
+and the held-out segments the meta-test scores (`held_out_segments`), used alike by the task
+sampler, the pipeline and the benchmarks."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import pandas as pd
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.regimes.trend_vol import WARMUP
 
-__all__ = ["segments", "segment_ids"]
+__all__ = ["label_runs", "segments", "segment_ids", "merged_labels", "held_out_segments"]
 
 SEGMENT_COLUMNS = ["start", "end", "label", "n_bars"]
 
@@ -24,13 +27,26 @@ def _label_values(labels: pd.Series) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def label_runs(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of equal labels: `(first_bar, last_bar, label)` int64 arrays (bars inclusive,
+    positions into the series). NaN labels count as -1 (unlabelled)."""
+    values = np.asarray(labels)
+    if values.dtype.kind == "f":
+        values = np.where(np.isnan(values), WARMUP, values)
+    values = values.astype(np.int64)
+    if values.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    change = np.flatnonzero(values[1:] != values[:-1]) + 1
+    first = np.concatenate([[0], change]).astype(np.int64)
+    last = np.concatenate([change - 1, [values.size - 1]]).astype(np.int64)
+    return first, last, values[first]
+
+
 def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(label, length) of each run of equal consecutive values."""
-    if len(values) == 0:
-        return values[:0], values[:0]
-    first = np.r_[True, values[1:] != values[:-1]]
-    starts = np.flatnonzero(first)
-    return values[starts], np.diff(np.r_[starts, len(values)])
+    first, last, label = label_runs(values)
+    return label, last - first + 1
 
 
 def _coalesce(labs: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,3 +100,22 @@ def segments(labels: pd.Series, min_length: int = 20) -> pd.DataFrame:
 def segment_ids(segs: pd.DataFrame) -> np.ndarray:
     """Per-bar segment number (0, 1, ...) of a `segments` table, one entry per bar covered."""
     return np.repeat(np.arange(len(segs)), segs["n_bars"].to_numpy())
+
+
+def merged_labels(labels: pd.Series, min_length: int) -> pd.Series:
+    """`labels` with runs shorter than `min_length` bars merged into a neighbour (`segments`),
+    so training tasks are drawn from regime stretches rather than flickering bars."""
+    segs = segments(labels, min_length=min_length)
+    values = np.repeat(segs["label"].to_numpy(), segs["n_bars"].to_numpy())
+    return pd.Series(values, index=labels.index, name=labels.name)
+
+
+def held_out_segments(labels: pd.Series, min_length: int, *, start: int = 0) -> list[tuple[int, int]]:
+    """`[first, end)` bar positions (into `labels`) of the labelled segments (`segments` with
+    `min_length`, warm-up dropped) that the meta-test scores: a segment is cut at bar `start`
+    (e.g. the first test bar) and kept when at least `min_length` bars remain."""
+    segs = segments(labels, min_length=min_length)
+    segs = segs[segs["label"] >= 0]
+    starts = np.maximum(labels.index.get_indexer(segs["start"]), int(start))
+    ends = labels.index.get_indexer(segs["end"]) + 1
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b - a >= min_length]

@@ -19,8 +19,7 @@ module registers the `runs:/` and `models:/` resolvers of `fin_meta.load_agent`
 
 from __future__ import annotations
 
-from fin_meta.agents import register_uri_resolver
-from fin_meta.tracking.model import resolve_agent_uri
+from fin_meta.tracking.model import load_agent
 from fin_meta.tracking.params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
 from fin_meta.tracking.query import compare_runs, latest_run_id
 from fin_meta.tracking.run import Tracker, start_run
@@ -37,6 +36,7 @@ __all__ = [
     "flatten_params",
     "git_info",
     "latest_run_id",
+    "load_agent",
     "launch_ui",
     "open_client",
     "prices_hash",
@@ -45,7 +45,3 @@ __all__ = [
     "start_run",
     "ui_command",
 ]
-
-# `load_agent("runs:/<id>/agent")` and `models:/...` download the agent model through MLflow
-for _prefix in ("runs:/", "models:/"):
-    register_uri_resolver(_prefix, resolve_agent_uri)

@@ -1,5 +1,5 @@
-"""The trained agent as an MLflow model: log it to a run, and resolve `runs:/<id>/agent` or
-`models:/...` URIs back to a local agent directory for `fin_meta.load_agent`."""
+"""The trained agent as an MLflow model: log it to a run; `load_agent` reads it back from a
+`runs:/<id>/agent` or `models:/...` URI (or a local directory): it is `fin_meta.load_agent`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,29 @@ if TYPE_CHECKING:
     from fin_meta.agents import Agent
     from fin_meta.tracking.run import Tracker
 
-__all__ = ["MODEL_NAME", "log_agent_model", "resolve_agent_uri"]
+__all__ = ["MODEL_NAME", "URI_PREFIXES", "load_agent", "log_agent_model", "resolve_agent_uri"]
 
 MODEL_NAME = "agent"
 """Name of the agent model in a run: load it with `load_agent("runs:/<run_id>/agent")`."""
+
+URI_PREFIXES: tuple[str, ...] = ("runs:/", "models:/")
+"""MLflow URI schemes `load_agent` downloads from."""
+
+
+def load_agent(path: str | Path, *, tracking_uri: str | None = None) -> Agent:
+    """Load a saved agent from a local directory or an MLflow URI (`runs:/<run_id>/agent`,
+    `models:/<name>/<version>`, read from the store `tracking_uri`, default
+    `$MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db`). Raises `AgentError` naming the problem
+    when it is missing, corrupt or incompatible with this fin-meta version."""
+    from fin_meta.agents import load_agent as load_local
+
+    text = str(path)
+    if text.startswith(URI_PREFIXES):
+        return load_local(resolve_agent_uri(text, tracking_uri=tracking_uri))
+    if tracking_uri is not None:
+        raise AgentError(f"tracking_uri={tracking_uri!r} only applies to MLflow URIs (runs:/..., models:/...), "
+                         f"not to the local path {text!r}")
+    return load_local(path)
 
 
 @contextlib.contextmanager
@@ -53,7 +72,7 @@ def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
     import mlflow
     import mlflow.pyfunc
 
-    from fin_meta import __version__
+    from fin_meta.constants import __version__
     from fin_meta.tracking.pyfunc import AGENT_ARTIFACT
 
     experiment_id = tracker.client.get_run(tracker.run_id).info.experiment_id
