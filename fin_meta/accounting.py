@@ -23,7 +23,7 @@ import numpy as np
 
 from fin_meta.errors import ConfigError, DataError, StrategyError
 
-__all__ = ["SimResult", "bar_returns", "drifted_weights", "simulate"]
+__all__ = ["SimResult", "bar_returns", "drifted_weights", "ruin_bar", "simulate"]
 
 
 class SimResult(NamedTuple):
@@ -33,12 +33,22 @@ class SimResult(NamedTuple):
     equity: equity through each close, starting from 1.0 before bar 0's trade.
     traded: one-way traded fraction of equity at each close, |w[t] - drifted[t]|.
     drifted: weight just before each trade, after the previous position drifted with the price.
+    ruined_at: the bar at which equity reached zero (its return is -1; equity, returns, traded
+    and drifted are 0 from then on), -1 when never; an int, or one per column.
     """
 
     returns: np.ndarray
     equity: np.ndarray
     traded: np.ndarray
     drifted: np.ndarray
+    ruined_at: int | np.ndarray
+
+
+def ruin_bar(growth: np.ndarray) -> int | np.ndarray:
+    """First bar whose growth factor is <= 0 (equity wiped out), -1 when none; per column."""
+    dead = np.asarray(growth) <= 0.0
+    first = np.where(dead.any(axis=0), dead.argmax(axis=0), -1)
+    return int(first) if first.ndim == 0 else first.astype(np.int64)
 
 
 def bar_returns(close: np.ndarray) -> np.ndarray:
@@ -90,6 +100,8 @@ def simulate(close: np.ndarray, positions: np.ndarray, cost: float) -> SimResult
     close: closing prices, 1-D (bars) or 2-D (bars x columns); a 1-D close is shared by every
     column of 2-D positions. positions: target fraction of equity per bar (negative = short).
     cost: proportional cost per unit of traded equity (fees + slippage, e.g. 1e-3 = 10 bp).
+    Ruin: when a bar's growth factor is <= 0 the equity is 0 from that bar on and stays there
+    (a short that more than doubles, or leverage), whatever the positions say afterwards.
     """
     close = np.asarray(close, dtype=np.float64)
     w = np.asarray(positions, dtype=np.float64)
@@ -102,5 +114,12 @@ def simulate(close: np.ndarray, positions: np.ndarray, cost: float) -> SimResult
     w_prev = np.zeros_like(w)
     w_prev[1:] = w[:-1]
     growth = (1.0 + w_prev * r) * (1.0 - cost * traded)
+    alive = np.cumsum(growth <= 0.0, axis=0) == 0  # before the ruin bar
+    ruined = ~alive
+    at_ruin = ruined & (np.cumsum(ruined, axis=0) == 1)
+    growth = np.where(alive, growth, np.where(at_ruin, 0.0, 1.0))  # 0 at ruin, then flat at zero
     equity = np.cumprod(growth, axis=0)
-    return SimResult(returns=growth - 1.0, equity=equity, traded=traded, drifted=drifted)
+    after = ruined & ~at_ruin
+    return SimResult(returns=np.where(after, 0.0, growth - 1.0), equity=equity,
+                     traded=np.where(after, 0.0, traded), drifted=np.where(after, 0.0, drifted),
+                     ruined_at=ruin_bar(np.where(at_ruin, 0.0, 1.0)))

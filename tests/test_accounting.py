@@ -98,3 +98,20 @@ def test_helpers_bar_returns_and_drift() -> None:
 def test_bad_inputs_raise_clear_errors(close, positions, cost, error, fragment) -> None:
     with pytest.raises(error, match=fragment):
         simulate(close, positions, cost)
+
+
+def test_ruin_keeps_equity_at_zero():
+    """A short through a price that triples wipes the account out: equity is 0 from that bar on
+    and never 'recovers', whatever the positions do afterwards (was: negative equity that came back)."""
+    close = np.array([100.0, 100.0, 300.0, 150.0, 100.0, 120.0])
+    w = np.array([-1.0, -1.0, -1.0, -1.0, 1.0, 1.0])
+    res = simulate(close, w, cost=0.0)
+    assert res.ruined_at == 2
+    assert res.returns[2] == -1.0 and res.equity[2] == 0.0
+    np.testing.assert_array_equal(res.equity[2:], 0.0)
+    np.testing.assert_array_equal(res.returns[3:], 0.0)
+    np.testing.assert_array_equal(res.traded[3:], 0.0)
+    assert (res.equity >= 0).all()
+    both = simulate(close, np.stack([w, np.ones_like(w)], axis=1), cost=0.0)
+    np.testing.assert_array_equal(both.ruined_at, [2, -1])
+    assert simulate(close, np.ones_like(w), cost=0.0).ruined_at == -1

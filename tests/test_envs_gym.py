@@ -195,3 +195,29 @@ def test_bad_input_errors():
     discrete.reset()
     with pytest.raises(FinMetaError, match="discrete"):
         discrete.step(3)
+
+
+def test_ruin_ends_the_episode_at_zero_equity():
+    """A 2x short through a price that doubles: growth < 0; equity is 0 (not negative) and the
+    episode terminates; the vector env reports the same zero equity."""
+    close = np.array([100.0, 100.0, 200.0, 150.0, 100.0])
+    prices = pd.DataFrame(
+        {"open": close, "high": close, "low": close, "close": close, "volume": np.ones(5)},
+        index=pd.bdate_range("2020-01-01", periods=5, name="date"),
+    )
+    kwargs = dict(window=1, fees=0.0, slippage=0.0, max_position=2.0)
+    env = TradingEnv(prices, **kwargs)
+    env.reset(options={"start": 1, "length": 3})
+    _, _, terminated, truncated, info = env.step(np.array([-2.0], dtype=np.float32))
+    assert terminated and not truncated and info["equity"] == 0.0
+    with pytest.raises(FinMetaError, match="reset"):
+        env.step(np.array([0.0], dtype=np.float32))
+
+    import torch
+
+    from fin_meta.envs import VectorTradingEnv
+
+    venv = VectorTradingEnv(prices, 1, device="cpu", **kwargs)
+    venv.set_tasks([0], [1], [3])
+    _, _, v_terminated, _, v_info = venv.step(torch.tensor([-2.0]))
+    assert bool(v_terminated[0]) and float(v_info["equity"][0]) == 0.0

@@ -125,7 +125,7 @@ class TradingEnv(gym.Env):
         decided = self._t
         growth, self._drifted, traded = trade(self._drifted, target, self._ret[decided + 1], self._cost, ScalarOps)
         reward, self._state = self._reward.fn(growth, self._state, self.config, ScalarOps)
-        self._equity *= growth
+        self._equity *= max(growth, 0.0)  # ruin: equity reaches zero and the episode ends
         self._t += 1
         terminated = growth <= 0.0
         truncated = not terminated and self._t >= self._end

@@ -250,7 +250,7 @@ class VectorTradingEnv:
         ret = self._next_return.index_select(0, self._asset * self._t_max + self._t)
         growth, drifted, traded = trade(self._drifted, target, ret, self.config.cost, torch)
         reward, state = self._reward.fn(growth, self._state, self.config, torch)
-        equity = self._equity * growth
+        equity = self._equity * growth.clamp_min(0.0)  # ruin: zero equity, the episode ends
         t = self._t + 1
         terminated = growth <= 0.0
         truncated = (t >= self._end) & ~terminated
