@@ -33,6 +33,7 @@ __all__ = [
     "calmar",
     "summary_stats",
     "bootstrap_ci",
+    "block_length_for",
 ]
 
 STAT_KEYS: tuple[str, ...] = (
@@ -276,6 +277,13 @@ def _resample_indices(
     starts = rng.integers(0, n_bars, size=(n_bars, n_resamples))
     first_index = np.take_along_axis(starts, block_id, axis=0)
     return (first_index + (t - block_start)) % n_bars
+
+
+def block_length_for(n_bars: int, periods_per_year: float = BARS_PER_YEAR) -> float:
+    """Mean block length (bars) of the stationary bootstrap used for every reported CI: about
+    one month of bars (21 daily bars, 4 weekly, 1 monthly), at most `n_bars`. Blocks keep the
+    autocorrelation of returns and the clustering of their volatility inside each resample."""
+    return float(min(max(1.0, round(periods_per_year / 12.0)), max(1, int(n_bars))))
 
 
 def bootstrap_ci(

@@ -137,3 +137,12 @@ def test_resample_indices_form_blocks() -> None:
     idx = _resample_indices(20000, 3, np.random.default_rng(2), 25.0, "stationary")
     new_blocks = np.count_nonzero((np.diff(idx, axis=0) % 20000) != 1)
     assert 20000 * 3 / new_blocks == pytest.approx(25.0, rel=0.1)  # mean block length
+
+
+def test_block_length_is_about_a_month_of_bars():
+    from fin_meta.metrics import block_length_for
+
+    assert block_length_for(1500) == 21.0
+    assert block_length_for(300, periods_per_year=52) == 4.0
+    assert block_length_for(120, periods_per_year=12) == 1.0
+    assert block_length_for(10) == 10.0  # never longer than the series
