@@ -13,11 +13,13 @@ strategy name.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import inspect
 import pkgutil
 import sys
+import traceback
 from collections.abc import Mapping
 from importlib import util as importlib_util
 from pathlib import Path
@@ -28,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.errors import StrategyError
+from fin_meta.lookahead import audit_look_ahead
 
 __all__ = [
+    "audit_strategy",
     "available_strategies",
     "get_strategy",
     "strategy_defaults",
@@ -42,10 +46,13 @@ def _builtin_strategies() -> dict[str, ModuleType]:
     return {name: importlib.import_module(f"{__name__}.{name}") for name in names}
 
 
+_USER_PREFIX = "_fin_meta_user_strategy_"
+
+
 def _load_user_module(path: Path) -> ModuleType:
     """Import one user file under a private module name unique to its absolute path."""
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    key = f"_fin_meta_user_strategy_{digest}_{path.stem}"
+    key = f"{_USER_PREFIX}{digest}_{path.stem}"
     spec = importlib_util.spec_from_file_location(key, path)
     if spec is None or spec.loader is None:
         raise StrategyError(f"cannot import strategy file {path}")
@@ -93,11 +100,35 @@ def get_strategy(name: str, strategies_dir: str | Path | None = None) -> ModuleT
     """The strategy module called `name`; StrategyError listing the available names if none."""
     strategies = available_strategies(strategies_dir)
     if name not in strategies:
+        close = difflib.get_close_matches(str(name), list(strategies), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise StrategyError(
-            f"unknown strategy {name!r}; available: {', '.join(sorted(strategies))}"
+            f"unknown strategy {name!r}; {hint}available: {', '.join(sorted(strategies))}"
             + ("" if strategies_dir else " (use --strategies-dir / strategies_dir for your own)")
         )
     return strategies[name]
+
+
+def _is_user_strategy(module: ModuleType) -> bool:
+    return module.__name__.startswith(_USER_PREFIX)
+
+
+def _call_positions(name: str, module: ModuleType, prices: pd.DataFrame, kwargs: dict[str, Any]) -> Any:
+    """`module.positions(prices, **kwargs)`; an exception inside a user's file becomes a
+    `StrategyError` naming the strategy, its file and the line that raised."""
+    try:
+        return module.positions(prices, **kwargs)
+    except StrategyError:
+        raise
+    except Exception as exc:
+        if not _is_user_strategy(module):
+            raise
+        where = module.__file__ or name
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == module.__file__]
+        line = f", line {frames[-1].lineno}" if frames else ""
+        raise StrategyError(
+            f"strategy {name!r} ({where}{line}) raised {type(exc).__name__}: {exc}; fix the strategy file"
+        ) from exc
 
 
 def strategy_defaults(module: ModuleType) -> dict[str, Any]:
@@ -173,4 +204,28 @@ def strategy_positions(
             f"valid: {', '.join(defaults) or '(none)'}"
         )
     kwargs = {k: _coerce(name, k, v, defaults[k]) for k, v in given.items()}
-    return _check_output(name, module.positions(prices, **kwargs), prices.index)
+    positions = _check_output(name, _call_positions(name, module, prices, kwargs), prices.index)
+    if _is_user_strategy(module):  # a user's file is audited before anything trades on it
+        verdict = audit_look_ahead(
+            lambda frame: _call_positions(name, module, frame, kwargs), prices, name=f"strategy {name!r}",
+            reference=positions,
+        )
+        if not verdict.clean:
+            raise StrategyError(f"{verdict.message()} ({module.__file__}); fix the strategy file")
+    return positions
+
+
+def audit_strategy(
+    name: str,
+    prices: pd.DataFrame,
+    params: Mapping[str, Any] | None = None,
+    strategies_dir: str | Path | None = None,
+) -> Any:
+    """The look-ahead verdict (`fin_meta.lookahead.LookAheadVerdict`) of strategy `name` on
+    `prices`: built-in or user strategy alike (a peeking user strategy is not refused here: the
+    verdict says where it peeks)."""
+    module = get_strategy(name, strategies_dir)
+    defaults = strategy_defaults(module)
+    kwargs = {k: _coerce(name, k, v, defaults.get(k)) for k, v in dict(params or {}).items()}
+    return audit_look_ahead(lambda frame: _call_positions(name, module, frame, kwargs), prices,
+                            name=f"strategy {name!r}")

@@ -210,3 +210,31 @@ def test_user_strategy_errors(tmp_path, walk):
 def test_package_docstring_names_every_builtin():
     for name in BUILTIN:
         assert name in strategies.__doc__
+
+
+def test_user_strategy_that_peeks_is_refused(tmp_path, walk):
+    """shift(-1) trades on tomorrow's close: the audit refuses it before any backtest and names
+    the first bar whose position changed when only the future changed."""
+    (tmp_path / "peek.py").write_text(textwrap.dedent("""
+        import numpy as np
+        def positions(prices):
+            up = prices['close'].shift(-1) > prices['close']
+            return up.astype(float).fillna(0.0)
+    """))
+    with pytest.raises(StrategyError, match=r"strategy 'peek' looks ahead: its position at \d{4}-\d\d-\d\d changed"):
+        strategy_positions("peek", walk, strategies_dir=tmp_path)
+    verdict = strategies.audit_strategy("peek", walk, strategies_dir=tmp_path)
+    assert not verdict.clean and verdict.first_bar <= verdict.cut
+    assert strategies.audit_strategy("momentum", walk).clean
+
+
+def test_user_strategy_that_raises_names_its_file_and_line(tmp_path, walk):
+    (tmp_path / "divide.py").write_text("def positions(prices):\n    x = 0\n    return prices['close'] / x / 0\n")
+    (tmp_path / "zero.py").write_text("def positions(prices):\n    return prices['close'] * 0 + 1 / 0\n")
+    with pytest.raises(StrategyError, match=r"strategy 'zero' \(.*zero.py, line 2\) raised ZeroDivisionError"):
+        strategy_positions("zero", walk, strategies_dir=tmp_path)
+
+
+def test_unknown_strategy_suggests_the_closest(walk):
+    with pytest.raises(StrategyError, match="did you mean 'momentum'"):
+        strategy_positions("momentun", walk)
