@@ -101,7 +101,7 @@ def test_inner_loop_improves_the_support_objective_on_one_task() -> None:
     env = VectorTradingEnv(prices, 1, config=agent.env_config, device=agent.device)
     one = torch.zeros(1, dtype=torch.long)
     support = rollout(env, agent.policy, agent._task_params(1, requires_grad=False), one, one + 20, 200, returns)
-    objective = agent._inner_objective(support)
+    objective = agent.objectives.inner(support)
     history = inner_adapt(agent._task_params(1, requires_grad=False), agent.step_sizes(), objective, 3,
                           create_graph=False)
     values = [float(objective(p).detach()) for p in history]

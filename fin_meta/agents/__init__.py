@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fin_meta.agents.base import Agent, Callback
+from fin_meta.agents.serialization import MANIFEST_FILE, read_manifest
 from fin_meta.errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
@@ -99,10 +100,9 @@ def load_agent(path: str | Path) -> Agent:
     """Load a saved agent from a local directory (`agent.save(path)`). Raises `AgentError` naming
     the problem when it is missing, corrupt or incompatible with this fin-meta version. For
     MLflow URIs (`runs:/<id>/agent`) use `fin_meta.load_agent`."""
-    from fin_meta.agents.serialization import read_manifest
-
     if "://" in str(path) or str(path).startswith(("runs:/", "models:/")):
         raise AgentError(f"{path!r} is a URI, not a local directory; load it with fin_meta.load_agent")
     manifest = read_manifest(path)
-    cls = agent_class(manifest["algo"])
-    return cls.load(path)
+    if manifest["algo"] not in ALGOS:
+        raise AgentError(f"{Path(path) / MANIFEST_FILE}: unknown algo {manifest['algo']!r}; known: {sorted(ALGOS)}")
+    return agent_class(manifest["algo"]).load(path)

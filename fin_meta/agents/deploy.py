@@ -26,6 +26,7 @@ from fin_meta.envs.config import EnvConfig
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.ledger import DISCRETE_LEVELS
 from fin_meta.envs.rewards import LOG_FLOOR
+from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import DataError
 
 __all__ = [
@@ -91,12 +92,6 @@ class EpisodeLog:
     final_feedback: Feedback
 
 
-def _env(prices: pd.DataFrame, config: EnvConfig, device: torch.device):
-    from fin_meta.envs.vector_env import VectorTradingEnv
-
-    return VectorTradingEnv(prices, 1, device=device, config=config, final_obs=True)
-
-
 def play_episodes(
     prices: pd.DataFrame,
     config: EnvConfig,
@@ -109,7 +104,7 @@ def play_episodes(
     """Play consecutive episodes `(start bar, decisions)` of `prices` with one env; the policy's
     state carries across them (its owner resets it). Position and equity restart at each
     episode, as in training. One Python step per bar (this is deployment, one env)."""
-    env = _env(prices, config, device)
+    env = VectorTradingEnv(prices, 1, device=device, config=config, final_obs=True)
     fb = feedback or Feedback.initial(1, device)
     logs_pos, logs_eq, bars = [], [], []
     obs = info = None

@@ -11,18 +11,19 @@ Every problem on load is an `AgentError` that names it.
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fin_meta.agents import ALGOS
+from pydantic import BaseModel, ValidationError
+
 from fin_meta.constants import __version__
 from fin_meta.errors import AgentError
 from fin_meta.fileio import atomic_dir
 
 if TYPE_CHECKING:
     import torch
-    from pydantic import BaseModel
 
 __all__ = [
     "FORMAT_VERSION",
@@ -106,15 +107,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{path} was saved in agent format {version} by fin-meta "
             f"{manifest.get('fin_meta_version', '?')}; this fin-meta reads format <= {FORMAT_VERSION}: upgrade fin-meta"
         )
-    if manifest["algo"] not in ALGOS:
-        raise AgentError(f"{file}: unknown algo {manifest['algo']!r}; known: {sorted(ALGOS)}")
     return manifest
 
 
 def validate_model(model_cls: type[BaseModel], data: Any, what: str, path: str | Path) -> BaseModel:
     """`model_cls.model_validate(data)`, any validation problem re-raised as `AgentError`."""
-    from pydantic import ValidationError
-
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
@@ -124,8 +121,6 @@ def validate_model(model_cls: type[BaseModel], data: Any, what: str, path: str |
 def read_weights(path: str | Path, names: tuple[str, ...] = ()) -> dict[str, dict[str, torch.Tensor]]:
     """Load `weights.pt` on CPU with `weights_only=True`; check that every name in `names` is
     present."""
-    import pickle
-
     import torch
 
     file = Path(path) / WEIGHTS_FILE

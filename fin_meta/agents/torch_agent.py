@@ -1,10 +1,15 @@
 """Plumbing shared by the torch agents (a mixin, no deeper hierarchy): settings coercion, seeded
-network construction, the deployment walk-forward, the context-episode meta-test protocol,
-save / load in the common format, and the per-iteration progress loop.
+network construction, the training loop, the deployment walk-forward, the context-episode
+meta-test protocol, save / load in the common format, and the per-iteration progress loop.
 
 An agent class sets `algo`, `config_cls` and implements `build_network()` (called once, under a
 fixed seed) and `step_policy()` (a fresh deterministic `StepPolicy`, its state reset); set
 `stateful = False` when the policy has no memory (the adaptation curve is then flat).
+
+Training (`fit`) is collect, then update, as Stable-Baselines3's `collect_rollouts()` /
+`train()`: `fit_context(sampler, rng, gen)` builds what one `fit` call shares (a `FitContext`:
+env, buffers, optimiser...), then every iteration is `update(collect(sampler, ctx), ctx)`:
+`collect` plays the iteration's rollouts, `update` learns from them and returns its metrics.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ValidationError
+from tqdm.auto import tqdm
 
 from fin_meta.agents.base import Callback
 from fin_meta.agents.deploy import StepPolicy, mean_log_return, play_episodes, walk_forward
+from fin_meta.agents.networks import Normalizer
 from fin_meta.agents.normalization import observation_stats
-from fin_meta.agents.ppo.core import PPOLossWeights
 from fin_meta.agents.serialization import (
     load_module_state,
     read_manifest,
@@ -37,16 +43,10 @@ from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH, EnvConfig, make_config,
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.errors import AgentError, ConfigError, DataError
 from fin_meta.seeding import numpy_generator, torch_generator
+from fin_meta.tasks import TaskSampler
 
-__all__ = [
-    "TorchAgent",
-    "FitContext",
-    "coerce_hparams",
-    "coerce_env_config",
-    "seeded",
-    "cpu_threads",
-    "run_iterations",
-]
+__all__ = ["TorchAgent", "FitContext", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads",
+           "run_iterations"]
 
 
 def coerce_env_config(env_config: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
@@ -104,8 +104,6 @@ def run_iterations(
     """Call `one_iteration(i)` `iterations` times under a tqdm bar; adds `iteration`,
     `env_steps` (cumulative), `time_s` and `env_steps_per_s` (learning included) to its metrics
     and hands them to `callback(i, metrics)`."""
-    from tqdm.auto import tqdm
-
     if iterations < 1:
         raise ConfigError(f"iterations={iterations}: train for at least one iteration")
     history: list[dict[str, float]] = []
@@ -131,13 +129,14 @@ def run_iterations(
 
 @dataclass
 class FitContext:
-    """What one `fit` call hands to the agent's iteration: the task generator (numpy), the
-    sampling / minibatch generator (torch, on the device), the optimiser and loss weights."""
+    """What one `fit` call shares across its iterations; agents extend it (env, buffers, loss
+    weights...). `rng`: the task generator (numpy); `gen`: the action-sampling / minibatch
+    generator (torch, on the device); `env_steps_per_iteration`: env steps one iteration takes."""
 
     rng: np.random.Generator
     gen: torch.Generator
     optimizer: torch.optim.Optimizer
-    weights: PPOLossWeights
+    env_steps_per_iteration: int
 
 
 class TorchAgent:
@@ -175,23 +174,44 @@ class TorchAgent:
         """A fresh deterministic policy (state reset) for deployment and the meta-test."""
         raise NotImplementedError
 
-    def make_iteration(self, sampler: Any, ctx: FitContext) -> tuple[Callable[[int], dict[str, float]], int]:
-        """`(one_iteration, env_steps_per_iteration)` for training on `sampler`'s tasks."""
+    def fit_context(self, sampler: TaskSampler, rng: np.random.Generator, gen: torch.Generator) -> FitContext:
+        """What one `fit` call on `sampler`'s tasks shares across its iterations (checks that
+        the sampler can serve the agent's tasks, naming the fix when it cannot)."""
         raise NotImplementedError
 
+    def collect(self, sampler: TaskSampler, ctx: FitContext) -> Any:
+        """Play one iteration's rollouts on freshly sampled tasks (no learning): the rollout
+        `update` learns from (each agent defines its own)."""
+        raise NotImplementedError
+
+    def update(self, rollout: Any, ctx: FitContext) -> dict[str, float]:
+        """Learn from one collected rollout; returns the iteration's metrics."""
+        raise NotImplementedError
+
+    @property
+    def input_normalizer(self) -> Normalizer:
+        """The network's fixed input scaling (fitted on the first `fit` call's prices)."""
+        return self.net.norm
+
     # -- training ----------------------------------------------------------------------------
+    def train_iteration(self, sampler: TaskSampler, ctx: FitContext) -> dict[str, float]:
+        """One training iteration: `update(collect(sampler, ctx), ctx)`; returns its metrics."""
+        return self.update(self.collect(sampler, ctx), ctx)
+
     def fit(
         self,
-        sampler: Any,
+        sampler: TaskSampler,
         *,
         iterations: int,
         callback: Callback | None = None,
         progress: bool = True,
     ) -> list[dict[str, float]]:
-        """Train for `iterations` iterations on the `TaskSampler`'s tasks (see the agent's
-        module docstring); returns the per-iteration metrics, also given to
-        `callback(i, metrics)`. Input scaling is fitted on the sampler's (training) prices at
-        the first call and fixed from then on; a later call continues training."""
+        """Train for `iterations` iterations of `update(collect(sampler, ctx), ctx)` on the
+        `TaskSampler`'s tasks (built with `window >=` the env's); returns the per-iteration
+        metrics (the agent's `update` documents its own; `run_iterations` adds env steps and
+        timings), also given to `callback(i, metrics)`. Input scaling is fitted on the
+        sampler's (training) prices at the first call and fixed from then on; a later call
+        continues training with fresh seeded streams."""
         if sampler.window < self.env_config.window:
             raise ConfigError(
                 f"the TaskSampler was built with window={sampler.window} but the agent's env uses "
@@ -199,19 +219,13 @@ class TorchAgent:
             )
         if self.iterations_trained == 0:
             mean, std = observation_stats(sampler.prices, self.env_config)
-            self.net.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
+            self.input_normalizer.set(torch.as_tensor(mean), torch.as_tensor(std))
         self.episode_length = sampler.episode_length
-        h = self.hparams
-        seed = h.seed + self.iterations_trained  # a later call continues with fresh, seeded streams
-        ctx = FitContext(
-            rng=numpy_generator(seed),
-            gen=torch_generator(seed, self.device),
-            optimizer=self.optimizer(),
-            weights=PPOLossWeights(h.clip_coef, h.value_coef, h.entropy_coef, h.normalize_advantages),
-        )
-        one_iteration, steps = self.make_iteration(sampler, ctx)
+        seed = self.hparams.seed + self.iterations_trained  # a later call continues with fresh, seeded streams
+        ctx = self.fit_context(sampler, numpy_generator(seed), torch_generator(seed, self.device))
         with self.threads():
-            history = run_iterations(iterations, one_iteration, env_steps_per_iteration=steps,
+            history = run_iterations(iterations, lambda _: self.train_iteration(sampler, ctx),
+                                     env_steps_per_iteration=ctx.env_steps_per_iteration,
                                      callback=callback, progress=progress, desc=self.algo)
         self.history += history
         self.iterations_trained += len(history)

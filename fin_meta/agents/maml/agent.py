@@ -1,27 +1,23 @@
 """MAML for trading: a policy initialisation that a few policy-gradient steps on the most
 recent bars adapt to the current regime.
 
-Meta-training (`fit`), per iteration:
+Meta-training (`fit`), per iteration (`collect`: steps 1-2; `update`: steps 3-5):
 
 1. draw M tasks (`TaskSampler.sample_task_arrays`, regimes balanced): windows of
    `support_length + query_length` decisions inside one regime segment;
 2. roll the meta-policy theta out on each task's SUPPORT window (the first `support_length`
    decisions) in a `VectorTradingEnv` of M x E envs (`set_tasks`);
 3. inner loop: k gradient-ascent steps of each task's own copy of the parameters on its
-   support objective, all tasks at once (`maml_core.inner_adapt`: per-task parameter tensors,
+   support objective, all tasks at once (`maml.core.inner_adapt`: per-task parameter tensors,
    `torch.func.vmap` over `functional_call`, one `autograd.grad` for every task);
 4. roll each adapted policy out on its QUERY window (the `query_length` decisions that follow);
 5. outer step: Adam on theta (and the Meta-SGD inner step sizes) to maximise the adapted
    policies' query objective, differentiating through the inner loop (second order) or not
    (`first_order=True`).
 
-Objectives: every bar's net log return g (costs included, whatever `env_config.reward` says) is
-scored as the mean-variance utility `g - risk_aversion/2 * g^2`. `estimator="pathwise"` (default):
-the exact gradient of the window's mean utility with respect to the deterministic positions (a
-trader's positions do not move prices, so the return is a known differentiable function of them;
-observations are the rollout's); the inner objective is divided by the support window's return
-volatility (so one step size suits calm and volatile regimes). `estimator="score"`: REINFORCE
-with a per-bar baseline over E sampled rollouts per task.
+Objectives (`fin_meta.agents.maml.objectives`): every bar's net log return g, costs included,
+scored as the mean-variance utility `g - risk_aversion/2 * g^2`, by its exact pathwise gradient
+(default) or by REINFORCE (`estimator="score"`).
 
 Deployment (`positions`): walk forward with the meta-policy; at bar p = `window +
 adapt_window` and every `adapt_every` bars after (plus, optionally, where the causal regime
@@ -34,66 +30,71 @@ Meta-test (`adaptation_curve`): see its docstring.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from fin_meta.agents.deploy import Feedback, walk_forward
 from fin_meta.agents.maml.config import MAMLConfig
 from fin_meta.agents.maml.core import (
+    MAMLNet,
     Params,
     PolicyMLP,
     acting_means,
     expand_params,
-    gaussian_log_prob,
     inner_adapt,
-    pathwise_log_returns,
-    policy_means,
-    score_surrogate,
-    squash,
 )
+from fin_meta.agents.maml.objectives import TradingObjectives
 from fin_meta.agents.maml.rollout import Batch, ReturnsTable, rollout, select_params
-from fin_meta.agents.normalization import observation_stats
-from fin_meta.agents.torch_agent import TorchAgent, run_iterations
+from fin_meta.agents.networks import Normalizer
+from fin_meta.agents.torch_agent import FitContext, TorchAgent
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.seeding import numpy_generator, torch_generator
+from fin_meta.regimes import detect_regimes
+from fin_meta.seeding import torch_generator
+from fin_meta.tasks import TaskSampler
 
-__all__ = ["MAMLAgent"]
-
-_VOL_FLOOR = 1e-4  # floor of the support window's return std in the inner objective
-
-
-class MAMLNet(nn.Module):
-    """What MAML learns: the policy's initialisation theta and the inner step sizes (one per
-    parameter tensor or per scalar parameter; stored as logs, kept positive)."""
-
-    def __init__(self, obs_size: int, hp: MAMLConfig) -> None:
-        super().__init__()
-        self.policy = PolicyMLP(obs_size, hp.hidden_sizes, hp.activation, log_std=math.log(hp.action_std))
-        self.log_step = nn.ParameterDict({
-            _key(n): nn.Parameter(torch.full(p.shape if hp.step_sizes == "per_parameter" else (),
-                                             math.log(hp.inner_lr)), requires_grad=hp.learn_inner_lr)
-            for n, p in self.policy.named_parameters()
-        })
+__all__ = ["MAMLAgent", "MAMLFitContext", "SupportRollout"]
 
 
 class _AdaptedPolicy:
     """Deployment `StepPolicy`: at decision bar t, the parameters of the latest adaptation
     completed by close t (`which[t - first]` indexes `sets`; 0 = the meta-policy theta)."""
 
-    def __init__(self, agent: MAMLAgent, sets: list[Params], which: np.ndarray, first: int) -> None:
-        self.agent, self.sets, self.which, self.first = agent, sets, which, first
+    def __init__(self, objectives: TradingObjectives, sets: list[Params], which: np.ndarray, first: int) -> None:
+        self.objectives, self.sets, self.which, self.first = objectives, sets, which, first
 
     def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
         params = self.sets[self.which[int(feedback.bar[0]) - self.first]]
-        return self.agent._squash(acting_means(self.agent.net.policy, params, obs_NO.view(1, 1, -1))).reshape(1)
+        means = acting_means(self.objectives.policy, params, obs_NO.view(1, 1, -1))
+        return self.objectives.squash(means).reshape(1)
+
+
+@dataclass
+class MAMLFitContext(FitContext):
+    """What one MAML `fit` call shares across its meta steps: the env of M x E envs
+    (`meta_batch_size x envs_per_task`) and the sampler's returns table. Exploration draws
+    (score estimator) come from the agent's own generator, not from `gen`."""
+
+    env: VectorTradingEnv
+    returns: ReturnsTable
+
+
+@dataclass
+class SupportRollout:
+    """The collected half of a meta step: the M tasks (`asset_m`, support start bars
+    `start_m`), theta's per-task copies `params_m` (views attached to theta) and their
+    rollout `batch` on the support windows."""
+
+    asset_m: torch.Tensor
+    start_m: torch.Tensor
+    params_m: Params
+    batch: Batch
 
 
 class MAMLAgent(TorchAgent):
@@ -133,7 +134,7 @@ class MAMLAgent(TorchAgent):
 
     def step_sizes(self) -> Params:
         """Inner step sizes per parameter tensor (positive; scalars or the tensor's shape)."""
-        return {n: self.net.log_step[_key(n)].exp() for n, _ in self.net.policy.named_parameters()}
+        return self.net.step_sizes()
 
     def _task_params(self, m: int, *, requires_grad: bool) -> Params:
         """Per-task copies of theta: views that back-propagate into theta when training, or
@@ -143,50 +144,14 @@ class MAMLAgent(TorchAgent):
         return {n: p.detach().unsqueeze(0).expand(m, *p.shape).requires_grad_()
                 for n, p in self.theta().items()}
 
-    def _squash(self, u: torch.Tensor) -> torch.Tensor:
-        return squash(u, self.env_config.max_position, self.env_config.allow_short)
+    @property
+    def objectives(self) -> TradingObjectives:
+        """The inner / outer objectives under the current settings."""
+        return TradingObjectives(self.net.policy, self.env_config, self.hparams)
 
-    # ------------------------------------------------------------------ objectives
-    def _log_returns(self, params_m: Params, batch: Batch) -> torch.Tensor:
-        """Per-bar net log returns [M, E, T] of the deterministic policies on the batch's bars."""
-        pos = self._squash(policy_means(self.policy, params_m, batch.obs))
-        start = torch.zeros(pos.shape[:-1], dtype=torch.float64, device=pos.device)
-        return pathwise_log_returns(pos, batch.r_next, self.env_config.cost, start)
-
-    def _utility(self, g: torch.Tensor) -> torch.Tensor:
-        """Per-bar mean-variance utility of net log returns `g`: g - risk_aversion/2 * g^2."""
-        return g - 0.5 * self.hparams.risk_aversion * g * g
-
-    def _mean_log_return(self, params_m: Params, batch: Batch) -> torch.Tensor:
-        """Mean per-bar net log return [M] of the deterministic policies on the batch's bars."""
-        return self._log_returns(params_m, batch).mean(dim=(1, 2))
-
-    def _mean_utility(self, params_m: Params, batch: Batch) -> torch.Tensor:
-        """Mean per-bar utility [M] of the deterministic policies on the batch's bars."""
-        return self._utility(self._log_returns(params_m, batch)).mean(dim=(1, 2))
-
-    def _score(self, params_m: Params, batch: Batch) -> torch.Tensor:
-        """REINFORCE surrogate [M] of the batch's sampled actions under `params_m`."""
-        mean = policy_means(self.policy, params_m, batch.obs)
-        log_std = params_m["log_std"].view(-1, 1, 1)
-        rewards = self._utility(self._rewards(batch)) * self.hparams.reward_scale
-        return score_surrogate(gaussian_log_prob(batch.u, mean, log_std), rewards)
-
-    def _rewards(self, batch: Batch) -> torch.Tensor:
-        """Net log returns [M, E, T] the batch's executed positions earned (as the env's rewards)."""
-        start = torch.zeros(batch.positions.shape[:-1], dtype=torch.float64, device=batch.positions.device)
-        return pathwise_log_returns(batch.positions, batch.r_next, self.env_config.cost, start).float()
-
-    def _inner_objective(self, batch: Batch) -> Callable[[Params], torch.Tensor]:
-        if self.hparams.estimator == "score":
-            return lambda p: self._score(p, batch)
-        vol = batch.r_next[:, 0].std(dim=-1).clamp_min(_VOL_FLOOR)  # [M]
-        return lambda p: self._mean_utility(p, batch) / vol
-
-    def _outer_objective(self, params_m: Params, batch: Batch) -> torch.Tensor:
-        if self.hparams.estimator == "score":
-            return self._score(params_m, batch)
-        return self._mean_utility(params_m, batch) * self.hparams.reward_scale
+    @property
+    def input_normalizer(self) -> Normalizer:
+        return self.net.policy.norm
 
     # ------------------------------------------------------------------ training
     def _noise(self, params_m: Params) -> torch.Tensor | None:
@@ -213,69 +178,53 @@ class MAMLAgent(TorchAgent):
                  for b in starts]
         return torch.stack(draws, dim=1).to(self.device)
 
-    def fit(
-        self,
-        sampler: Any,
-        *,
-        iterations: int,
-        callback: Callable[[int, dict[str, float]], Any] | None = None,
-        progress: bool = True,
-    ) -> list[dict[str, float]]:
-        """Meta-train for `iterations` outer steps on tasks from `sampler` (a
-        `fin_meta.tasks.TaskSampler` built with the same `window`). Returns per-iteration metrics
-        (`query_return` = mean per-bar net log return of the adapted policies on their query
-        windows, `support_return_pre` / `support_return_post` before / after adaptation,
-        `episode_return` = the query window's total, `loss`, `grad_norm`, `inner_lr`, plus
-        `env_steps` (cumulative) and `env_steps_per_s`, learning included)."""
-        hp, cfg = self.hparams, self.env_config
-        if sampler.window != cfg.window:
-            raise ConfigError(f"the task sampler was built with window={sampler.window} but the agent's "
-                              f"env window is {cfg.window}; build TaskSampler(..., window={cfg.window})")
-        frames = list(sampler.prices)
-        if self.iterations_trained == 0:  # input scaling from the training prices, fixed from then on
-            mean, std = observation_stats(frames, cfg)
-            self.net.policy.norm.set(torch.as_tensor(mean), torch.as_tensor(std))
-        m, e = hp.meta_batch_size, hp.envs_per_task
-        env = VectorTradingEnv(frames, m * e, device=self.device, seed=hp.seed, config=cfg)
-        returns = ReturnsTable(frames, self.device)
-        rng = numpy_generator(hp.seed + self.iterations_trained)  # a later call: fresh seeded draws
-        self.net.train()
-        history = run_iterations(
-            iterations, lambda _: self._meta_step(env, returns, sampler, rng),
-            env_steps_per_iteration=m * e * (hp.support_length + hp.query_length),
-            callback=callback, progress=progress, desc="maml",
-        )
-        self.history += history
-        self.iterations_trained += len(history)
-        self.net.eval()
-        return history
-
-    def _meta_step(self, env: VectorTradingEnv, returns: ReturnsTable, sampler: Any,
-                   rng: np.random.Generator) -> dict[str, float]:
-        """One outer step (see the module docstring)."""
+    def fit_context(self, sampler: TaskSampler, rng: np.random.Generator, gen: torch.Generator) -> MAMLFitContext:
+        """M x E envs over the sampler's prices and their returns table."""
         hp = self.hparams
-        s_len, q_len = hp.support_length, hp.query_length
-        asset, start, _, _ = sampler.sample_task_arrays(hp.meta_batch_size, rng, length=s_len + q_len)
+        m, e = hp.meta_batch_size, hp.envs_per_task
+        env = VectorTradingEnv(sampler.prices, m * e, device=self.device, seed=hp.seed, config=self.env_config)
+        self.net.train()
+        return MAMLFitContext(rng=rng, gen=gen, optimizer=self.optimizer(),
+                              env_steps_per_iteration=m * e * (hp.support_length + hp.query_length),
+                              env=env, returns=ReturnsTable(sampler.prices, self.device))
+
+    def collect(self, sampler: TaskSampler, ctx: MAMLFitContext) -> SupportRollout:
+        """Draw M tasks (support + query windows in one regime segment) and roll theta's
+        per-task copies out on their support windows."""
+        hp = self.hparams
+        asset, start, _, _ = sampler.sample_task_arrays(hp.meta_batch_size, ctx.rng,
+                                                        length=hp.support_length + hp.query_length)
         asset_m = torch.as_tensor(asset, device=self.device)
         start_m = torch.as_tensor(start, device=self.device)
         params_m = self._task_params(hp.meta_batch_size, requires_grad=True)
-        support = rollout(env, self.policy, params_m, asset_m, start_m, s_len, returns, envs_per_task=hp.envs_per_task,
-                          noise_std_m=self._noise(params_m), noise_tme=self._train_draws(s_len))
-        history = inner_adapt(params_m, self.step_sizes(), self._inner_objective(support), hp.inner_steps,
+        batch = rollout(ctx.env, self.policy, params_m, asset_m, start_m, hp.support_length, ctx.returns,
+                        envs_per_task=hp.envs_per_task, noise_std_m=self._noise(params_m),
+                        noise_tme=self._train_draws(hp.support_length))
+        return SupportRollout(asset_m, start_m, params_m, batch)
+
+    def update(self, support: SupportRollout, ctx: MAMLFitContext) -> dict[str, float]:
+        """Adapt each task's copy on its support rollout, roll the adapted policies out on the
+        query windows, one outer Adam step. Metrics: `query_return` (mean per-bar net log return
+        of the adapted policies on their query windows), `episode_return` (the query window's
+        total), `support_return_pre` / `support_return_post` (before / after adaptation),
+        `loss`, `grad_norm`, `inner_lr` (mean inner step size)."""
+        hp, objectives = self.hparams, self.objectives
+        q_len = hp.query_length
+        history = inner_adapt(support.params_m, self.step_sizes(), objectives.inner(support.batch), hp.inner_steps,
                               create_graph=not hp.first_order)
         adapted = history[-1]
-        query = rollout(env, self.policy, adapted, asset_m, start_m + s_len, q_len, returns, envs_per_task=hp.envs_per_task,
-                        noise_std_m=self._noise(adapted), noise_tme=self._train_draws(q_len))
-        loss = -self._outer_objective(adapted, query).mean()
-        optimizer = self.optimizer()
-        optimizer.zero_grad(set_to_none=True)
+        query = rollout(ctx.env, self.policy, adapted, support.asset_m, support.start_m + hp.support_length, q_len,
+                        ctx.returns, envs_per_task=hp.envs_per_task, noise_std_m=self._noise(adapted),
+                        noise_tme=self._train_draws(q_len))
+        loss = -objectives.outer(adapted, query).mean()
+        ctx.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), hp.max_grad_norm)
-        optimizer.step()
+        ctx.optimizer.step()
         with torch.no_grad():
-            pre = self._mean_log_return(params_m, support).mean()
-            post = self._mean_log_return(adapted, support).mean()
-            q_ret = self._rewards(query).mean(dim=(1, 2))
+            pre = objectives.mean_log_return(support.params_m, support.batch).mean()
+            post = objectives.mean_log_return(adapted, support.batch).mean()
+            q_ret = objectives.executed_log_returns(query).mean(dim=(1, 2))
         return {
             "loss": float(loss.detach()),
             "query_return": float(q_ret.mean()),
@@ -301,7 +250,7 @@ class MAMLAgent(TorchAgent):
                           envs_per_task=self.hparams.envs_per_task, noise_std_m=self._noise(params_m),
                           noise_tme=self._window_draws(starts, length))
         sizes = {n: s.detach() for n, s in self.step_sizes().items()}
-        history = inner_adapt(params_m, sizes, self._inner_objective(support), steps, create_graph=False)
+        history = inner_adapt(params_m, sizes, self.objectives.inner(support), steps, create_graph=False)
         return [{n: p.detach() for n, p in h.items()} for h in history]
 
     def adaptation_points(self, prices: pd.DataFrame) -> np.ndarray:
@@ -313,8 +262,6 @@ class MAMLAgent(TorchAgent):
             return np.zeros(0, dtype=np.int64)
         points = np.arange(first, n_bars, hp.adapt_every, dtype=np.int64)
         if hp.adapt_on_regime_change:
-            from fin_meta.regimes import detect_regimes
-
             lab = detect_regimes(prices, method=hp.regime_method, causal=True).to_numpy()
             change = np.flatnonzero((lab[1:] != lab[:-1]) & (lab[1:] >= 0)) + 1
             points = np.union1d(points, change[change >= first])
@@ -339,7 +286,7 @@ class MAMLAgent(TorchAgent):
             sets += [select_params(adapted, torch.tensor([i], device=self.device)) for i in range(points.size)]
         # parameters in force at each decision bar: 0 = theta, i = after the i-th adaptation
         which = np.searchsorted(points, np.arange(w, n_bars), side="right")
-        values = walk_forward(prices, cfg, _AdaptedPolicy(self, sets, which, w), device=self.device)
+        values = walk_forward(prices, cfg, _AdaptedPolicy(self.objectives, sets, which, w), device=self.device)
         return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
 
     def context_bars(self, steps: Sequence[int]) -> int:
@@ -380,10 +327,6 @@ class MAMLAgent(TorchAgent):
         env = VectorTradingEnv(prices, len(ks), device=self.device, seed=self.hparams.seed, config=cfg)
         zeros = torch.zeros(len(ks), dtype=torch.long, device=self.device)
         evaluation = rollout(env, self.policy, params, zeros, zeros + eval_start, n_eval, returns)
-        values = self._rewards(evaluation).mean(dim=(1, 2))
+        values = self.objectives.executed_log_returns(evaluation).mean(dim=(1, 2))
         return {k: float(v) for k, v in zip(ks, values.tolist(), strict=True)}
 
-
-def _key(name: str) -> str:
-    """ParameterDict keys may not contain dots."""
-    return name.replace(".", "__")

@@ -1,5 +1,5 @@
-"""MAML's functional core: per-task parameters, batched policy evaluation, the trading
-objectives and the inner (adaptation) loop. Torch only; no environment, no pandas.
+"""MAML's functional core: the learned network (policy + inner step sizes), per-task
+parameters, batched policy evaluation, pathwise returns and the inner (adaptation) loop. Torch only; no environment, no pandas.
 
 Vectorisation across tasks: the meta-parameters theta (a `dict` name -> tensor) are expanded to
 per-task copies `params_M` (name -> [M, *shape], a view of theta, so gradients flow back), and the
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from fin_meta.agents.maml.config import MAMLConfig
 from fin_meta.agents.networks import Normalizer, mlp
 from fin_meta.envs.ledger import trade
 from fin_meta.envs.rewards import log_return
@@ -29,6 +30,7 @@ from fin_meta.envs.rewards import log_return
 __all__ = [
     "Params",
     "PolicyMLP",
+    "MAMLNet",
     "expand_params",
     "policy_means",
     "acting_means",
@@ -58,6 +60,30 @@ class PolicyMLP(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.body(self.norm(obs)).squeeze(-1)
+
+
+class MAMLNet(nn.Module):
+    """What MAML learns: the policy's initialisation theta and the inner step sizes (one per
+    parameter tensor or per scalar parameter; stored as logs, kept positive)."""
+
+    def __init__(self, obs_size: int, hp: MAMLConfig) -> None:
+        super().__init__()
+        self.policy = PolicyMLP(obs_size, hp.hidden_sizes, hp.activation, log_std=math.log(hp.action_std))
+        self.log_step = nn.ParameterDict({
+            _step_key(n): nn.Parameter(torch.full(p.shape if hp.step_sizes == "per_parameter" else (),
+                                                  math.log(hp.inner_lr)), requires_grad=hp.learn_inner_lr)
+            for n, p in self.policy.named_parameters()
+        })
+
+    def step_sizes(self) -> Params:
+        """Inner step sizes per parameter tensor of the policy (positive; scalars or the
+        tensor's shape)."""
+        return {n: self.log_step[_step_key(n)].exp() for n, _ in self.policy.named_parameters()}
+
+
+def _step_key(name: str) -> str:
+    """The `log_step` key of policy parameter `name` (ParameterDict keys may not contain dots)."""
+    return name.replace(".", "__")
 
 
 def expand_params(theta: Params, m: int) -> Params:

@@ -1,5 +1,6 @@
 """PPO machinery shared by the pooled PPO baseline and RL² (and reusable by other agents):
-a preallocated rollout buffer, GAE(lambda), the clipped-surrogate loss and the minibatch update.
+a preallocated rollout buffer, GAE(lambda), the clipped-surrogate loss, the minibatch update and
+the `fit` context of a PPO-trained agent (`PPOFitContext`, `PPOFitContext.update`).
 
 The update works on *units* along axis 0 of the batch tensors: single env-steps for feed-forward
 PPO (tensors `[T*N, ...]`) or whole trial sequences for recurrent PPO (tensors `[N, T, ...]`),
@@ -11,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "ppo_update", "PPOLossWeights"]
+from fin_meta.agents.ppo.config import PPOLossConfig
+from fin_meta.agents.torch_agent import FitContext
+from fin_meta.envs.vector_env import VectorTradingEnv
+
+__all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "ppo_update", "PPOLossWeights", "PPOFitContext"]
 
 
 class RolloutBuffer:
@@ -90,6 +96,11 @@ class PPOLossWeights:
     value_coef: float = 0.5
     entropy_coef: float = 0.0
     normalize_advantages: bool = True
+
+    @classmethod
+    def from_config(cls, hparams: PPOLossConfig) -> PPOLossWeights:
+        """The weights an agent's PPO settings give."""
+        return cls(hparams.clip_coef, hparams.value_coef, hparams.entropy_coef, hparams.normalize_advantages)
 
 
 def ppo_loss(
@@ -172,3 +183,43 @@ def ppo_update(
         if target_kl is not None and float(totals["approx_kl"] / count) > target_kl:
             break
     return {k: float(v / count) for k, v in totals.items()}
+
+
+@dataclass
+class PPOFitContext(FitContext):
+    """What one `fit` call of a PPO-trained agent shares across its iterations: besides the
+    generators and the optimiser, the env its rollouts run in (`num_envs` envs), the rollout
+    buffer, the loss weights and the agent's PPO settings."""
+
+    env: VectorTradingEnv
+    buffer: RolloutBuffer
+    weights: PPOLossWeights
+    hparams: PPOLossConfig
+
+    @classmethod
+    def create(
+        cls,
+        hparams: PPOLossConfig,
+        env: VectorTradingEnv,
+        *,
+        steps: int,
+        input_size: int,
+        rng: np.random.Generator,
+        gen: torch.Generator,
+        optimizer: torch.optim.Optimizer,
+    ) -> PPOFitContext:
+        """A context for rollouts of `steps` steps in each env of `env`, storing network inputs
+        of `input_size` (the env's action space sets the buffer's action dtype)."""
+        buffer = RolloutBuffer(steps, env.num_envs, input_size, device=env.device,
+                               discrete=env.config.action == "discrete")
+        return cls(rng=rng, gen=gen, optimizer=optimizer, env_steps_per_iteration=steps * env.num_envs,
+                   env=env, buffer=buffer, weights=PPOLossWeights.from_config(hparams), hparams=hparams)
+
+    def update(self, evaluate: Evaluate, batch: dict[str, torch.Tensor],
+               parameters: Iterable[nn.Parameter]) -> dict[str, float]:
+        """`ppo_update` of `parameters` over `batch` with this fit's optimiser, loss weights,
+        generator and PPO settings (epochs, minibatches, gradient clip, target KL)."""
+        h = self.hparams
+        return ppo_update(evaluate, batch, self.optimizer, parameters, weights=self.weights, epochs=h.epochs,
+                          minibatches=h.minibatches, max_grad_norm=h.max_grad_norm, generator=self.gen,
+                          target_kl=h.target_kl)

@@ -20,6 +20,7 @@ import torch
 from fin_meta.agents.deploy import Feedback, action_to_position, play_episodes
 from fin_meta.envs.config import EnvConfig
 from fin_meta.envs.features import first_decision_bar
+from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import ConfigError, DataError
 
 __all__ = ["trial_positions"]
@@ -59,8 +60,6 @@ def trial_positions(
 def _trial_ends(prices: pd.DataFrame, config: EnvConfig, policy, starts: np.ndarray, length: int,
                 episodes: int, device: torch.device) -> np.ndarray:
     """The decision at the last bar of the trials that start at `starts` (one env each)."""
-    from fin_meta.envs.vector_env import VectorTradingEnv
-
     n = len(starts)
     env = VectorTradingEnv(prices, n, device=device, config=config, final_obs=True)
     asset = np.zeros(n, dtype=np.int64)
