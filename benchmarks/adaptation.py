@@ -21,18 +21,23 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fin_meta.config.yaml_io import parse_override
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.data import synthetic_regimes
+from fin_meta.errors import ConfigError
+from fin_meta.metatest import adaptation_curves, summarise_curves
 from fin_meta.metrics import annualised_sharpe, bootstrap_ci
 from fin_meta.seeding import numpy_generator, seed_everything
 from fin_meta.sources.oracle import oracle_positions
 from fin_meta.tasks import TaskSampler, held_out_tasks
+from strategies import available_strategies, strategy_positions
 
 FEES, SLIPPAGE = 5e-4, 5e-4
 BLOCK = 21  # mean block length (bars) of the stationary bootstrap: returns are autocorrelated
@@ -77,9 +82,6 @@ def budget(quick: bool) -> Budget:
 def apply_overrides(b: Budget, overrides: list[str]) -> Budget:
     """`ALGO.KEY=VALUE` sets hparams[ALGO][KEY]; `iterations.ALGO=N` sets the training budget
     (values read as YAML, like `fin-meta run --set`)."""
-    from fin_meta.config.yaml_io import parse_override
-    from fin_meta.errors import ConfigError
-
     for item in overrides:
         try:
             ov = parse_override(item)
@@ -104,7 +106,7 @@ def paths(seeds: list[int], n_bars: int) -> list[tuple[pd.DataFrame, pd.Series]]
 
 def train(algo: str, sampler: TaskSampler, b: Budget, device: str, seed: int) -> tuple[Any, dict[str, float]]:
     """Train one agent; returns it and its wall time / env-step figures."""
-    from fin_meta.agents import make_agent
+    from fin_meta.agents import make_agent  # torch: slow to import
 
     agent = make_agent(algo, b.env, {**b.hparams[algo], "device": device, "seed": seed})
     t0 = time.perf_counter()
@@ -117,8 +119,7 @@ def train(algo: str, sampler: TaskSampler, b: Budget, device: str, seed: int) ->
 
 def best_rule(train_paths: list[tuple[pd.DataFrame, pd.Series]]) -> str:
     """The rule strategy (default parameters) with the best Sharpe on the training paths."""
-    from fin_meta.backtest.engine import backtest
-    from strategies import available_strategies, strategy_positions
+    from fin_meta.backtest.engine import backtest  # vectorbt: slow to import
 
     names = sorted(available_strategies())
     returns = []
@@ -131,8 +132,7 @@ def best_rule(train_paths: list[tuple[pd.DataFrame, pd.Series]]) -> str:
 
 def test_returns(agents: dict[str, Any], rule: str, test_paths: list[tuple[pd.DataFrame, pd.Series]]) -> pd.DataFrame:
     """Daily net strategy returns of every contender on the held-out paths (concatenated)."""
-    from fin_meta.backtest.engine import backtest
-    from strategies import strategy_positions
+    from fin_meta.backtest.engine import backtest  # vectorbt: slow to import
 
     frames = []
     for prices, labels in test_paths:
@@ -143,12 +143,13 @@ def test_returns(agents: dict[str, Any], rule: str, test_paths: list[tuple[pd.Da
     return pd.concat(frames, ignore_index=True)
 
 
-def paired_ci(a: np.ndarray, b: np.ndarray, fn, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
+def paired_ci(a: np.ndarray, b: np.ndarray, fn: Callable[[Any, Any], Any], rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
     """Block-bootstrap CI of fn(sharpe(a), sharpe(b)) resampling the SAME bars for both series
     (bootstrap_ci resamples bar indices; the statistic looks both series up)."""
     idx = np.arange(a.size, dtype=np.float64)
 
     def stat(res_idx: np.ndarray) -> np.ndarray:
+        """The statistic on one resample of bar indices."""
         i = res_idx.astype(np.int64)
         return fn(annualised_sharpe(a[i]), annualised_sharpe(b[i]))
 
@@ -165,10 +166,10 @@ def sharpe_table(returns: pd.DataFrame, rng: np.random.Generator) -> pd.DataFram
     return pd.DataFrame(rows, columns=["contender", "sharpe", "ci_low", "ci_high", "mean_annual_return"]).set_index("contender")
 
 
-def curves(agents: dict[str, Any], test_paths, b: Budget, rng: np.random.Generator) -> pd.DataFrame:
-    """Meta-test adaptation curves on held-out regime segments (long enough for every agent)."""
-    from fin_meta.metatest import adaptation_curves, summarise_curves
-
+def curves(agents: dict[str, Any], test_paths: list[tuple[pd.DataFrame, pd.Series]], b: Budget, rng: np.random.Generator) -> pd.DataFrame:
+    """Meta-test adaptation curves on the held-out regime segments of the true labels, as
+    `fin-meta run` defines them (`held_out_tasks`: runs under 200 bars merged into a neighbour,
+    at least 200 bars after the observation window: long enough for every agent)."""
     frames = [p for p, _ in test_paths]
     tasks = held_out_tasks(frames, [lab for _, lab in test_paths], window=b.env["window"], min_length=200)
     tasks = tasks[: b.max_segments]
@@ -179,6 +180,7 @@ def curves(agents: dict[str, Any], test_paths, b: Budget, rng: np.random.Generat
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark (see the module docstring for the options) and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke run")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")

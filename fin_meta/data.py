@@ -7,22 +7,24 @@ validated by `validate_prices`. The sources live in `fin_meta.sources` (one modu
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from fin_meta.errors import DataError
-from fin_meta.sources import SCHEMES, parse_source
+from fin_meta.sources import SCHEMES, csv_source, parse_source, sample, synthetic, yahoo
+from fin_meta.sources.dates import DateLike, parse_date
 from fin_meta.sources.describe import describe_prices
 from fin_meta.sources.paths import resolve_data_dir
 from fin_meta.sources.synthetic import SYNTHETIC_REGIMES, RegimeSpec, synthetic_regimes
 from fin_meta.sources.validate import format_date, require_bars, validate_prices
-from fin_meta.sources.yahoo import DateLike, fetch_yf
+from fin_meta.sources.yahoo import fetch_yf
 
 __all__ = [
     "load_prices",
@@ -38,12 +40,8 @@ __all__ = [
     "SCHEMES",
 ]
 
-_MODULES = {
-    "sample": "fin_meta.sources.sample",
-    "csv": "fin_meta.sources.csv_source",
-    "synthetic": "fin_meta.sources.synthetic",
-    "yf": "fin_meta.sources.yahoo",
-}
+_LOADERS: dict[str, ModuleType] = {"sample": sample, "csv": csv_source, "synthetic": synthetic, "yf": yahoo}
+"""Scheme -> the source module whose `load(name, **params)` returns its raw frame."""
 
 
 def load_prices(
@@ -80,8 +78,6 @@ def load_prices(
     repeated = sorted({s for s in sources if sources.count(s) > 1})
     if repeated:
         raise DataError(f"data source(s) listed twice: {', '.join(map(str, repeated))}")
-    from tqdm.auto import tqdm
-
     shared = {k: v for k, v in source_params.items() if k not in sources}
     bar = tqdm(sources, desc="data", unit="source", disable=not progress, file=sys.stderr)
     return {
@@ -117,10 +113,10 @@ def _load_one(
     params: dict[str, Any],
 ) -> pd.DataFrame:
     scheme, name = parse_source(source)
-    lo, hi = _bound(start, "start", source), _bound(end, "end", source)
+    lo, hi = parse_date(start, "start", source=source), parse_date(end, "end", source=source)
     if lo is not None and hi is not None and lo > hi:
         raise DataError(f"{source}: start {format_date(lo)} is after end {format_date(hi)}")
-    module = importlib.import_module(_MODULES[scheme])
+    module = _LOADERS[scheme]
     if scheme == "yf":
         raw = module.load(
             name, start=lo, end=hi, data_dir=data_dir, progress=progress,
@@ -133,20 +129,6 @@ def _load_one(
     require_bars(selected, min_bars, source=source)
     selected.attrs = {**prices.attrs, "source": source}
     return selected
-
-
-def _bound(value: DateLike, what: str, source: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise DataError(
-            f"{source}: cannot read {what}={value!r} as a date; use YYYY-MM-DD"
-        ) from exc
-    if ts is pd.NaT:
-        raise DataError(f"{source}: {what} is not a date ({value!r}); use YYYY-MM-DD")
-    return ts.tz_localize(None) if ts.tz is not None else ts
 
 
 def _select(

@@ -1,4 +1,5 @@
-"""Tasks: time splits with an embargo, regime segments as tasks, and a seeded task sampler.
+"""Tasks: regime segments as tasks, the held-out tasks of the meta-test, and a seeded task
+sampler. (Train / test periods are cut by `fin_meta.splits`.)
 
 A *task* is a window of bars of one asset that lies inside one regime segment. Indices are
 positions into that asset's prices frame (the frame the sampler was built on, usually the
@@ -9,6 +10,7 @@ window of `window` log returns ending at `s` is complete (it may reach back befo
 it only looks at the past).
 
 Training tasks may be grouped by hindsight (smoothed) labels; labels never enter observations.
+Runs and segments come from `fin_meta.regimes.segments` (the one run-length encoder).
 """
 
 from __future__ import annotations
@@ -20,134 +22,15 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.regimes.segments import label_runs
+from fin_meta.regimes.segments import held_out_runs, label_runs
 
 __all__ = [
-    "TimeSplit",
-    "split_periods",
     "Task",
-    "label_runs",
     "tasks_from_segments",
     "TaskSampler",
     "held_out_tasks",
     "tasks_to_arrays",
 ]
-
-
-# --------------------------------------------------------------------------- time splits
-
-
-def _ts(value: str | pd.Timestamp | None, name: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from exc
-
-
-@dataclass(frozen=True)
-class TimeSplit:
-    """Train / (validation) / test periods, inclusive dates, with an embargo of `embargo` bars.
-
-    * train: `train_start .. train_end` (`train_start=None`: from the first bar);
-    * val (optional): from `val_start` up to the last bar that is still `embargo` bars before the
-      first test bar;
-    * test: `test_start .. test_end` (`test_end=None`: to the last bar).
-
-    At least `embargo` bars lie strictly between consecutive periods (so rolling features and
-    labels of one period cannot see the next). Check it with `split(prices)`."""
-
-    train_end: pd.Timestamp
-    test_start: pd.Timestamp
-    train_start: pd.Timestamp | None = None
-    test_end: pd.Timestamp | None = None
-    val_start: pd.Timestamp | None = None
-    embargo: int = 21
-
-    def split(self, prices: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        """Cut `prices` into `{"train", ("val"), "test"}` frames. Raises `ConfigError` when the
-        periods are out of order or closer than the embargo, `DataError` when one is empty."""
-        if self.embargo < 0:
-            raise ConfigError(f"embargo={self.embargo} must be >= 0 bars")
-        idx = prices.index
-        if not isinstance(idx, pd.DatetimeIndex):
-            raise DataError("prices must have a DatetimeIndex named 'date' to be split by dates")
-        if self.train_end >= self.test_start:
-            raise ConfigError(
-                f"train_end={self.train_end.date()} must be before test_start={self.test_start.date()}"
-            )
-        if self.train_start is not None and self.train_start > self.train_end:
-            raise ConfigError(
-                f"train_start={self.train_start.date()} is after train_end={self.train_end.date()}"
-            )
-        if self.test_end is not None and self.test_end < self.test_start:
-            raise ConfigError(
-                f"test_end={self.test_end.date()} is before test_start={self.test_start.date()}"
-            )
-        if self.val_start is not None and not (self.train_end < self.val_start < self.test_start):
-            raise ConfigError(
-                f"val_start={self.val_start.date()} must lie between train_end="
-                f"{self.train_end.date()} and test_start={self.test_start.date()}"
-            )
-
-        lo = idx.searchsorted(self.train_start) if self.train_start is not None else 0
-        train_hi = idx.searchsorted(self.train_end, side="right")  # exclusive
-        test_lo = idx.searchsorted(self.test_start)
-        test_hi = idx.searchsorted(self.test_end, side="right") if self.test_end is not None else len(idx)
-        bounds: dict[str, tuple[int, int]] = {"train": (lo, train_hi)}
-        if self.val_start is not None:
-            bounds["val"] = (idx.searchsorted(self.val_start), test_lo - self.embargo)
-        bounds["test"] = (test_lo, test_hi)
-
-        for name, (a, b) in bounds.items():
-            if b <= a:
-                raise DataError(
-                    f"the {name} period is empty: no bars of the prices "
-                    f"({_span(idx)}) fall in it; move its dates"
-                )
-        names = list(bounds)
-        for prev, nxt in zip(names, names[1:], strict=False):
-            gap = bounds[nxt][0] - bounds[prev][1]  # bars strictly between the two periods
-            if gap < self.embargo:
-                raise ConfigError(
-                    f"only {gap} bars between the {prev} period (ends {idx[bounds[prev][1] - 1].date()}) "
-                    f"and the {nxt} period (starts {idx[bounds[nxt][0]].date()}); the embargo needs "
-                    f"{self.embargo}: start {nxt} later or end {prev} earlier"
-                )
-        return {name: prices.iloc[a:b] for name, (a, b) in bounds.items()}
-
-
-def _span(idx: pd.Index) -> str:
-    if len(idx) == 0:
-        return "no bars"
-    return f"{pd.Timestamp(idx[0]).date()} .. {pd.Timestamp(idx[-1]).date()}"
-
-
-def split_periods(
-    prices: pd.DataFrame,
-    *,
-    train_end: str | pd.Timestamp,
-    test_start: str | pd.Timestamp,
-    train_start: str | pd.Timestamp | None = None,
-    test_end: str | pd.Timestamp | None = None,
-    val_start: str | pd.Timestamp | None = None,
-    embargo: int = 21,
-) -> dict[str, pd.DataFrame]:
-    """Split one prices frame into train / (val) / test periods (dates inclusive) with at least
-    `embargo` bars between consecutive periods; see `TimeSplit`."""
-    split = TimeSplit(
-        train_end=_ts(train_end, "train_end"),
-        test_start=_ts(test_start, "test_start"),
-        train_start=_ts(train_start, "train_start"),
-        test_end=_ts(test_end, "test_end"),
-        val_start=_ts(val_start, "val_start"),
-        embargo=int(embargo),
-    )
-    return split.split(prices)
-
-
-# --------------------------------------------------------------------------- tasks
 
 
 @dataclass(frozen=True)
@@ -402,11 +285,15 @@ def held_out_tasks(
     window: int,
     min_length: int = 20,
 ) -> list[Task]:
-    """The held-out tasks: every labelled segment (maximal run, at least `min_length` bars) of
-    the test-period frames, whole, as one task each (start at bar `window` at the earliest)."""
-    _, _, label_list = _normalise_inputs(prices, labels)
+    """The held-out tasks of the test-period frames: one task per held-out segment
+    (`fin_meta.regimes.segments.held_out_runs`, the segments `fin-meta run` scores: runs shorter
+    than `min_length` bars merged into a neighbour, warm-up dropped, cut at bar `window` and
+    kept with at least `min_length` bars left), whole: decisions from its first bar to the one
+    before its last, settled at its last bar."""
+    _, frames, label_list = _normalise_inputs(prices, labels)
     tasks: list[Task] = []
-    for a, lab in enumerate(label_list):
-        first, last, label = label_runs(lab)
+    for a, (frame, lab) in enumerate(zip(frames, label_list, strict=True)):
+        series = lab if isinstance(lab, pd.Series) else pd.Series(np.asarray(lab), index=frame.index)
+        first, last, label = held_out_runs(series, min_length, start=window)
         tasks += _segment_tasks(a, first, last, label, min_length=min_length, window=window)
     return tasks

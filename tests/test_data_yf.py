@@ -137,6 +137,8 @@ def test_end_is_capped_at_yesterday(fake, tmp_path):
     assert fake.calls[-1][2] == today.strftime("%Y-%m-%d")
     with pytest.raises(DataError, match="empty date range"):
         fetch(tmp_path, today, today + pd.Timedelta(days=3))
+    with pytest.raises(DataError, match="cannot read end='next week' as a date"):  # the one date parser
+        fetch(tmp_path, today - pd.Timedelta(days=20), "next week")
 
 
 def test_unknown_ticker_is_a_clear_error_and_caches_nothing(fake, tmp_path):

@@ -283,6 +283,8 @@ def test_hmm_names_come_from_the_fit(market):
         ({"vol_quantile": 1.5}, ConfigError, "'vol_quantile' must be in \\(0, 1\\)"),
         ({"method": "hmm", "n_states": 1}, ConfigError, "'n_states' must be an integer >= 2"),
         ({"fit_end": "1990-01-01"}, DataError, "fit_end 1990-01-01 is before the first bar"),
+        ({"fit_end": "someday"}, DataError, "regimes: cannot read fit_end='someday' as a date"),
+        ({"method": "hmm", "fit_end": "someday"}, DataError, "cannot read fit_end='someday' as a date"),
         ({"fit_end": "2010-02-01"}, DataError, "needs 63"),
         ({"method": "hmm", "fit_end": "2010-03-01"}, DataError, "hmm fit period has .* usable bars"),
     ],

@@ -1,4 +1,4 @@
-"""Tasks: time splits with an embargo, label runs, the regime-balanced task sampler."""
+"""Tasks: time splits with an embargo, label runs, held-out tasks, the regime-balanced task sampler."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from fin_meta.errors import ConfigError, DataError
+from fin_meta.regimes.segments import held_out_segments, label_runs
+from fin_meta.splits import split_periods
 from fin_meta.tasks import (
     Task,
     TaskSampler,
     held_out_tasks,
-    label_runs,
-    split_periods,
     tasks_from_segments,
     tasks_to_arrays,
 )
@@ -64,7 +64,7 @@ def test_split_rejects_overlap_and_empty_periods():
         split_periods(prices, train_end=idx[60], test_start=idx[50])
     with pytest.raises(DataError, match="test period is empty"):
         split_periods(prices, train_end=idx[10], test_start="2030-01-01", embargo=0)
-    with pytest.raises(ConfigError, match="not a date"):
+    with pytest.raises(DataError, match="not a date"):
         split_periods(prices, train_end="yesterday-ish", test_start=idx[50])
 
 
@@ -94,7 +94,12 @@ def test_held_out_tasks_are_whole_segments():
     prices = _prices(120)
     labels = _labels(prices, [(-1, 10), (0, 50), (1, 5), (2, 55)])
     tasks = held_out_tasks(prices, labels, window=16, min_length=20)
-    assert tasks == [Task(0, 16, 43, 0), Task(0, 65, 54, 2)]
+    # the held-out segments of `fin-meta run`: the 5-bar run of 1 is merged into its longer
+    # neighbour (2, bars 60..119), so that segment starts at bar 60, not 65
+    assert tasks == [Task(0, 16, 43, 0), Task(0, 60, 59, 2)]
+    # one definition: the same bars as `fin-meta run`'s held-out segments
+    bounds = held_out_segments(labels, 20, start=16)
+    assert bounds == [(t.start, t.start + t.length + 1) for t in tasks]
 
 
 # ----------------------------------------------------------------------------- sampler

@@ -1,4 +1,6 @@
-"""Experiment files: pydantic models, YAML load with line numbers, `--set` overrides."""
+"""Experiment files: the section models (`sections`), the root model and its load / dump
+(`experiment`), YAML with line numbers and `--set` overrides (`yaml_io`, the only KEY=VALUE
+parser)."""
 
 from fin_meta.config.experiment import (
     ExperimentConfig,

@@ -1,5 +1,6 @@
 """Reading experiment files: YAML with line numbers, `--set` overrides, and pydantic errors
-turned into one readable line per problem.
+turned into one readable line per problem. `parse_override` is THE KEY=VALUE parser (the CLI's
+`--set`, the benchmarks' `--set`).
 
 This module knows nothing about the experiment's fields: `fin_meta.config.experiment` passes its root
 model in. A model class can describe keys that depend on the data (the agent section, whose
@@ -47,6 +48,7 @@ class _Loader(yaml.SafeLoader):
     """`yaml.SafeLoader` that reads `1e-3` as a float and rejects duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping of `node`; a key given twice is a ConstructorError naming both lines."""
         seen: dict[str, int] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
@@ -285,6 +287,7 @@ def field_error(model: str, loc: Loc, message: str, value: Any) -> ValidationErr
 
 
 def unknown_key_message(key: str | int, parent: Sequence[str | int], keys: Iterable[str]) -> str:
+    """`unknown key 'x' (did you mean 'y'?); valid keys in a.b: ...` for `key` under `parent`."""
     valid = list(keys)
     close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""

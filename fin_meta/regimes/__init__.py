@@ -26,6 +26,10 @@ and are only for grouping training tasks and for reports.
 Labels are int64 in a Series named `regime` on the prices index; `WARMUP` (-1) marks bars that
 cannot be labelled yet (their windows are not full). `labels.attrs` holds `names`, `method`,
 `causal`, `fit_end` and `params`.
+
+Modules: `base` (what both detectors share), `trend_vol`, `hmm`, `segments` (THE run-length
+encoder: runs, merged segments, the held-out segments) and `summary` (tables of labelled
+prices); their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError, DataError
+from fin_meta.regimes.base import WARMUP, WARMUP_NAME, close_series, fit_mask, parse_params
 from fin_meta.regimes.hmm import (
     HMMParams,
     fit_hmm,
@@ -45,16 +49,16 @@ from fin_meta.regimes.hmm import (
     hmm_probabilities,
     hmm_state_names,
 )
-from fin_meta.regimes.segments import segment_ids, segments
-from fin_meta.regimes.trend_vol import (
-    TREND_VOL_NAMES,
-    WARMUP,
-    TrendVolParams,
-    close_series,
-    fit_mask,
-    parse_params,
-    trend_vol_labels,
+from fin_meta.regimes.segments import (
+    held_out_segments,
+    label_runs,
+    merged_labels,
+    segment_ids,
+    segments,
 )
+from fin_meta.regimes.summary import label_accuracy, label_names, regime_stats, regime_summary
+from fin_meta.regimes.trend_vol import TREND_VOL_NAMES, TrendVolParams, trend_vol_labels
+from fin_meta.sources.dates import DateLike, parse_date
 
 __all__ = [
     "METHODS",
@@ -65,6 +69,10 @@ __all__ = [
     "regime_probabilities",
     "regime_names",
     "segments",
+    "segment_ids",
+    "label_runs",
+    "merged_labels",
+    "held_out_segments",
     "regime_summary",
     "regime_stats",
     "label_accuracy",
@@ -73,18 +81,16 @@ __all__ = [
 METHODS: dict[str, type] = {"trend_vol": TrendVolParams, "hmm": HMMParams}
 """Regime methods and the dataclass of their parameters (field docstrings = documentation)."""
 
-WARMUP_NAME = "warm-up"
-"""Display name of the WARMUP label (-1)."""
-
 
 def _params(method: str, params: dict[str, Any]) -> Any:
+    """The checked parameters dataclass of `method`; `ConfigError` for an unknown method."""
     if method not in METHODS:
         raise ConfigError(f"unknown regime method {method!r}; valid: {', '.join(METHODS)}")
     return parse_params(METHODS[method], method, params)
 
 
 def _hmm(
-    prices: pd.DataFrame, causal: bool, fit_end: str | pd.Timestamp | None, p: HMMParams
+    prices: pd.DataFrame, causal: bool, fit_end: DateLike, p: HMMParams
 ) -> tuple[pd.DataFrame, dict[int, str]]:
     """HMM state probabilities (NaN rows in warm-up, columns = labels) and label names."""
     close = close_series(prices)
@@ -109,7 +115,7 @@ def detect_regimes(
     prices: pd.DataFrame,
     method: str = "trend_vol",
     causal: bool = True,
-    fit_end: str | pd.Timestamp | None = None,
+    fit_end: DateLike = None,
     **params: Any,
 ) -> pd.Series:
     """Regime label of every bar (int64 Series `regime` on the prices index, WARMUP = -1 where
@@ -117,12 +123,13 @@ def detect_regimes(
     `params`); `fit_end`: last bar (inclusive) of the fit period; `causal=False`: hindsight
     labels, for grouping training tasks and reports only. Names in `labels.attrs["names"]`."""
     p = _params(method, params)
+    end = parse_date(fit_end, "fit_end", source="regimes")
     if method == "trend_vol":
         close = close_series(prices)
-        values = trend_vol_labels(close, p, fit_mask(close.index, fit_end), causal)
+        values = trend_vol_labels(close, p, fit_mask(close.index, end), causal)
         names = dict(TREND_VOL_NAMES)
     else:
-        proba, names = _hmm(prices, causal, fit_end, p)
+        proba, names = _hmm(prices, causal, end, p)
         filled = proba.to_numpy()
         valid = ~np.isnan(filled[:, 0])
         values = np.full(len(filled), WARMUP)
@@ -132,7 +139,7 @@ def detect_regimes(
         names=names,
         method=method,
         causal=bool(causal),
-        fit_end=None if fit_end is None else str(pd.Timestamp(fit_end).date()),
+        fit_end=None if end is None else str(end.date()),
         params=asdict(p),
     )
     return labels
@@ -141,7 +148,7 @@ def detect_regimes(
 def regime_probabilities(
     prices: pd.DataFrame,
     causal: bool = True,
-    fit_end: str | pd.Timestamp | None = None,
+    fit_end: DateLike = None,
     **params: Any,
 ) -> pd.DataFrame:
     """The hmm method's state probabilities (columns = labels, rows sum to 1, NaN in warm-up):
@@ -157,92 +164,8 @@ def regime_names(labels_or_method: pd.Series | str, **params: Any) -> dict[int, 
     "state-k" until fitted — a fit's names are in its labels' attrs). WARMUP is not included
     (its name is WARMUP_NAME)."""
     if isinstance(labels_or_method, pd.Series):
-        names = labels_or_method.attrs.get("names")
-        if names:
-            return {int(k): str(v) for k, v in names.items()}
-        found = np.unique(labels_or_method.to_numpy())
-        return {int(k): f"regime-{int(k)}" for k in found if k != WARMUP}
+        return label_names(labels_or_method)
     p = _params(labels_or_method, params)
     if labels_or_method == "trend_vol":
         return dict(TREND_VOL_NAMES)
     return {k: f"state-{k}" for k in range(p.n_states)}
-
-
-def _bar_returns(prices: pd.DataFrame, labels: pd.Series) -> pd.Series:
-    """Simple return of each bar, close[t] / close[t-1] - 1 (NaN at the first bar), after
-    checking that `labels` sit on the prices index."""
-    close = close_series(prices)
-    if not isinstance(labels, pd.Series) or not labels.index.equals(close.index):
-        raise DataError(
-            "regimes: labels must be a Series on the same index as the prices "
-            "(call detect_regimes on these prices)"
-        )
-    return close.pct_change()
-
-
-def _name_of(labels: pd.Series) -> dict[int, str]:
-    return {WARMUP: WARMUP_NAME, **regime_names(labels)}
-
-
-def regime_summary(prices: pd.DataFrame, labels: pd.Series, min_length: int = 20) -> pd.DataFrame:
-    """One row per segment of `segments(labels, min_length)`: `label`, `name`, `start`, `end`,
-    `bars`, `total_return` (compounded return of the segment's bars, fraction: from the close
-    before `start` to the close at `end`) and `annual_volatility` (std of the bars' simple
-    returns x sqrt(252); NaN with fewer than 2 returns)."""
-    ret = _bar_returns(prices, labels)
-    segs = segments(labels, min_length)
-    ids = segment_ids(segs)
-    names = _name_of(labels)
-    return pd.DataFrame(
-        {
-            "label": segs["label"],
-            "name": segs["label"].map(lambda k: names.get(k, f"regime-{k}")),
-            "start": segs["start"],
-            "end": segs["end"],
-            "bars": segs["n_bars"],
-            "total_return": np.expm1(np.log1p(ret).groupby(ids).sum()).to_numpy(),
-            "annual_volatility": (ret.groupby(ids).std() * np.sqrt(BARS_PER_YEAR)).to_numpy(),
-        }
-    )
-
-
-def regime_stats(prices: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
-    """One row per regime label (index `regime`, warm-up bars left out): `name`, `bars`,
-    `share` (fraction of the labelled bars), `annual_return` (mean simple bar return x 252) and
-    `annual_volatility` (std x sqrt(252)). A bar's return close[t]/close[t-1]-1 counts for the
-    regime of bar t: a description of each regime; for what a strategy earned per regime use
-    `backtest(...).by_regime(labels)`."""
-    ret = _bar_returns(prices, labels)
-    keep = labels.to_numpy() != WARMUP
-    grouped = ret[keep].groupby(labels[keep].rename("regime"))
-    bars = grouped.size()
-    names = _name_of(labels)
-    return pd.DataFrame(
-        {
-            "name": [names.get(k, f"regime-{k}") for k in bars.index],
-            "bars": bars.astype(np.int64),
-            "share": bars / bars.sum(),
-            "annual_return": grouped.mean() * BARS_PER_YEAR,
-            "annual_volatility": grouped.std() * np.sqrt(BARS_PER_YEAR),
-        }
-    )
-
-
-def label_accuracy(truth: pd.Series, labels: pd.Series) -> float:
-    """Share of bars whose detected label matches the true one under the best one-to-one
-    mapping of detected to true labels (Hungarian algorithm on the confusion matrix), over the
-    bars both label (warm-up and other negative labels left out). Fraction in [0, 1]."""
-    if not truth.index.equals(labels.index):
-        raise DataError("label_accuracy: truth and labels must share one index")
-    t, d = truth.to_numpy(), labels.to_numpy()
-    keep = (t >= 0) & (d >= 0)
-    if not keep.any():
-        raise DataError("label_accuracy: no bar is labelled in both series")
-    t_values, t_codes = np.unique(t[keep], return_inverse=True)
-    d_values, d_codes = np.unique(d[keep], return_inverse=True)
-    confusion = np.zeros((len(t_values), len(d_values)), dtype=np.int64)
-    np.add.at(confusion, (t_codes, d_codes), 1)
-    from scipy.optimize import linear_sum_assignment
-
-    rows, cols = linear_sum_assignment(confusion, maximize=True)
-    return float(confusion[rows, cols].sum() / keep.sum())

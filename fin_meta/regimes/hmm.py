@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
+from threadpoolctl import threadpool_limits
 
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import DataError
-from fin_meta.regimes.trend_vol import check_int
+from fin_meta.regimes.base import check_int
 
 __all__ = [
     "HMMParams",
@@ -49,6 +50,7 @@ class HMMParams:
     """Fewest labelled bars the fit period must have."""
 
     def check(self) -> None:
+        """`ConfigError` naming the first invalid parameter."""
         check_int("hmm", "n_states", self.n_states, 2)
         check_int("hmm", "vol_window", self.vol_window, 2)
         check_int("hmm", "seed", self.seed, 0)
@@ -77,6 +79,7 @@ class FittedHMM:
     scale: np.ndarray
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
+        """Features scaled by the fit period's mean and std (what the model was fitted on)."""
         return (x - self.center) / self.scale
 
 
@@ -85,8 +88,7 @@ def fit_hmm(x: np.ndarray, p: HMMParams) -> FittedHMM:
     the fit period's mean and std; best of `n_init` seeded restarts by log-likelihood.
     BLAS/OpenMP run single-threaded here: the matrices are tiny (n_states x features), and
     thread pools only add contention (10x slower on a busy 2-core machine)."""
-    from hmmlearn.hmm import GaussianHMM
-    from threadpoolctl import threadpool_limits
+    from hmmlearn.hmm import GaussianHMM  # slow to import: only when fitting
 
     center, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
@@ -160,8 +162,6 @@ def _emission_loglik(fitted: FittedHMM, z: np.ndarray) -> np.ndarray:
 def hmm_probabilities(fitted: FittedHMM, x: np.ndarray, causal: bool) -> np.ndarray:
     """State probabilities (T, K) of the rows of `x` (no NaN), columns in label order:
     filtered (causal) or smoothed (hindsight, forward-backward)."""
-    from threadpoolctl import threadpool_limits
-
     z = fitted.standardise(x)
     model = fitted.model
     with threadpool_limits(limits=1):

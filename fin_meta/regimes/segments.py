@@ -1,7 +1,8 @@
 """Contiguous regime segments, THE home of run-length encoding: runs of equal labels
 (`label_runs`), segments with short runs merged into a neighbour (`segments`, `merged_labels`),
-and the held-out segments the meta-test scores (`held_out_segments`), used alike by the task
-sampler, the pipeline and the benchmarks."""
+and the held-out segments the meta-test scores (`held_out_runs`, `held_out_segments`), used
+alike by the task sampler, the pipeline and the benchmarks. Positions are bar numbers into the
+labels; dates are the labels' index values."""
 
 from __future__ import annotations
 
@@ -9,14 +10,24 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.regimes.trend_vol import WARMUP
+from fin_meta.regimes.base import WARMUP
 
-__all__ = ["label_runs", "segments", "segment_ids", "merged_labels", "held_out_segments"]
+__all__ = [
+    "SEGMENT_COLUMNS",
+    "label_runs",
+    "segments",
+    "segment_ids",
+    "merged_labels",
+    "held_out_runs",
+    "held_out_segments",
+]
 
 SEGMENT_COLUMNS = ["start", "end", "label", "n_bars"]
+"""Columns of a `segments` table: first and last date (inclusive), label, bars."""
 
 
 def _label_values(labels: pd.Series) -> np.ndarray:
+    """The int64 values of a labels Series; `DataError` for anything else or non-integers."""
     if not isinstance(labels, pd.Series):
         raise DataError(f"regimes: labels must be a pandas Series, got {type(labels).__name__}")
     values = labels.to_numpy()
@@ -50,9 +61,9 @@ def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _coalesce(labs: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    first = np.r_[True, labs[1:] != labs[:-1]]
-    group = np.cumsum(first) - 1
-    return labs[first], np.bincount(group, weights=lens).astype(np.int64)
+    """Join neighbouring runs of equal label (their lengths add up); `labs` is not empty."""
+    first, _, label = label_runs(labs)
+    return label, np.add.reduceat(lens, first).astype(np.int64)
 
 
 def _merge_short(labs: np.ndarray, lens: np.ndarray, min_length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,12 +121,24 @@ def merged_labels(labels: pd.Series, min_length: int) -> pd.Series:
     return pd.Series(values, index=labels.index, name=labels.name)
 
 
-def held_out_segments(labels: pd.Series, min_length: int, *, start: int = 0) -> list[tuple[int, int]]:
-    """`[first, end)` bar positions (into `labels`) of the labelled segments (`segments` with
-    `min_length`, warm-up dropped) that the meta-test scores: a segment is cut at bar `start`
-    (e.g. the first test bar) and kept when at least `min_length` bars remain."""
+def held_out_runs(
+    labels: pd.Series, min_length: int, *, start: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """THE definition of the held-out segments that the meta-test scores, as `label_runs` gives
+    runs: `(first_bar, last_bar, label)` int64 arrays (bars inclusive, positions into `labels`).
+    They are the labelled segments of `segments(labels, min_length)` (short runs merged into a
+    neighbour, warm-up dropped), each cut at bar `start` (e.g. the first test bar, or the first
+    bar with a full observation window) and kept when at least `min_length` bars remain."""
     segs = segments(labels, min_length=min_length)
     segs = segs[segs["label"] >= 0]
-    starts = np.maximum(labels.index.get_indexer(segs["start"]), int(start))
-    ends = labels.index.get_indexer(segs["end"]) + 1
-    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b - a >= min_length]
+    first = np.maximum(labels.index.get_indexer(segs["start"]), int(start)).astype(np.int64)
+    last = labels.index.get_indexer(segs["end"]).astype(np.int64)
+    keep = last - first + 1 >= min_length
+    return first[keep], last[keep], segs["label"].to_numpy(np.int64)[keep]
+
+
+def held_out_segments(labels: pd.Series, min_length: int, *, start: int = 0) -> list[tuple[int, int]]:
+    """`[first, end)` bar positions (into `labels`) of the held-out segments (`held_out_runs`):
+    what `fin_meta.metatest.adaptation_curves` takes."""
+    first, last, _ = held_out_runs(labels, min_length, start=start)
+    return [(int(a), int(b) + 1) for a, b in zip(first, last, strict=True)]

@@ -1,6 +1,5 @@
-"""Regime detection building blocks: parameter parsing, input checks and the `trend_vol`
-detector (trend x volatility rules) behind `fin_meta.regimes.detect_regimes`; the HMM detector
-is in `fin_meta.regimes.hmm`.
+"""The `trend_vol` regime detector (trailing trend x realised volatility against a threshold)
+behind `fin_meta.regimes.detect_regimes`; the HMM detector is in `fin_meta.regimes.hmm`.
 
 Timing (DESIGN.md): a causal label at bar t uses closes up to and including t only; models and
 thresholds are fitted on the bars up to `fit_end` (the training period), so labels after
@@ -12,27 +11,15 @@ Units: log returns per bar; volatility annualised with 252 bars per year (0.2 = 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
+from fin_meta.regimes.base import WARMUP, check_int
 
-__all__ = [
-    "WARMUP",
-    "TREND_VOL_NAMES",
-    "TrendVolParams",
-    "check_int",
-    "parse_params",
-    "close_series",
-    "fit_mask",
-    "trend_vol_labels",
-]
-
-WARMUP = -1
-"""The label of bars that cannot be labelled yet (windows not full, threshold not fitted)."""
+__all__ = ["TREND_VOL_NAMES", "TrendVolParams", "trend_vol_labels"]
 
 TREND_VOL_NAMES: dict[int, str] = {
     0: "bear-volatile",
@@ -59,6 +46,7 @@ class TrendVolParams:
     """With no fit_end (expanding threshold): volatility values needed before labelling."""
 
     def check(self) -> None:
+        """`ConfigError` naming the first invalid parameter."""
         check_int("trend_vol", "trend_window", self.trend_window, 2)
         check_int("trend_vol", "vol_window", self.vol_window, 2)
         check_int("trend_vol", "min_history", self.min_history, 1)
@@ -68,57 +56,6 @@ class TrendVolParams:
                 raise ConfigError(f"trend_vol: {key!r} must be a number, got {value!r}")
         if not 0.0 < self.vol_quantile < 1.0:
             raise ConfigError(f"trend_vol: 'vol_quantile' must be in (0, 1), got {self.vol_quantile!r}")
-
-
-def check_int(method: str, key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{method}: {key!r} must be an integer >= {minimum}, got {value!r}")
-
-
-def parse_params(cls: type, method: str, params: dict[str, Any]) -> Any:
-    """Build and check a params dataclass; an unknown key -> ConfigError listing valid ones."""
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"regime method {method!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(valid)}"
-        )
-    out = cls(**params)
-    out.check()
-    return out
-
-
-def close_series(prices: pd.DataFrame) -> pd.Series:
-    """The close of a DESIGN.md prices frame as float64; DataError naming what is wrong."""
-    if not isinstance(prices, pd.DataFrame) or "close" not in prices.columns:
-        raise DataError("regimes: prices must be a DataFrame with a 'close' column (use load_prices)")
-    if not isinstance(prices.index, pd.DatetimeIndex) or not prices.index.is_monotonic_increasing:
-        raise DataError("regimes: prices need an increasing DatetimeIndex (use load_prices)")
-    close = prices["close"].astype("float64")
-    bad = ~np.isfinite(close.to_numpy()) | (close.to_numpy() <= 0)
-    if bad.any():
-        raise DataError(
-            f"regimes: column 'close' is NaN or non-positive at {close.index[int(np.argmax(bad))]} "
-            "(validate the prices with load_prices)"
-        )
-    return close
-
-
-def fit_mask(index: pd.DatetimeIndex, fit_end: str | pd.Timestamp | None) -> np.ndarray | None:
-    """Boolean mask of the bars up to and including `fit_end` (None -> None)."""
-    if fit_end is None:
-        return None
-    try:
-        end = pd.Timestamp(fit_end)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"regimes: fit_end {fit_end!r} is not a date") from exc
-    if end < index[0]:
-        raise DataError(
-            f"regimes: fit_end {end.date()} is before the first bar {index[0].date()}; "
-            "choose a fit_end inside the prices"
-        )
-    return np.asarray(index <= end)
 
 
 def trend_vol_labels(

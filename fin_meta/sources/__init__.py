@@ -1,6 +1,7 @@
 """Price sources, one module each. A source is named by one string `scheme:name` everywhere
 (CLI, YAML, Python): `sample:sp500`, `yf:SPY`, `csv:path/to/file.csv`, `synthetic:regimes`.
-`fin_meta.data.load_prices` is the entry point; `validate.validate_prices` the one check."""
+`fin_meta.data.load_prices` is the entry point; `validate.validate_prices` the one check;
+`dates.parse_date` the one date parser. Nothing here imports `fin_meta.data` (the layer above)."""
 
 from __future__ import annotations
 

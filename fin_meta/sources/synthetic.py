@@ -20,6 +20,7 @@ import pandas as pd
 
 from fin_meta.errors import DataError
 from fin_meta.seeding import numpy_generator
+from fin_meta.sources.dates import parse_date
 from fin_meta.sources.validate import validate_prices
 
 __all__ = ["RegimeSpec", "SYNTHETIC_REGIMES", "synthetic_regimes", "load"]
@@ -93,10 +94,10 @@ def synthetic_regimes(
     n_bars = _check_int(n_bars, "n_bars", minimum=2)
     if not np.isfinite(initial_price) or initial_price <= 0:
         raise DataError(f"{SOURCE}: initial_price must be > 0, got {initial_price!r}")
-    try:
-        index = pd.bdate_range(pd.Timestamp(start), periods=n_bars, name="date")
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{SOURCE}: cannot read start={start!r} as a date: {exc}") from exc
+    first = parse_date(start, "start", source=SOURCE)
+    if first is None:
+        raise DataError(f"{SOURCE}: start must be a date (YYYY-MM-DD), got None")
+    index = pd.bdate_range(first, periods=n_bars, name="date")
     rng = numpy_generator(seed)
     state = _regime_path(n_bars, specs, rng)
     log_ret = _returns(state, specs, rng)
@@ -166,7 +167,7 @@ def _regime_path(n_bars: int, specs: list[RegimeSpec], rng: np.random.Generator)
 
 def _returns(state: np.ndarray, specs: list[RegimeSpec], rng: np.random.Generator) -> np.ndarray:
     """Daily log returns: per-regime AR(1) deviations around the drift, filtered per visit."""
-    from scipy.signal import lfilter
+    from scipy.signal import lfilter  # slow to import: only when generating
 
     drift = np.array([s.drift for s in specs])[state]
     phi = np.array([s.phi for s in specs])[state]

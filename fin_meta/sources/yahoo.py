@@ -15,12 +15,13 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from fin_meta.errors import DataError
+from fin_meta.sources.dates import DateLike, parse_date
 from fin_meta.sources.paths import resolve_data_dir
 from fin_meta.sources.validate import apply_adj_close, canonical_column, validate_prices
 from fin_meta.sources.yf_cache import (
@@ -51,7 +52,6 @@ _NETWORK_HINTS = (
     "ratelimit",
 )  # fmt: skip
 _log = logging.getLogger(__name__)
-DateLike = str | date | datetime | pd.Timestamp | None
 
 
 def yf_download(ticker: str, start: str | None, end: str, interval: str) -> pd.DataFrame:
@@ -61,7 +61,7 @@ def yf_download(ticker: str, start: str | None, end: str, interval: str) -> pd.D
 
     yfinance logs failures instead of raising them; they are captured here, and an empty
     result caused by an unreachable or rate-limiting Yahoo raises `ConnectionError`."""
-    import yfinance as yf
+    import yfinance as yf  # slow to import: only when downloading
 
     logger = logging.getLogger("yfinance")
     capture = _Capture()
@@ -129,8 +129,6 @@ def fetch_yf(
     under `<data_dir>/yf/` and, for what it lacks, from Yahoo Finance (the cache is updated
     atomically). Keys are the upper-cased tickers, in the given order. A tqdm progress bar
     runs over the tickers when `progress` is true."""
-    from tqdm.auto import tqdm
-
     if isinstance(tickers, str):
         tickers = [tickers]
     symbols = list(dict.fromkeys(_check_ticker(t) for t in tickers))
@@ -196,13 +194,7 @@ def _request_range(start: DateLike, end: DateLike) -> DateRange:
 
 
 def _day(value: DateLike, what: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"cannot read {what}={value!r} as a date; use YYYY-MM-DD") from exc
-    if ts is pd.NaT:
-        raise DataError(f"cannot read {what}={value!r} as a date; use YYYY-MM-DD")
-    return (ts.tz_localize(None) if ts.tz is not None else ts).normalize()
+    return parse_date(value, what).normalize()
 
 
 def _cached_or_downloaded(
@@ -298,4 +290,5 @@ class _Capture(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's message."""
         self.messages.append(record.getMessage())
