@@ -15,7 +15,10 @@ import pandas as pd
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import DataError
 
-__all__ = ["bars_per_year", "frequency_name", "check_bars_per_year", "span_in_words"]
+__all__ = ["ATTR", "bars_per_year", "bars_per_year_of", "frequency_name", "check_bars_per_year", "span_in_words", "in_bars"]
+
+ATTR = "bars_per_year"
+"""Key of `prices.attrs` where `load_prices` records the frame's bars per year (inferred or given)."""
 
 _DAY = 86_400.0  # seconds
 _CALENDAR = (  # (smallest median spacing in days, bars per year) for daily and longer bars
@@ -45,6 +48,19 @@ def bars_per_year(index: pd.DatetimeIndex) -> float:
         return days_per_year
     bars_per_day = float(pd.Series(1, index=index).groupby(index.normalize()).size().median())
     return bars_per_day * days_per_year
+
+
+def bars_per_year_of(prices: pd.DataFrame | pd.Series) -> float:
+    """The bars per year of a prices frame: `prices.attrs["bars_per_year"]` when `load_prices`
+    recorded it (an override wins there), else inferred from its index."""
+    given = getattr(prices, "attrs", {}).get(ATTR)
+    return check_bars_per_year(given) if given is not None else bars_per_year(prices.index)
+
+
+def in_bars(years: float, per_year: float, minimum: int = 1) -> int:
+    """A duration in years as a whole number of bars (at least `minimum`): the default windows
+    are durations (a quarter: `in_bars(0.25, 252) == 63`, a month: 21 daily bars, 1 monthly)."""
+    return max(int(minimum), int(round(years * per_year)))
 
 
 def frequency_name(per_year: float) -> str:

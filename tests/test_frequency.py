@@ -48,3 +48,14 @@ def test_checks_and_words():
         bars_per_year(pd.RangeIndex(10))
     assert span_in_words(63, 12.0) == "5.25 years"
     assert span_in_words(21, 252.0) == "1 months"
+
+
+def test_recorded_bars_per_year_wins_and_durations_in_bars():
+    from fin_meta.frequency import ATTR, bars_per_year_of, in_bars
+
+    frame = pd.DataFrame({"close": range(50)}, index=pd.bdate_range("2020-01-01", periods=50))
+    assert bars_per_year_of(frame) == 252.0
+    frame.attrs[ATTR] = 365
+    assert bars_per_year_of(frame) == 365.0
+    assert in_bars(0.25, 252) == 63 and in_bars(1 / 12, 252) == 21 and in_bars(1 / 12, 12) == 1
+    assert in_bars(0.25, 1, minimum=2) == 2
