@@ -1,4 +1,4 @@
-"""Overhead of `fin_meta.backtest.engine.backtest` over the bare vectorbt call it wraps.
+"""Overhead of `fin_meta.backtest.backtest` over the bare vectorbt call it wraps.
 
 1,000 strategy columns x 5,000 daily bars with fees and slippage, random targets in [-1, 1]
 (shorts and flips on every bar). Both sides are warmed up once (numba compilation), then timed
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from fin_meta.backtest.engine import backtest
+from fin_meta.backtest import backtest
 from fin_meta.seeding import numpy_generator
 
 FEES, SLIPPAGE, INIT_CASH = 5e-4, 5e-4, 1_000_000.0
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"backtest_bench: {args.columns} columns x {args.bars} bars, fees {FEES}, slippage {SLIPPAGE}, "
           f"best of {args.repeats}")
     print(f"  bare vbt.Portfolio.from_orders : wall {wall_bare:7.3f} s   cpu {cpu_bare:7.3f} s")
-    print(f"  fin_meta.backtest.engine (with stats) : wall {wall_ours:7.3f} s   cpu {cpu_ours:7.3f} s")
+    print(f"  fin_meta.backtest (with stats) : wall {wall_ours:7.3f} s   cpu {cpu_ours:7.3f} s")
     print(f"  ratio ours / bare              : wall {wall_ours / wall_bare:7.3f}     cpu {cpu_ours / cpu_bare:7.3f}"
           "     (target <= 1.2)")
 

@@ -5,7 +5,8 @@ the test period that no agent trained on), each agent explores / adapts on the f
 segment and is evaluated on the rest; `Agent.adaptation_curve` does this for k = 0, 1, 2, ...
 adaptation steps (MAML) or episodes of context (RL²) and returns the mean per-bar net log return
 of the evaluation part for each k. This module runs it over agents and segments, summarises the
-curves across segments (mean and a percentile-bootstrap confidence interval), and plots them.
+curves across segments (mean and a percentile-bootstrap confidence interval);
+`fin_meta.plots.adaptation.plot_adaptation` draws them.
 
 Segments are given as bar ranges `[start, end)` of a prices frame (or of one frame in a list, for
 several assets); accepted forms are listed in `segment_bounds`.
@@ -14,20 +15,17 @@ several assets); accepted forms are listed in `segment_bounds`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fin_meta.agents import Agent
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.fileio import atomic_path
+from fin_meta.metrics import bootstrap_ci
 
-if TYPE_CHECKING:
-    from fin_meta.agents.base import Agent
-
-__all__ = ["segment_bounds", "adaptation_curves", "adaptation_context", "summarise_curves", "plot_adaptation"]
+__all__ = ["segment_bounds", "adaptation_curves", "adaptation_context", "summarise_curves"]
 
 CURVE_COLUMNS = ["agent", "segment", "asset", "start", "end", "eval_start", "regime", "k", "mean_log_return"]
 SUMMARY_COLUMNS = ["agent", "k", "mean", "ci_low", "ci_high", "n_segments"]
@@ -149,8 +147,6 @@ def summarise_curves(
     """Mean across segments and its percentile-bootstrap `confidence` interval (segments
     resampled with replacement) per agent and k. Columns `agent, k, mean, ci_low, ci_high,
     n_segments`; the values are mean per-bar net log returns."""
-    from fin_meta.metrics import bootstrap_ci
-
     missing = {"agent", "k", "mean_log_return"} - set(df.columns)
     if missing:
         raise DataError(f"curves frame lacks columns {sorted(missing)}; use adaptation_curves()")
@@ -169,35 +165,3 @@ def summarise_curves(
 def _column_means(x: np.ndarray) -> np.ndarray:
     """Mean of each resample (bootstrap_ci passes `segments x n_resamples`)."""
     return np.mean(x, axis=0)
-
-
-def plot_adaptation(summary: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
-    """Adaptation curves (mean per-bar net log return in basis points vs k, with the CI band)
-    of every agent in `summary` (from `summarise_curves`) as a PNG at `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    missing = set(SUMMARY_COLUMNS) - set(summary.columns)
-    if missing:
-        raise DataError(f"summary frame lacks columns {sorted(missing)}; use summarise_curves()")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
-        for agent, group in summary.groupby("agent", sort=True):
-            group = group.sort_values("k")
-            k = group["k"].to_numpy()
-            ax.plot(k, group["mean"] * 1e4, marker="o", label=str(agent))
-            ax.fill_between(k, group["ci_low"] * 1e4, group["ci_high"] * 1e4, alpha=0.2)
-        ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_xlabel("k (adaptation steps / context episodes)")
-        ax.set_ylabel("mean net log return per bar (bp)")
-        ax.set_title(title or "Adaptation on held-out segments (95% bootstrap CI)")
-        ax.legend()
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path

@@ -4,13 +4,15 @@ stats, per-regime breakdown, validation errors and plots."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from fin_meta.accounting import bar_returns, drifted_weights, simulate
-from fin_meta.backtest.engine import BacktestResult, backtest
+from fin_meta.backtest import BacktestResult, backtest
 from fin_meta.errors import ConfigError, DataError, StrategyError
 from fin_meta.metrics import STAT_KEYS
 
@@ -230,3 +232,19 @@ def test_plots_write_valid_files(tmp_path, random_case) -> None:
     one = backtest(close, w["x"]).plot_html(tmp_path / "one.html", include_plotlyjs="cdn")
     assert "<html" in one.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["equity.png", "many.html", "one.html"]
+
+
+def test_public_backtest_is_callable_whatever_the_import_order() -> None:
+    """`fin_meta.backtest` is also a subpackage: importing `fin_meta.backtest.engine` first binds the
+    package to that attribute, and `fin_meta.backtest(prices, positions)` must still backtest."""
+    script = (
+        "import fin_meta.backtest.engine, fin_meta, pandas as pd\n"
+        "close = pd.Series([100.0, 110.0, 99.0], pd.bdate_range('2020-01-06', periods=3))\n"
+        "res = fin_meta.backtest(close, pd.Series(1.0, close.index))\n"
+        "from fin_meta import backtest, BacktestResult\n"
+        "assert isinstance(backtest(close, pd.Series(1.0, close.index)), BacktestResult)\n"
+        "print(round(res.stats['total_return'], 12))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout) == pytest.approx(99.0 / 100.0 - 1, rel=1e-12)

@@ -214,10 +214,10 @@ def test_backtest_is_tracked_with_metrics_params_artifacts(capsys, tracking_uri)
     assert params["strategy_params.sma_cross.fast"] == "10"
     assert params["data.source"] == "sample:sp500" and float(params["fees"]) == 5e-4
     assert run.data.tags["job"] == "backtest" and run.data.tags["data.source"] == "sample:sp500"
-    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    tables = {a.path for a in client.list_artifacts(run.info.run_id, "test")}
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"stats.csv", "results.csv", "plots"} <= top
-    assert {"plots/equity.png", "plots/equity.html"} <= plots
+    assert {"test/stats.csv", "test/results.csv"} <= tables  # the artifact names of `fin-meta run`
+    assert {"plots/equity_sp500.png", "plots/equity_sp500.html"} <= plots
 
 
 def test_no_track_writes_no_store(capsys, tmp_path, monkeypatch):

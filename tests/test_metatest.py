@@ -12,8 +12,9 @@ from fin_meta.agents.maml.agent import MAMLAgent
 from fin_meta.agents.normalization import observation_stats
 from fin_meta.data import SYNTHETIC_REGIMES, synthetic_regimes
 from fin_meta.errors import ConfigError, DataError, StrategyError
-from fin_meta.metatest import adaptation_curves, plot_adaptation, segment_bounds, summarise_curves
+from fin_meta.metatest import adaptation_curves, segment_bounds, summarise_curves
 from fin_meta.metrics import annualised_sharpe
+from fin_meta.plots.adaptation import plot_adaptation
 from fin_meta.regimes import segments
 from fin_meta.sources.oracle import oracle_positions
 from fin_meta.sources.synthetic import RegimeSpec

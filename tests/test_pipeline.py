@@ -169,7 +169,7 @@ def test_failure_marks_run_failed_and_leaves_no_files(tmp_path, monkeypatch, sto
     def broken(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(pipeline, "_evaluate_source", broken)
+    monkeypatch.setattr(pipeline, "evaluate", broken)
     with pytest.raises(type(error)):
         run_experiment(tiny_config("evaluation.baselines=[buy_and_hold]", f"tracking.experiment={experiment}",
                                    uri=store), progress=False)  # fmt: skip

@@ -176,6 +176,7 @@ def test_run_logs_params_metrics_tags_and_artifacts(store, client, git_repo, tmp
         tracker.log_dict({"a": [1, 2]}, "extra.json")
         tracker.log_text("hello", "notes/readme.txt")
         tracker.log_figure_file(figure, "plots")
+        tracker.log_figure(lambda path: path.write_bytes(figure.read_bytes()), "plots/drawn.png")
         tracker.log_artifact(figure)
         checkpoint = tmp_path / "checkpoint"
         (checkpoint / "weights").mkdir(parents=True)
@@ -219,10 +220,8 @@ def test_run_logs_params_metrics_tags_and_artifacts(store, client, git_repo, tmp
             f"{folder}/weights",
         }
         assert _artifact_text(client, run_id, f"{folder}/weights/w.bin") == "w"
-    assert (
-        Path(client.download_artifacts(run_id, "plots/equity.png")).read_bytes()
-        == figure.read_bytes()
-    )
+    for name in ("equity.png", "drawn.png"):
+        assert Path(client.download_artifacts(run_id, f"plots/{name}")).read_bytes() == figure.read_bytes()
     # artifacts sit beside the SQLite file, not in the working directory
     assert run.info.artifact_uri.startswith(Path(store.removeprefix("sqlite:///")).parent.as_uri())
     assert not (Path.cwd() / "mlruns").exists()
@@ -327,6 +326,8 @@ def test_bad_calls_raise_clear_errors(store):
             tracker.log_text("x", "../escape.txt")
         with pytest.raises(ValueError, match="not a figure"):
             tracker.log_figure_file("table.csv")
+        with pytest.raises(ValueError, match="not a figure"):
+            tracker.log_figure(lambda path: None, "plots/table.csv")
         with pytest.raises(FileNotFoundError, match="missing.png"):
             tracker.log_artifact("missing.png")
     with pytest.raises(TrackingError, match="non-empty"):
@@ -346,6 +347,7 @@ def test_disabled_tracker_writes_nothing(tmp_path):
             tracker.log_dict({"a": 1}, "c.yaml")
             tracker.log_text("t", "t.txt")
             tracker.log_figure_file(tmp_path / "nothing.png")
+            tracker.log_figure(lambda path: pytest.fail("drawn without tracking"), "plots/x.png")
             tracker.log_artifact(tmp_path / "nothing")
             tracker.set_tags({"a": "b"})
             raise ValueError("inside")

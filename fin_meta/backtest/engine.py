@@ -1,5 +1,6 @@
-"""Backtest target positions with vectorbt: one ``Portfolio.from_orders`` call for any number of
-strategies, standard metrics, a per-regime breakdown and plots.
+"""Backtest target positions with vectorbt: input checks and one ``Portfolio.from_orders`` call for
+any number of strategies; what it returns (`BacktestResult`: metrics, per-regime breakdown,
+charts) is in `fin_meta.backtest.result`.
 
 Accounting (DESIGN.md): ``positions[t]`` is the target fraction of equity decided at close t;
 vectorbt fills it at close t (``size_type="targetpercent"``, ``direction="both"`` so negative
@@ -29,121 +30,22 @@ metrics with ``year_freq = "252 days"``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from fin_meta.constants import BARS_PER_YEAR
+from fin_meta.backtest.result import BacktestResult
 from fin_meta.errors import ConfigError, DataError, StrategyError
 from fin_meta.metrics import summary_stats
 
 if TYPE_CHECKING:
     import vectorbt as vbt
 
-__all__ = ["backtest", "BacktestResult", "YEAR_FREQ", "POSITION_TOLERANCE"]
-
-YEAR_FREQ: str = f"{BARS_PER_YEAR} days"
-"""vectorbt ``year_freq`` matching `BARS_PER_YEAR` daily bars (``freq="1D"``)."""
+__all__ = ["backtest", "POSITION_TOLERANCE"]
 
 POSITION_TOLERANCE: float = 1e-9
 """Positions may exceed ``max_position`` in magnitude by this much (floating-point noise)."""
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class BacktestResult:
-    """The outcome of `backtest`. Series-shaped for one strategy (positions given as a Series),
-    DataFrame-shaped (one column per strategy) for many.
-
-    stats: `fin_meta.metrics.summary_stats` of the strategy returns: a dict for a Series of
-        positions, a DataFrame (index = strategy columns) for a DataFrame of positions. Keys:
-        total_return, cagr, annual_volatility, sharpe, sortino, calmar, max_drawdown, turnover,
-        n_trades (filled orders), exposure (mean |position|) -- units in `summary_stats`.
-    returns: strategy return of each bar after costs, ``equity[t] / equity[t-1] - 1``.
-    equity: portfolio value divided by ``init_cash``: 1.0 before bar 0's trade (so bar 0 already
-        includes the cost of the first trade). ``portfolio.value()`` is the same in currency.
-    positions: the target positions that were backtested.
-    traded: one-way traded fraction of equity at each bar (|shares traded| x close / equity
-        before the trade), 0 where vectorbt placed no order.
-    portfolio: the vectorbt Portfolio, for everything else vectorbt offers.
-    """
-
-    stats: dict[str, float] | pd.DataFrame
-    returns: pd.Series | pd.DataFrame
-    equity: pd.Series | pd.DataFrame
-    positions: pd.Series | pd.DataFrame
-    traded: pd.Series | pd.DataFrame
-    portfolio: vbt.Portfolio
-
-    def __repr__(self) -> str:
-        equity = self._frame(self.equity)
-        return (f"BacktestResult({equity.shape[1]} column(s) x {equity.shape[0]} bars, "
-                f"{equity.index[0]} .. {equity.index[-1]})")
-
-    def _frame(self, obj: pd.Series | pd.DataFrame) -> pd.DataFrame:
-        return obj.to_frame() if isinstance(obj, pd.Series) else obj
-
-    @property
-    def returns_acc(self) -> Any:
-        """vectorbt's returns accessor of the strategy returns, annualised with 252 bars a year."""
-        return self.portfolio.get_returns_acc(year_freq=YEAR_FREQ)
-
-    def vbt_stats(self, **kwargs: Any) -> pd.Series | pd.DataFrame:
-        """vectorbt's own ``Portfolio.stats`` (slow; per column) with ``year_freq`` of 252 days."""
-        settings = {"year_freq": YEAR_FREQ, **kwargs.pop("settings", {})}
-        return self.portfolio.stats(settings=settings, **kwargs)
-
-    def by_regime(self, labels: pd.Series) -> pd.DataFrame:
-        """The `stats` metrics per regime, computed from the returns, positions and traded
-        fractions of the bars carrying each label (bars need not be contiguous: the equity of a
-        regime compounds only its own bars; cagr is annualised by its own bar count).
-
-        labels: a Series of regime labels indexed by date; it is aligned to the backtest's
-        dates, and bars without a label (missing date or NaN, e.g. a warm-up period) are left out.
-        Returns a DataFrame with the `STAT_KEYS` columns plus ``n_bars``; index = regime label
-        (sorted) for one strategy, a MultiIndex (column, regime) for many.
-        """
-        if not isinstance(labels, pd.Series):
-            raise DataError(f"labels: expected a pandas Series of regime labels indexed by date, got {type(labels).__name__}")
-        if not labels.index.is_unique:
-            raise DataError("labels: the index has duplicate dates; pass one label per date")
-        aligned = labels.reindex(self.returns.index)
-        present = aligned.notna().to_numpy(dtype=bool)
-        if not present.any():
-            raise DataError(
-                "labels: no label falls on any backtest date; pass labels indexed by the same dates "
-                f"as the prices ({self.returns.index[0]} .. {self.returns.index[-1]})"
-            )
-        regimes = sorted(pd.unique(aligned[present]))
-        returns, positions, traded = (self._frame(x) for x in (self.returns, self.positions, self.traded))
-        parts = {}
-        for regime in regimes:
-            mask = present & aligned.eq(regime).to_numpy(dtype=bool, na_value=False)
-            part = summary_stats(returns[mask], positions[mask], traded[mask])
-            part["n_bars"] = int(mask.sum())
-            parts[regime] = part
-        table = pd.concat(parts, names=["regime", "column"]).swaplevel(0, 1)
-        table = table.reindex(pd.MultiIndex.from_product([returns.columns, regimes], names=["column", "regime"]))
-        if isinstance(self.returns, pd.Series):
-            table = table.droplevel("column")
-        return table
-
-    def plot(self, path: str | Path, title: str | None = None) -> Path:
-        """Write a PNG of equity and drawdown of every column to ``path`` (atomically); return it."""
-        from fin_meta.plots.equity import plot_equity_png
-
-        return plot_equity_png(self._frame(self.equity), path, title=title)
-
-    def plot_html(self, path: str | Path, include_plotlyjs: bool | str = True) -> Path:
-        """Write vectorbt's interactive (plotly) chart to an HTML file (atomically); return it.
-        One strategy: vectorbt's portfolio plot (orders, trade PnL, cumulative returns); many:
-        equity and drawdown of every column. ``include_plotlyjs="cdn"`` makes a small file that
-        needs the internet to open; the default embeds plotly.js (works offline, ~4 MB)."""
-        from fin_meta.plots.equity import plot_portfolio_html
-
-        return plot_portfolio_html(self.portfolio, self._frame(self.equity), path, include_plotlyjs)
 
 
 def _check_costs(fees: float, slippage: float, init_cash: float, max_position: float) -> None:
@@ -259,7 +161,7 @@ def _run_vectorbt(close: pd.Series | pd.DataFrame, positions: pd.Series | pd.Dat
 def _portfolio_arrays(portfolio: vbt.Portfolio, close: np.ndarray, init_cash: float,
                       n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(equity, returns, traded) as bars x columns arrays (F-ordered) from the order records."""
-    from fin_meta.backtest.nb import portfolio_arrays_nb
+    from fin_meta.backtest.nb import portfolio_arrays_nb  # numba: vectorbt's engine, loaded with it
 
     close_2d = np.ascontiguousarray(close.reshape(close.shape[0], -1))
     equity_cb, traded_cb, ok = portfolio_arrays_nb(

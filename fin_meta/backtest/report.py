@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fin_meta.metrics import annualised_sharpe, bootstrap_ci
+
 __all__ = ["results_table", "format_results_table"]
 
 
@@ -22,8 +24,6 @@ def results_table(
     `returns`: per-bar strategy returns (bars × columns); `stats`: `BacktestResult.stats` as a
     DataFrame (index = columns). Sharpe is annualised with 252 bars/year; its CI comes from a
     bootstrap of the bars (seeded, so reruns print the same interval)."""
-    from fin_meta.metrics import annualised_sharpe, bootstrap_ci
-
     rng = np.random.default_rng(seed)
     rows = []
     for column in stats.index:

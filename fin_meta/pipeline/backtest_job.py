@@ -1,9 +1,10 @@
-"""The `fin-meta backtest` job: load prices, run rule strategies, one vectorbt backtest with every
-strategy as a column, optional per-regime breakdown, log it all to MLflow."""
+"""The `fin-meta backtest` job: load prices, run rule strategies, ONE vectorbt backtest with every
+strategy as a column and an optional per-regime breakdown (`stages.evaluate`), then log the
+`Evaluation` to MLflow with the same names as `fin-meta run` (`tracking.records.log_evaluation`)."""
 
 from __future__ import annotations
 
-import tempfile
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +12,20 @@ from typing import Any
 
 import pandas as pd
 
+from fin_meta.backtest.report import format_results_table
+from fin_meta.data import load_prices
 from fin_meta.errors import StrategyError
+from fin_meta.pipeline.stages import asset_name, evaluate
+from fin_meta.regimes import detect_regimes
+from fin_meta.tracking import prices_hash, start_run
+from fin_meta.tracking.records import log_evaluation
+from strategies import available_strategies
 
 __all__ = ["BacktestJob", "run_backtest_job", "split_strategy_params"]
 
 BENCHMARK = "buy_and_hold"
+BOOTSTRAP_SAMPLES = 1000
+"""Resamples of the Sharpe CI of the results table (seeded with 0: reruns print the same CI)."""
 
 
 @dataclass
@@ -33,7 +43,6 @@ class BacktestJob:
 
     def stats_json(self) -> dict[str, dict[str, float]]:
         """Stats as `{strategy: {metric: value}}` (JSON-safe floats: NaN/inf become None)."""
-        import math
 
         def clean(value: Any) -> Any:
             value = float(value)
@@ -43,8 +52,6 @@ class BacktestJob:
 
     def print_report(self, echo: Callable[[str], Any]) -> None:
         """Print the results table, the regime breakdown and where the run was logged."""
-        from fin_meta.backtest.report import format_results_table
-
         echo(f"{self.source}: {len(self.stats)} strategies, sorted by Sharpe (95% bootstrap CI)")
         echo(format_results_table(self.table))
         if self.by_regime is not None:
@@ -98,13 +105,9 @@ def run_backtest_job(
     data_dir: Path | None = None,
     progress: bool = True,
 ) -> BacktestJob:
-    """Run the backtest job end to end and return what it produced (see `BacktestJob`)."""
-    from fin_meta.backtest.engine import backtest
-    from fin_meta.backtest.report import results_table
-    from fin_meta.data import load_prices
-    from fin_meta.tracking import prices_hash, start_run
-    from strategies import available_strategies, strategy_positions
-
+    """Run the backtest job end to end and return what it produced (see `BacktestJob`). `fees`:
+    fraction of traded value; `slippage`: fraction of the price; `plot`: also write the equity
+    and drawdown chart (PNG) there."""
     prices = load_prices(source, start, end, data_dir=data_dir)
     available = available_strategies(strategies_dir)
     names = list(available) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
@@ -112,18 +115,14 @@ def run_backtest_job(
     if benchmark and BENCHMARK not in names:
         names.append(BENCHMARK)
         routed[BENCHMARK] = {}
-    positions = pd.DataFrame(
-        {name: strategy_positions(name, prices, routed[name], strategies_dir) for name in names},
-        index=prices.index,
-    )
-    result = backtest(prices, positions, fees=fees, slippage=slippage)
-    stats = result.stats if isinstance(result.stats, pd.DataFrame) else pd.DataFrame([result.stats], index=names)
-    table = results_table(result.returns, stats)
-    by_regime = None
-    if regime_method:
-        from fin_meta.regimes import detect_regimes
-
-        by_regime = result.by_regime(detect_regimes(prices, method=regime_method, causal=True))
+    labels = None if regime_method is None else detect_regimes(prices, method=regime_method, causal=True)
+    evaluation = evaluate(asset_name(source), prices, prices, {}, names, routed, strategies_dir, fees=fees,
+                          slippage=slippage, max_position=1.0, bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0,
+                          labels=labels)
+    job = BacktestJob(source=source, stats=evaluation.stats, table=evaluation.table, by_regime=evaluation.by_regime,
+                      tracking_uri=tracking_uri)
+    if plot is not None:
+        job.files.append(evaluation.result.plot(plot))
 
     run_params = {
         "data": {"source": source, "start": start, "end": end, "bars": len(prices)},
@@ -134,18 +133,7 @@ def run_backtest_job(
         "regimes": regime_method,
     }
     tags = {"data.source": source, "data.hash": prices_hash(prices), "job": "backtest"}
-    job = BacktestJob(source=source, stats=stats, table=table, by_regime=by_regime, tracking_uri=tracking_uri)
     with start_run(experiment, params=run_params, tags=tags, tracking_uri=tracking_uri, enabled=track) as tracker:
-        tracker.log_stats(stats, prefix="test.", main=names[0])
-        tracker.log_table(stats.reset_index(names="strategy"), "stats.csv")
-        tracker.log_table(table, "results.csv")
-        if by_regime is not None:
-            tracker.log_table(by_regime.reset_index(), "by_regime.csv")
-        with tempfile.TemporaryDirectory() as tmp:
-            if track:
-                tracker.log_figure_file(result.plot(Path(tmp) / "equity.png"), "plots")
-                tracker.log_artifact(result.plot_html(Path(tmp) / "equity.html"), "plots")
-        if plot is not None:
-            job.files.append(result.plot(plot))
+        log_evaluation(tracker, evaluation, "test")
         job.run_id = tracker.run_id
     return job

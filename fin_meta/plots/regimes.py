@@ -10,7 +10,7 @@ import pandas as pd
 from fin_meta.errors import DataError
 from fin_meta.fileio import atomic_path
 from fin_meta.regimes import WARMUP, WARMUP_NAME, regime_names, segments
-from fin_meta.regimes.trend_vol import close_series
+from fin_meta.regimes.base import close_series
 
 __all__ = ["plot_regimes", "regime_colors"]
 

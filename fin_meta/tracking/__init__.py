@@ -10,11 +10,10 @@ Metric names sort and group in the MLflow UI: `test.sharpe` (the main strategy c
 `test.sharpe.buy_and_hold` (the others), `train.return`, ... MLflow itself is imported only
 when a run is opened or read, so importing this module stays fast.
 
-The pieces live in `tracking_store` (URI, client, experiments), `tracking_params` (params,
-names, hashes), `tracking_tags` (version, command, git), `tracking_run` (runs and the
-Tracker), `tracking_query` (reading runs back) and `tracking_ui` (the UI). Importing this
-module registers the `runs:/` and `models:/` resolvers of `fin_meta.load_agent`
-(`tracking_model.resolve_agent_uri`).
+The pieces: `store` (URI, client, experiments), `params` (params, names, hashes), `tags`
+(version, command, git), `run` (runs and the Tracker), `query` (reading runs back), `ui` (the
+UI), `model` (the agent as an MLflow model; `load_agent` for `runs:/` URIs), `checkpoints`
+(resume), `records` (what the jobs log: `log_evaluation`, `log_meta_test`, ...).
 """
 
 from __future__ import annotations

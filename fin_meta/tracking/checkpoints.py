@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from fin_meta.agents import Agent, load_agent
 from fin_meta.errors import FinMetaError
-
-if TYPE_CHECKING:
-    from fin_meta.agents import Agent
-    from fin_meta.tracking.run import Tracker
+from fin_meta.tracking.run import Tracker
 
 __all__ = ["Checkpointer"]
 
@@ -41,13 +38,13 @@ class Checkpointer:
             self.tracker.log_artifact(folder, None)
         self.tracker.set_tags({self.tag: iterations})
 
-    def restore(self, run_id: str) -> tuple[Agent | None, int]:
-        """The agent of run `run_id`'s latest checkpoint and its finished iterations; `(None, 0)`
-        when that run has no checkpoint of this name yet."""
-        from fin_meta.agents import load_agent
-        from fin_meta.tracking import open_client
-
-        client = open_client(self.tracker.tracking_uri)
+    def restore(self) -> tuple[Agent | None, int]:
+        """The agent of the tracker's run's latest checkpoint and its finished iterations;
+        `(None, 0)` when that run has no checkpoint of this name yet, or when not tracking."""
+        if not self.tracker.enabled:
+            return None, 0
+        run_id = self.tracker.run_id
+        client = self.tracker.client
         run = client.get_run(run_id)
         done = run.data.tags.get(self.tag)
         if done is None:

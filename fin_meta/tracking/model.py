@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from fin_meta.agents import Agent
+from fin_meta.agents import load_agent as load_local
+from fin_meta.constants import PRICE_COLUMNS, __version__
 from fin_meta.errors import AgentError
+from fin_meta.tracking.run import Tracker
+from fin_meta.tracking.store import resolve_tracking_uri
 
-if TYPE_CHECKING:
-    from fin_meta.agents import Agent
-    from fin_meta.tracking.run import Tracker
-
-__all__ = ["MODEL_NAME", "URI_PREFIXES", "load_agent", "log_agent_model", "resolve_agent_uri"]
+__all__ = ["AGENT_ARTIFACT", "MODEL_NAME", "URI_PREFIXES", "load_agent", "log_agent_model", "resolve_agent_uri"]
 
 MODEL_NAME = "agent"
 """Name of the agent model in a run: load it with `load_agent("runs:/<run_id>/agent")`."""
@@ -23,14 +24,15 @@ MODEL_NAME = "agent"
 URI_PREFIXES: tuple[str, ...] = ("runs:/", "models:/")
 """MLflow URI schemes `load_agent` downloads from."""
 
+AGENT_ARTIFACT = "agent_dir"
+"""The saved agent directory's name inside the model's artifacts (read by `pyfunc.py`)."""
+
 
 def load_agent(path: str | Path, *, tracking_uri: str | None = None) -> Agent:
     """Load a saved agent from a local directory or an MLflow URI (`runs:/<run_id>/agent`,
     `models:/<name>/<version>`, read from the store `tracking_uri`, default
     `$MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db`). Raises `AgentError` naming the problem
     when it is missing, corrupt or incompatible with this fin-meta version."""
-    from fin_meta.agents import load_agent as load_local
-
     text = str(path)
     if text.startswith(URI_PREFIXES):
         return load_local(resolve_agent_uri(text, tracking_uri=tracking_uri))
@@ -44,8 +46,6 @@ def load_agent(path: str | Path, *, tracking_uri: str | None = None) -> Agent:
 def _tracking_uri(uri: str, experiment_id: str | None = None) -> Iterator[None]:
     """Point MLflow's fluent API at store `uri` (and experiment `experiment_id`, which is where
     MLflow 3 files a logged model) for the duration of the block."""
-    import os
-
     import mlflow
 
     previous = mlflow.get_tracking_uri()
@@ -72,9 +72,6 @@ def log_agent_model(tracker: Tracker, agent: Agent) -> str | None:
     import mlflow
     import mlflow.pyfunc
 
-    from fin_meta.constants import __version__
-    from fin_meta.tracking.pyfunc import AGENT_ARTIFACT
-
     experiment_id = tracker.client.get_run(tracker.run_id).info.experiment_id
     with tempfile.TemporaryDirectory() as tmp, _tracking_uri(tracker.tracking_uri, experiment_id):
         # MLflow stores a pyfunc artifact under its folder's name: keep it AGENT_ARTIFACT
@@ -98,8 +95,6 @@ def _signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from fin_meta.constants import PRICE_COLUMNS
-
     return ModelSignature(
         inputs=Schema([ColSpec("double", name) for name in PRICE_COLUMNS]),
         outputs=Schema([ColSpec("double", "position")]),
@@ -111,9 +106,6 @@ def resolve_agent_uri(uri: str, tracking_uri: str | None = None) -> Path:
     return the local directory of the saved agent inside it."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
-
-    from fin_meta.tracking.pyfunc import AGENT_ARTIFACT
-    from fin_meta.tracking.store import resolve_tracking_uri
 
     store = resolve_tracking_uri(tracking_uri)
     try:

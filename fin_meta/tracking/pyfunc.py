@@ -13,7 +13,9 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-AGENT_ARTIFACT = "agent_dir"
+from fin_meta.agents import load_agent
+from fin_meta.data import validate_prices
+from fin_meta.tracking.model import AGENT_ARTIFACT
 
 
 class AgentModel(mlflow.pyfunc.PythonModel):
@@ -22,13 +24,9 @@ class AgentModel(mlflow.pyfunc.PythonModel):
     agent: Any = None
 
     def load_context(self, context: Any) -> None:
-        from fin_meta.agents import load_agent
-
         self.agent = load_agent(Path(context.artifacts[AGENT_ARTIFACT]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.Series:
-        from fin_meta.data import validate_prices
-
         prices = validate_prices(model_input, source="mlflow model input")
         return self.agent.positions(prices)
 

@@ -21,9 +21,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import yaml
 
 from fin_meta.fileio import atomic_path, atomic_write_text
 from fin_meta.tracking.params import clean_key, flatten_params, plain_data
+from fin_meta.tracking.query import search_all_runs
 from fin_meta.tracking.store import (
     TrackingError,
     get_or_create_experiment,
@@ -168,11 +170,14 @@ class Tracker:
         """Log a saved figure (PNG/SVG/PDF/JPEG or an interactive HTML page) as an artifact."""
         if not self.enabled:
             return
-        if Path(path).suffix.lower() not in _FIGURE_SUFFIXES:
-            raise ValueError(
-                f"log_figure_file: {path} is not a figure file ({', '.join(sorted(_FIGURE_SUFFIXES))})"
-            )
+        _check_figure("log_figure_file", path)
         self.log_artifact(path, artifact_path)
+
+    def log_figure(self, draw: Callable[[Path], Any], artifact_file: str) -> None:
+        """Log the figure `draw(path)` writes as `artifact_file` (e.g. `"plots/equity_SPY.png"`);
+        nothing is drawn when tracking is disabled."""
+        _check_figure("log_figure", artifact_file)
+        self._log_written(artifact_file, draw)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """Log `text` as the artifact file `artifact_file` (e.g. `"notes/summary.md"`)."""
@@ -184,8 +189,6 @@ class Tracker:
             return
         plain = plain_data(data)
         if PurePosixPath(artifact_file).suffix.lower() in {".yaml", ".yml"}:
-            import yaml
-
             text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
         else:
             text = json.dumps(plain, indent=2) + "\n"
@@ -238,6 +241,11 @@ class Tracker:
         self.client.set_terminated(self.run_id, status=status)
 
 
+def _check_figure(method: str, path: str | Path) -> None:
+    if Path(path).suffix.lower() not in _FIGURE_SUFFIXES:
+        raise ValueError(f"{method}: {path} is not a figure file ({', '.join(sorted(_FIGURE_SUFFIXES))})")
+
+
 def _as_float(name: str, value: Any) -> float:
     if value is None:
         return math.nan
@@ -253,8 +261,6 @@ def _reopen_run(
     """Mark the run `run_ref` (a full id or a unique prefix, e.g. the 8 characters that
     `fin-meta compare` shows) of the experiment RUNNING again and tag the resumption; returns
     its full id. Its old `fin_meta.error` tag moves to `resume.previous_error`."""
-    from fin_meta.tracking.query import search_all_runs
-
     matches = [
         r for r in search_all_runs(client, [experiment_id]) if r.info.run_id.startswith(run_ref)
     ]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fin_meta.constants import __version__
 from fin_meta.tracking.params import clean_key
 
 __all__ = ["tag_items", "git_info", "run_tags"]
@@ -48,8 +49,6 @@ def run_tags(
     """Tags for a new run: `fin_meta.version`, `command` (given, or `sys.argv`), the git commit
     when available (also as MLflow's own `mlflow.source.*` tags, so the UI shows them), the
     user, then `extra` (e.g. `data.source`, `data.hash`), which wins over the defaults."""
-    from fin_meta.constants import __version__
-
     argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else ["python"]
     command = command_line if command_line is not None else shlex.join(argv)
     tags: dict[str, Any] = {
