@@ -40,7 +40,7 @@ def measure(algo: str, num_envs: int, sampler: TaskSampler, device: str, iterati
     if agent.device.type == "cuda":
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - wall, max(time.process_time() - cpu, 1e-9)
-    steps = int(history[0]["env_steps"])
+    steps = int(history[-1]["env_steps"] / (history[-1]["iteration"] + 1))  # env_steps count across fits
     return steps * iterations / wall, steps * iterations / cpu, steps
 
 

@@ -1,9 +1,10 @@
-"""What every torch agent (PPO, RL²) shares: the protocol, seeds, causality, save/load,
-the registry and the errors of corrupt saved directories."""
+"""What every torch agent (PPO, RL²; MAML too for resuming) shares: the protocol, seeds,
+causality, save/load, faithful resume, the registry and the errors of corrupt saved directories."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,12 @@ import torch
 import fin_meta
 from fin_meta.agents import Agent, load_agent, make_agent
 from fin_meta.agents.normalization import observation_stats
-from fin_meta.agents.serialization import FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_FILE
+from fin_meta.agents.serialization import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    TRAINING_STATE_FILE,
+    WEIGHTS_FILE,
+)
 from fin_meta.errors import AgentError, ConfigError, DataError
 from fin_meta.tasks import TaskSampler
 from tests.agent_data import ar_blocks, perturb_after
@@ -114,7 +120,7 @@ def test_save_load_round_trip(trained, data, tmp_path):
     pd.testing.assert_series_equal(loaded.positions(prices), trained.positions(prices), check_exact=True)
     assert loaded.adaptation_curve(prices, 110, 200, [0, 1]) == trained.adaptation_curve(prices, 110, 200, [0, 1])
     again = loaded.save(path)  # saving over an existing agent replaces it atomically
-    assert sorted(p.name for p in again.iterdir()) == sorted([MANIFEST_FILE, WEIGHTS_FILE])
+    assert sorted(p.name for p in again.iterdir()) == sorted([MANIFEST_FILE, WEIGHTS_FILE, TRAINING_STATE_FILE])
 
 
 def test_adaptation_curve_protocol(trained, data):
@@ -258,3 +264,125 @@ def test_load_wrong_class_and_uri_loader(saved, data):
     prices, _ = data
     via_public = fin_meta.load_agent(saved)
     pd.testing.assert_series_equal(via_public.positions(prices), load_agent(saved).positions(prices))
+
+
+# ----------------------------------------------------------------------------- faithful resume
+
+MAML_SMALL = {"meta_batch_size": 4, "envs_per_task": 2, "support_length": 12, "query_length": 12,
+              "hidden_sizes": [16], "adapt_every": 20, "device": "cpu"}
+RESUMABLE = {
+    "ppo": ("ppo", SMALL["ppo"]),
+    **{f"rl2-{s}": ("rl2", {**SMALL["rl2"], "trial_sampling": s}) for s in ("consecutive", "same_regime", "stream")},
+    **{f"maml-{e}": ("maml", {**MAML_SMALL, "estimator": e}) for e in ("pathwise", "score")},
+}
+"""Every agent, and every variant with its own random streams, that training must resume."""
+N1, N2 = 2, 1  # iterations before and after the interruption
+TIMINGS = ("time_s", "env_steps_per_s")
+
+
+@pytest.fixture(scope="module", params=list(RESUMABLE))
+def resume_case(request, sampler, data, tmp_path_factory) -> dict:
+    """One `fit(N1 + N2)` that writes a checkpoint from its callback after iteration N1 (as the
+    pipeline does), and an agent trained by `fit(N1)`, saved, then `fit(N2)` in the same process."""
+    algo, hp = RESUMABLE[request.param]
+    folder = tmp_path_factory.mktemp(request.param)
+    whole = make_agent(algo, ENV, {**hp, "seed": 4})
+
+    def checkpoint(i: int, _metrics: dict[str, float]) -> None:
+        if i == N1 - 1:
+            whole.save(folder / "checkpoint")
+
+    whole.fit(sampler, iterations=N1 + N2, progress=False, callback=checkpoint)
+    split = make_agent(algo, ENV, {**hp, "seed": 4})
+    split.fit(sampler, iterations=N1, progress=False)
+    split.save(folder / "split")
+    positions = split.positions(data[0])
+    split.fit(sampler, iterations=N2, progress=False)
+    return {"whole": whole, "split": split, "folder": folder, "split_positions": positions}
+
+
+def _assert_same_training(agent: Agent, history: list[dict[str, float]], reference: Agent,
+                          prices: pd.DataFrame) -> None:
+    """Bitwise the same weights, per-iteration metrics (timings aside) and positions."""
+    ours, theirs = agent.net.state_dict(), reference.net.state_dict()
+    assert list(ours) == list(theirs)
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0, msg=name)
+    untimed = [pd.DataFrame(h).drop(columns=list(TIMINGS)) for h in (history, reference.history)]
+    pd.testing.assert_frame_equal(*untimed, check_exact=True)
+    pd.testing.assert_series_equal(agent.positions(prices), reference.positions(prices), check_exact=True)
+
+
+def test_fit_in_two_calls_equals_one_fit(resume_case, data):
+    """`fit(N1)` then `fit(N2)` continues the same random streams and Adam state."""
+    split = resume_case["split"]
+    _assert_same_training(split, split.history, resume_case["whole"], data[0])
+
+
+def test_save_load_then_fit_equals_one_fit(resume_case, sampler, data):
+    """`fit(N1)` -> `save` -> `load_agent` -> `fit(N2)` is the uninterrupted run."""
+    whole = resume_case["whole"]
+    loaded = load_agent(resume_case["folder"] / "split")
+    history = loaded.fit(sampler, iterations=N2, progress=False)
+    _assert_same_training(loaded, whole.history[:N1] + history, whole, data[0])
+
+
+def test_checkpoint_from_the_callback_resumes_the_uninterrupted_run(resume_case, sampler, data):
+    """A `save` from the training callback after iteration N1 (mid-`fit`, as checkpoints are
+    written) holds the state after that iteration: loading it and fitting N2 more is the
+    uninterrupted run."""
+    whole = resume_case["whole"]
+    loaded = load_agent(resume_case["folder"] / "checkpoint")
+    assert loaded.iterations_trained == N1
+    history = loaded.fit(sampler, iterations=N2, progress=False)
+    _assert_same_training(loaded, whole.history[:N1] + history, whole, data[0])
+
+
+def test_progress_bar_continues_from_the_iterations_trained(sampler, capsys):
+    """A resumed run's bar reads 2/3 -> 3/3, not 0/1; the callback still counts from 0."""
+    agent = make_agent("ppo", ENV, SMALL["ppo"])
+    agent.fit(sampler, iterations=2, progress=False)
+    seen: list[int] = []
+    history = agent.fit(sampler, iterations=1, progress=True, callback=lambda i, m: seen.append(i))
+    err = capsys.readouterr().err
+    assert "2/3" in err and "0/1" not in err
+    assert seen == [0] and history[0]["iteration"] == 2.0 and agent.iterations_trained == 3
+    assert history[0]["env_steps"] == 3 * agent.history[0]["env_steps"]
+
+
+def test_deployment_saves_carry_no_training_state(sampler, trained, tmp_path):
+    untrained = make_agent("ppo", ENV, SMALL["ppo"]).save(tmp_path / "untrained")
+    deploy = trained.save(tmp_path / "deploy", training_state=False)
+    for path in (untrained, deploy):
+        assert sorted(p.name for p in path.iterdir()) == sorted([MANIFEST_FILE, WEIGHTS_FILE])
+    assert (trained.save(tmp_path / "full") / TRAINING_STATE_FILE).is_file()
+
+
+def test_agent_saved_without_training_state_loads_and_trains_from_fresh_streams(resume_case, sampler, data,
+                                                                                  tmp_path):
+    """The previous format (no training_state.pt): same weights and positions; training
+    continues, deterministically, from fresh streams seeded by the iteration count and a fresh
+    optimiser, so it differs from the faithful resume."""
+    whole, path = resume_case["whole"], tmp_path / "old"
+    shutil.copytree(resume_case["folder"] / "split", path)
+    (path / TRAINING_STATE_FILE).unlink()
+    old = [load_agent(path) for _ in range(2)]
+    assert old[0].iterations_trained == N1
+    pd.testing.assert_series_equal(old[0].positions(data[0]), resume_case["split_positions"], check_exact=True)
+    histories = [agent.fit(sampler, iterations=N2, progress=False) for agent in old]
+    pd.testing.assert_series_equal(old[0].positions(data[0]), old[1].positions(data[0]), check_exact=True)
+    assert histories[0][0]["iteration"] == N1 and old[0].iterations_trained == N1 + N2
+    pairs = zip(old[0].net.state_dict().values(), whole.net.state_dict().values(), strict=True)
+    assert not all(torch.equal(ours, theirs) for ours, theirs in pairs)
+
+
+def test_load_rejects_corrupt_training_state(trained, tmp_path):
+    path = trained.save(tmp_path / "agent")
+    state = torch.load(path / TRAINING_STATE_FILE, weights_only=True)
+    state["optimizer"]["param_groups"] = []
+    torch.save(state, path / TRAINING_STATE_FILE)
+    with pytest.raises(AgentError, match="training_state.pt does not fit this agent"):
+        load_agent(path)
+    (path / TRAINING_STATE_FILE).write_bytes(b"\x00garbage")
+    with pytest.raises(AgentError, match="training_state.pt is corrupt"):
+        load_agent(path)

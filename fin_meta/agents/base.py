@@ -50,7 +50,8 @@ class Agent(Protocol):
     ) -> list[dict[str, float]]:
         """(Meta-)train for `iterations` iterations on a `VectorTradingEnv` over the sampler's
         prices, on the agent's device; returns the per-iteration metrics (also given to
-        `callback(iteration, metrics)`); a tqdm bar when `progress`."""
+        `callback(iteration, metrics)`, iteration 0-based in this call); a tqdm bar when
+        `progress`. A later call continues the training: `fit(n1)` then `fit(n2)` is `fit(n1 + n2)`."""
         ...
 
     def positions(self, prices: pd.DataFrame) -> pd.Series:
@@ -76,8 +77,9 @@ class Agent(Protocol):
         curves are scored on the same bars."""
         ...
 
-    def save(self, path: str | Path) -> Path:
-        """Write the agent to directory `path` (atomically); returns the path."""
+    def save(self, path: str | Path, *, training_state: bool = True) -> Path:
+        """Write the agent to directory `path` (atomically), with the state a later `fit`
+        continues from (random streams, optimiser) unless `training_state=False`; returns the path."""
         ...
 
     @classmethod

@@ -10,14 +10,14 @@ Training (`fit`) is collect, then update, as Stable-Baselines3's `collect_rollou
 `train()`: `fit_context(sampler, rng, gen)` builds what one `fit` call shares (a `FitContext`:
 env, buffers, optimiser...), then every iteration is `update(collect(sampler, ctx), ctx)`:
 `collect` plays the iteration's rollouts, `update` learns from them and returns its metrics.
+The random streams and the optimiser belong to the agent: each `fit` call continues them, and
+`save` writes them (`fin_meta.agents.training`), so training resumes exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ValidationError
-from tqdm.auto import tqdm
 
 from fin_meta.agents.base import Callback
 from fin_meta.agents.deploy import StepPolicy, mean_log_return, play_episodes, walk_forward
@@ -34,9 +33,16 @@ from fin_meta.agents.normalization import observation_stats
 from fin_meta.agents.serialization import (
     load_module_state,
     read_manifest,
+    read_training_state,
     read_weights,
     save_agent_dir,
     validate_model,
+)
+from fin_meta.agents.training import (
+    FitContext,
+    capture_training_state,
+    restore_training_state,
+    run_iterations,
 )
 from fin_meta.devices import resolve_device
 from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH, EnvConfig, make_config, observation_size
@@ -45,8 +51,7 @@ from fin_meta.errors import AgentError, ConfigError, DataError
 from fin_meta.seeding import numpy_generator, torch_generator
 from fin_meta.tasks import TaskSampler
 
-__all__ = ["TorchAgent", "FitContext", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads",
-           "run_iterations"]
+__all__ = ["TorchAgent", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads"]
 
 
 def coerce_env_config(env_config: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
@@ -92,53 +97,6 @@ def cpu_threads(n: int | None, device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run_iterations(
-    iterations: int,
-    one_iteration: Callable[[int], dict[str, float]],
-    *,
-    env_steps_per_iteration: int,
-    callback: Callback | None,
-    progress: bool,
-    desc: str,
-) -> list[dict[str, float]]:
-    """Call `one_iteration(i)` `iterations` times under a tqdm bar; adds `iteration`,
-    `env_steps` (cumulative), `time_s` and `env_steps_per_s` (learning included) to its metrics
-    and hands them to `callback(i, metrics)`."""
-    if iterations < 1:
-        raise ConfigError(f"iterations={iterations}: train for at least one iteration")
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(iterations), desc=desc, disable=not progress, leave=False)
-    for i in bar:
-        t0 = time.perf_counter()
-        metrics = one_iteration(i)
-        elapsed = time.perf_counter() - t0
-        metrics.update(
-            iteration=float(i),
-            env_steps=float(env_steps_per_iteration * (i + 1)),
-            time_s=elapsed,
-            env_steps_per_s=env_steps_per_iteration / max(elapsed, 1e-9),
-        )
-        history.append(metrics)
-        if progress:
-            bar.set_postfix(ret=f"{metrics.get('episode_return', float('nan')):.4f}",
-                            sps=f"{metrics['env_steps_per_s']:.0f}")
-        if callback is not None:
-            callback(i, metrics)
-    return history
-
-
-@dataclass
-class FitContext:
-    """What one `fit` call shares across its iterations; agents extend it (env, buffers, loss
-    weights...). `rng`: the task generator (numpy); `gen`: the action-sampling / minibatch
-    generator (torch, on the device); `env_steps_per_iteration`: env steps one iteration takes."""
-
-    rng: np.random.Generator
-    gen: torch.Generator
-    optimizer: torch.optim.Optimizer
-    env_steps_per_iteration: int
-
-
 class TorchAgent:
     """Mixin for agents whose deployment is a deterministic `StepPolicy` over one env."""
 
@@ -161,6 +119,9 @@ class TorchAgent:
         self.episode_length = self.env_config.episode_length or DEFAULT_EPISODE_LENGTH
         self.history: list[dict[str, float]] = []
         self.iterations_trained = 0  # across fit calls and save/load (history is this session's)
+        self._rng: np.random.Generator | None = None  # training streams and optimiser: made by the first fit
+        self._train_gen: torch.Generator | None = None
+        self._adam: torch.optim.Optimizer | None = None
         with seeded(self.hparams.seed):
             self.net = self.build_network()
         self.net.to(self.device)
@@ -209,9 +170,11 @@ class TorchAgent:
         """Train for `iterations` iterations of `update(collect(sampler, ctx), ctx)` on the
         `TaskSampler`'s tasks (built with `window >=` the env's); returns the per-iteration
         metrics (the agent's `update` documents its own; `run_iterations` adds env steps and
-        timings), also given to `callback(i, metrics)`. Input scaling is fitted on the
-        sampler's (training) prices at the first call and fixed from then on; a later call
-        continues training with fresh seeded streams."""
+        timings), also given to `callback(i, metrics)` (i: 0-based in this call). Input scaling
+        is fitted on the sampler's (training) prices at the first call and fixed from then on; a
+        later call (or one after `save` / `load`) continues the same random streams and optimiser
+        state, so `fit(n1)` then `fit(n2)` trains as `fit(n1 + n2)`. `iterations_trained` and
+        `history` grow after each iteration (a `save` from the callback holds the state after it)."""
         if sampler.window < self.env_config.window:
             raise ConfigError(
                 f"the TaskSampler was built with window={sampler.window} but the agent's env uses "
@@ -221,14 +184,18 @@ class TorchAgent:
             mean, std = observation_stats(sampler.prices, self.env_config)
             self.input_normalizer.set(torch.as_tensor(mean), torch.as_tensor(std))
         self.episode_length = sampler.episode_length
-        seed = self.hparams.seed + self.iterations_trained  # a later call continues with fresh, seeded streams
-        ctx = self.fit_context(sampler, numpy_generator(seed), torch_generator(seed, self.device))
+        ctx = self.fit_context(sampler, *self.streams())
+
+        def record(i: int, metrics: dict[str, float]) -> None:
+            self.history.append(metrics)
+            self.iterations_trained += 1
+            if callback is not None:
+                callback(i, metrics)
+
         with self.threads():
             history = run_iterations(iterations, lambda _: self.train_iteration(sampler, ctx),
-                                     env_steps_per_iteration=ctx.env_steps_per_iteration,
-                                     callback=callback, progress=progress, desc=self.algo)
-        self.history += history
-        self.iterations_trained += len(history)
+                                     env_steps_per_iteration=ctx.env_steps_per_iteration, callback=record,
+                                     progress=progress, desc=self.algo, done=self.iterations_trained)
         self.net.eval()
         return history
 
@@ -236,10 +203,26 @@ class TorchAgent:
         """The block runs with `hparams.cpu_threads` torch threads on CPU."""
         return cpu_threads(getattr(self.hparams, "cpu_threads", None), self.device)
 
-    def optimizer(self) -> torch.optim.Adam:
-        """The agent's Adam optimiser (created on first use, kept across `fit` calls)."""
-        if getattr(self, "_adam", None) is None:
-            self._adam = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, eps=1e-5)
+    def streams(self) -> tuple[np.random.Generator, torch.Generator]:
+        """The task (numpy) and action / minibatch (torch) generators every `fit` continues,
+        seeded `seed + iterations_trained` when first needed (a new agent: `seed`)."""
+        if self._rng is None or self._train_gen is None:
+            seed = self.hparams.seed + self.iterations_trained
+            self._rng, self._train_gen = numpy_generator(seed), torch_generator(seed, self.device)
+        return self._rng, self._train_gen
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """The torch generators of the training state, by name (an agent adds its own)."""
+        return {"train": self.streams()[1]}
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """A fresh optimiser of the network's parameters (Adam, `hparams.lr`)."""
+        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, eps=1e-5)
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The agent's optimiser (built on first use, kept across `fit` calls and saved)."""
+        if self._adam is None:
+            self._adam = self.build_optimizer()
         return self._adam
 
     # -- deployment --------------------------------------------------------------------------
@@ -301,11 +284,16 @@ class TorchAgent:
         low, high = self.env_config.position_bounds
         return {"observation_size": self.obs_size, "action": self.env_config.action, "low": low, "high": high}
 
-    def save(self, path: str | Path) -> Path:
-        """Write weights.pt + agent.json to directory `path` atomically; returns the path."""
+    def save(self, path: str | Path, *, training_state: bool = True) -> Path:
+        """Write weights.pt + agent.json to directory `path` atomically, and training_state.pt
+        (what the next `fit` continues from) once the agent has been fitted, unless
+        `training_state=False` (deployment only); returns the path."""
+        state = None
+        if training_state and self._rng is not None:
+            state = capture_training_state(self.streams()[0], self.generators(), self.optimizer(), self.device)
         return save_agent_dir(
             path, algo=self.algo, hparams=self.hparams, env_config=self.env_config, spaces=self.spaces(),
-            weights={"net": self.net.state_dict()},
+            weights={"net": self.net.state_dict()}, training_state=state,
             extra={"episode_length": self.episode_length, "iterations_trained": self.iterations_trained},
         )
 
@@ -335,6 +323,9 @@ class TorchAgent:
         extra = manifest.get("extra") or {}
         agent.episode_length = int(extra.get("episode_length", agent.episode_length))
         agent.iterations_trained = int(extra.get("iterations_trained", 0))
+        state = read_training_state(path)
+        if state is not None:
+            restore_training_state(state, agent.streams()[0], agent.generators(), agent.optimizer(), agent.device, path)
         return agent
 
     def __repr__(self) -> str:

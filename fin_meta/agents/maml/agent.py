@@ -51,7 +51,8 @@ from fin_meta.agents.maml.core import (
 from fin_meta.agents.maml.objectives import TradingObjectives
 from fin_meta.agents.maml.rollout import Batch, ReturnsTable, rollout, select_params
 from fin_meta.agents.networks import Normalizer
-from fin_meta.agents.torch_agent import FitContext, TorchAgent
+from fin_meta.agents.torch_agent import TorchAgent
+from fin_meta.agents.training import FitContext
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import ConfigError, DataError
@@ -116,11 +117,13 @@ class MAMLAgent(TorchAgent):
     def build_network(self) -> MAMLNet:
         return MAMLNet(self.obs_size, self.hparams)
 
-    def optimizer(self) -> torch.optim.Adam:
-        """Adam over theta and the inner step sizes (created on first use, kept across fits)."""
-        if getattr(self, "_adam", None) is None:
-            self._adam = torch.optim.Adam(self.net.parameters(), lr=self.hparams.outer_lr)
-        return self._adam
+    def build_optimizer(self) -> torch.optim.Adam:
+        """Adam over theta and the inner step sizes (`outer_lr`)."""
+        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.outer_lr)
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """Besides `train`, `explore`: the score estimator's exploration draws during training."""
+        return {**super().generators(), "explore": self._gen}
 
     # ------------------------------------------------------------------ parameters
     @property

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from fin_meta.agents.ppo.config import PPOLossConfig
-from fin_meta.agents.torch_agent import FitContext
+from fin_meta.agents.training import FitContext
 from fin_meta.envs.vector_env import VectorTradingEnv
 
 __all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "ppo_update", "PPOLossWeights", "PPOFitContext"]
