@@ -3,6 +3,8 @@
 `load_prices("sample:sp500")` and friends return a DataFrame with a tz-naive `DatetimeIndex`
 named `date` (strictly increasing, unique) and float64 columns `open high low close volume`,
 validated by `validate_prices`. The sources live in `fin_meta.sources` (one module each).
+Every loaded frame records its bars per year in `prices.attrs["bars_per_year"]`
+(`fin_meta.frequency.ATTR`): inferred from its dates, or the `bars_per_year` given.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fin_meta.errors import DataError
+from fin_meta.frequency import ATTR, bars_per_year_of, check_bars_per_year
 from fin_meta.sources import SCHEMES, csv_source, parse_source, sample, synthetic, yahoo
 from fin_meta.sources.dates import DateLike, parse_date
 from fin_meta.sources.describe import describe_prices
@@ -53,6 +56,7 @@ def load_prices(
     ffill_limit: int = 5,
     progress: bool = False,
     min_bars: int = 2,
+    bars_per_year: float | None = None,
     **source_params: Any,
 ) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Load, validate and date-slice prices.
@@ -66,11 +70,15 @@ def load_prices(
     one of them (`**{"synthetic:regimes": {"seed": 1}}`) goes to that source only, the others
     to every source. `data_dir` is the yfinance cache folder (see
     `resolve_data_dir`), `ffill_limit` the longest run of NaN prices forward-filled, `min_bars`
-    the fewest bars accepted. Raises `DataError` naming the source and the fix.
+    the fewest bars accepted. `bars_per_year` (None: inferred from the dates of the whole
+    source, before `start`/`end` cut it; see `fin_meta.frequency`) is recorded in
+    `prices.attrs["bars_per_year"]` of every frame and drives every annualised figure and
+    default window downstream. Raises `DataError` naming the source and the fix.
     """
+    per_year = None if bars_per_year is None else check_bars_per_year(bars_per_year)
     if isinstance(source, str):
         return _load_one(
-            source, start, end, data_dir, ffill_limit, progress, min_bars, source_params
+            source, start, end, data_dir, ffill_limit, progress, min_bars, per_year, source_params
         )
     sources = list(source) if isinstance(source, Sequence) else []
     if not sources:
@@ -89,6 +97,7 @@ def load_prices(
             ffill_limit,
             False,
             min_bars,
+            per_year,
             {**shared, **_own_params(source_params, s)},
         )  # fmt: skip
         for s in bar
@@ -110,6 +119,7 @@ def _load_one(
     ffill_limit: int,
     progress: bool,
     min_bars: int,
+    per_year: float | None,
     params: dict[str, Any],
 ) -> pd.DataFrame:
     scheme, name = parse_source(source)
@@ -127,7 +137,8 @@ def _load_one(
     prices = validate_prices(raw, source, ffill_limit, min_bars=1)
     selected = _select(prices, lo, hi, source)
     require_bars(selected, min_bars, source=source)
-    selected.attrs = {**prices.attrs, "source": source}
+    recorded = bars_per_year_of(prices) if per_year is None else per_year
+    selected.attrs = {**prices.attrs, "source": source, ATTR: recorded}
     return selected
 
 

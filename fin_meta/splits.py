@@ -1,8 +1,10 @@
 """Time splits: train / (validation) / test periods of one prices frame, with an embargo.
 
 Dates are calendar dates, inclusive, read by `fin_meta.sources.dates.parse_date`; the embargo
-is in bars (trading days): at least that many bars lie strictly between consecutive periods,
-so rolling features and labels of one period cannot see the next.
+is in bars: at least that many bars lie strictly between consecutive periods, so rolling
+features and labels of one period cannot see the next. Not given (None), it is one month of the
+prices' bars (`DEFAULT_EMBARGO_YEARS`, converted with `fin_meta.frequency`: 21 daily bars, 4
+weekly, 1 monthly); given, it stays in bars.
 """
 
 from __future__ import annotations
@@ -12,14 +14,25 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
+from fin_meta.frequency import bars_per_year_of, frequency_name, in_bars
 from fin_meta.sources.dates import DateLike, parse_date
 
-__all__ = ["TimeSplit", "split_periods"]
+__all__ = ["DEFAULT_EMBARGO_YEARS", "TimeSplit", "default_embargo", "split_periods"]
+
+DEFAULT_EMBARGO_YEARS = 1 / 12
+"""The embargo when none is given: one month, as bars of the prices' frequency (at least 1)."""
+
+
+def default_embargo(prices: pd.DataFrame) -> int:
+    """One month of bars of `prices` (`fin_meta.frequency.bars_per_year_of`): 21 daily, 4
+    weekly, 1 monthly or longer."""
+    return in_bars(DEFAULT_EMBARGO_YEARS, bars_per_year_of(prices))
 
 
 @dataclass(frozen=True)
 class TimeSplit:
-    """Train / (validation) / test periods, inclusive dates, with an embargo of `embargo` bars.
+    """Train / (validation) / test periods, inclusive dates, with an embargo of `embargo` bars
+    (None: one month of the prices' bars, `default_embargo`).
 
     * train: `train_start .. train_end` (`train_start=None`: from the first bar);
     * val (optional): from `val_start` up to the last bar that is still `embargo` bars before the
@@ -34,16 +47,17 @@ class TimeSplit:
     train_start: pd.Timestamp | None = None
     test_end: pd.Timestamp | None = None
     val_start: pd.Timestamp | None = None
-    embargo: int = 21
+    embargo: int | None = None
 
     def split(self, prices: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """Cut `prices` into `{"train", ("val"), "test"}` frames. Raises `ConfigError` when the
         periods are out of order or closer than the embargo, `DataError` when one is empty."""
-        if self.embargo < 0:
+        if self.embargo is not None and self.embargo < 0:
             raise ConfigError(f"embargo={self.embargo} must be >= 0 bars")
         idx = prices.index
         if not isinstance(idx, pd.DatetimeIndex):
             raise DataError("prices must have a DatetimeIndex named 'date' to be split by dates")
+        embargo = default_embargo(prices) if self.embargo is None else self.embargo
         if self.train_end >= self.test_start:
             raise ConfigError(
                 f"train_end={self.train_end.date()} must be before test_start={self.test_start.date()}"
@@ -68,7 +82,7 @@ class TimeSplit:
         test_hi = idx.searchsorted(self.test_end, side="right") if self.test_end is not None else len(idx)
         bounds: dict[str, tuple[int, int]] = {"train": (lo, train_hi)}
         if self.val_start is not None:
-            bounds["val"] = (idx.searchsorted(self.val_start), test_lo - self.embargo)
+            bounds["val"] = (idx.searchsorted(self.val_start), test_lo - embargo)
         bounds["test"] = (test_lo, test_hi)
 
         for name, (a, b) in bounds.items():
@@ -80,13 +94,19 @@ class TimeSplit:
         names = list(bounds)
         for prev, nxt in zip(names, names[1:], strict=False):
             gap = bounds[nxt][0] - bounds[prev][1]  # bars strictly between the two periods
-            if gap < self.embargo:
+            if gap < embargo:
                 raise ConfigError(
                     f"only {gap} bars between the {prev} period (ends {idx[bounds[prev][1] - 1].date()}) "
                     f"and the {nxt} period (starts {idx[bounds[nxt][0]].date()}); the embargo needs "
-                    f"{self.embargo}: start {nxt} later or end {prev} earlier"
+                    f"{embargo}{self._default_note(prices)}: start {nxt} later or end {prev} earlier"
                 )
         return {name: prices.iloc[a:b] for name, (a, b) in bounds.items()}
+
+    def _default_note(self, prices: pd.DataFrame) -> str:
+        """` (the default: one month of weekly bars)` when the embargo was not given, else ``."""
+        if self.embargo is not None:
+            return ""
+        return f" (the default: one month of {frequency_name(bars_per_year_of(prices))} bars)"
 
 
 def _span(idx: pd.Index) -> str:
@@ -104,10 +124,11 @@ def split_periods(
     train_start: DateLike = None,
     test_end: DateLike = None,
     val_start: DateLike = None,
-    embargo: int = 21,
+    embargo: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Split one prices frame into train / (val) / test periods (dates inclusive) with at least
-    `embargo` bars between consecutive periods; see `TimeSplit`. A date that cannot be read
+    `embargo` bars between consecutive periods (None: one month of bars, `default_embargo`);
+    see `TimeSplit`. A date that cannot be read
     is a `DataError` (`parse_date`); `train_end` and `test_start` are required."""
     required = {"train_end": train_end, "test_start": test_start}
     missing = [name for name, value in required.items() if value is None]
@@ -119,6 +140,6 @@ def split_periods(
         train_start=parse_date(train_start, "train_start"),
         test_end=parse_date(test_end, "test_end"),
         val_start=parse_date(val_start, "val_start"),
-        embargo=int(embargo),
+        embargo=None if embargo is None else int(embargo),
     )
     return split.split(prices)

@@ -3,6 +3,11 @@
 Every strategy returns a float64 Series on the prices index, named after the strategy, with
 values in [-1, 1] and 0 during its warm-up (DESIGN.md: positions[t] is decided with data up to
 and including bar t's close and held until close t+1).
+
+Windows and lookbacks are in bars, whatever the bar frequency: the built-in defaults are chosen
+for daily bars (a 126-bar momentum lookback is six months of daily bars, ten years of monthly
+ones), so give them in bars for other frequencies. Anything annualised uses the prices' bars per
+year (`fin_meta.frequency.bars_per_year_of`: recorded by `load_prices`, else inferred).
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import DataError, StrategyError
 
 __all__ = [
@@ -76,11 +80,12 @@ def check_less(strategy: str, small_key: str, small: float, big_key: str, big: f
         )
 
 
-def annualised_vol(close: pd.Series, window: int) -> pd.Series:
-    """Trailing realised volatility of daily log returns over `window` bars, annualised with
-    252 bars per year (fraction, e.g. 0.2 = 20%); NaN until `window` returns exist."""
+def annualised_vol(close: pd.Series, window: int, per_year: float) -> pd.Series:
+    """Trailing realised volatility of log returns per bar over `window` bars, annualised with
+    `per_year` bars per year (252 daily, 12 monthly; fraction, e.g. 0.2 = 20%); NaN until
+    `window` returns exist."""
     log_ret = np.log(close).diff()
-    return log_ret.rolling(window, min_periods=window).std() * np.sqrt(BARS_PER_YEAR)
+    return log_ret.rolling(window, min_periods=window).std() * np.sqrt(per_year)
 
 
 def as_positions(raw: pd.Series, name: str) -> pd.Series:

@@ -4,6 +4,7 @@
 `z <= -entry_z`, short when `z >= entry_z` (flat instead of short unless `allow_short`), exit to
 flat when `|z| <= exit_z`; in between the previous position is kept (hysteresis, computed vectorised by
 forward-filling the entry/exit events). Warm-up: the first `window - 1` bars are 0.
+`window` is in bars (the default 20 is about a month of daily bars).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The trailing return is `close[t - skip] / close[t - lookback] - 1` (`skip` bars of the most
 recent history can be left out, as in 12-1 momentum); long when it is positive, short when it is
 negative (flat instead of short unless `allow_short`), flat when it is exactly 0. Warm-up: the
-first `lookback` bars are 0.
+first `lookback` bars are 0. `lookback` and `skip` are in bars (the default 126 is six months
+of daily bars; give fewer for weekly or monthly bars).
 """
 
 from __future__ import annotations

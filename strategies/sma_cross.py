@@ -3,7 +3,7 @@
 Simple moving averages of the close over `fast` and `slow` bars, both ending at bar t's close,
 so the position at t uses no later data. When the fast average is not above the slow one the
 position is flat (or short with `allow_short`). Warm-up: the first `slow - 1` bars (the slow
-average is undefined) are 0.
+average is undefined) are 0. `fast` and `slow` are in bars (defaults chosen for daily bars).
 """
 
 from __future__ import annotations

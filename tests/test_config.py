@@ -26,7 +26,7 @@ def minimal(tmp_path: Path) -> Path:
 def test_minimal_file_gets_documented_defaults(minimal: Path):
     cfg = load_config(minimal)
     assert cfg.data.sources == ["sample:sp500"]  # a single string is wrapped
-    assert cfg.data.embargo == 21
+    assert cfg.data.embargo is None and cfg.data.bars_per_year is None  # a month of bars, inferred
     assert cfg.regimes.min_length == 20 and cfg.regimes.task_labels == "hindsight"
     assert cfg.evaluation.baselines == ["buy_and_hold", "sma_cross", "momentum", "mean_reversion", "vol_target"]
     assert cfg.evaluation.bootstrap_samples == 1000

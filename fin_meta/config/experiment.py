@@ -8,7 +8,8 @@ section rejects unknown keys; every problem is reported as one line
 `file:line: dotted.key: what is wrong`, in a `ConfigError`.
 
 Units: dates are calendar dates (YYYY-MM-DD, inclusive); `embargo`, `min_length` and `window`
-are in bars (trading days, 252 per year); fees and slippage are fractions of the traded value.
+are in bars of the data's frequency (`data.bars_per_year`, inferred from the dates unless given:
+252 a year for daily bars); fees and slippage are fractions of the traded value.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ sources from `fin_meta.sources.SCHEMES`, strategies from `strategies`. Dates are
 `fin_meta.sources.dates.parse_date`.
 
 Units: dates are calendar dates (YYYY-MM-DD, inclusive); `embargo`, `min_length` and `ffill_limit`
-are in bars (trading days, 252 per year).
+are in bars of the data's frequency (`data.bars_per_year`: inferred from the dates, 252 a year
+for daily bars, or given). Left out, `embargo` and the regime windows are durations (a month, a
+quarter) converted to bars of that frequency.
 """
 
 from __future__ import annotations
@@ -112,9 +114,13 @@ class DataConfig(BaseModel):
     """First test date; at least `embargo` bars after `train_end` (checked on the data)."""
     test_end: Date | None = None
     """Last test date (None: `end`, else the last bar)."""
-    embargo: int = Field(21, ge=0)
+    embargo: int | None = Field(None, ge=0)
     """Bars that must lie strictly between consecutive periods (so rolling windows of one
-    period never see the next)."""
+    period never see the next). None: one month of bars (21 daily, 4 weekly, 1 monthly)."""
+    bars_per_year: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Bars per year of the prices, for every annualised figure (Sharpe, CAGR, volatility) and
+    every default window given as a duration. None: inferred from the dates (252 daily, 365 for
+    daily bars with weekends, 52 weekly, 12 monthly, intraday from the bars per session)."""
     data_dir: str | None = None
     """Price cache folder for `yf:` sources (None: $FIN_META_DATA_DIR, else `./data`)."""
     ffill_limit: int = Field(5, ge=0)
@@ -172,7 +178,9 @@ class RegimeConfig(BaseModel):
     4 labels) or `hmm` (a Gaussian hidden Markov model fitted on the training period only)."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Parameters of the method (trend_vol: trend_window, vol_window, vol_quantile, ...;
-    hmm: n_states, vol_window, n_init, ...); unknown ones are rejected."""
+    hmm: n_states, vol_window, n_init, ...); unknown ones are rejected. Windows given are in
+    bars; left out, they are durations (trend: a quarter, volatility: a month) in bars of the
+    data's frequency."""
     min_length: int = Field(20, ge=1)
     """Regime runs shorter than this many bars are merged into a neighbour."""
     task_labels: Literal["hindsight", "causal"] = "hindsight"

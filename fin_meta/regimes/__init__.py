@@ -5,11 +5,11 @@
     segments(labels, min_length=20)
 
 Methods (`METHODS`):
-- `trend_vol`: trailing trend (log return over `trend_window` bars) x trailing realised
-  volatility (`vol_window` bars) against a threshold (a quantile, default the median) fitted on
+- `trend_vol`: trailing trend (log return over `trend_window` bars, default a quarter) x
+  trailing realised volatility (`vol_window` bars, default a month) against a threshold (a quantile, default the median) fitted on
   the bars up to `fit_end`; with `fit_end=None` the threshold is an expanding quantile of past
   volatility, so every label is causal. 4 labels, see `TREND_VOL_NAMES`.
-- `hmm`: a Gaussian HMM (hmmlearn, full covariance) on the daily log return and the log of the
+- `hmm`: a Gaussian HMM (hmmlearn, full covariance) on the log return per bar and the log of the
   trailing volatility, fitted on the bars up to `fit_end` (None: the first half of the bars,
   which are then in-sample; with `causal=False`, all bars). Causal
   labels are the most likely state under the FILTERED probabilities P(state_t | data up to t)
@@ -23,9 +23,14 @@ itself is in-sample: labels up to `fit_end` use a threshold / model fitted on da
 fitted on the bars up to `fit_end`, or on all bars when it is None): they look at the future
 and are only for grouping training tasks and for reports.
 
+Windows: a window given explicitly is in bars; left at its default it is a duration (a quarter,
+a month) converted with the prices' bars per year (`fin_meta.frequency.bars_per_year_of`: what
+`load_prices` recorded, else inferred from the dates), so monthly prices get a 3-bar trend window
+and daily ones 63. A window that cannot fit the prices is a one-line `DataError` in time units.
+
 Labels are int64 in a Series named `regime` on the prices index; `WARMUP` (-1) marks bars that
 cannot be labelled yet (their windows are not full). `labels.attrs` holds `names`, `method`,
-`causal`, `fit_end` and `params`.
+`causal`, `fit_end`, `params` (windows in bars) and `bars_per_year`.
 
 Modules: `base` (what both detectors share), `trend_vol`, `hmm`, `segments` (THE run-length
 encoder: runs, merged segments, the held-out segments) and `summary` (tables of labelled
@@ -41,7 +46,15 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.regimes.base import WARMUP, WARMUP_NAME, close_series, fit_mask, parse_params
+from fin_meta.frequency import bars_per_year_of
+from fin_meta.regimes.base import (
+    WARMUP,
+    WARMUP_NAME,
+    close_series,
+    fit_mask,
+    parse_params,
+    resolve_windows,
+)
 from fin_meta.regimes.hmm import (
     HMMParams,
     fit_hmm,
@@ -89,11 +102,18 @@ def _params(method: str, params: dict[str, Any]) -> Any:
     return parse_params(METHODS[method], method, params)
 
 
+def _prepared(prices: pd.DataFrame, method: str, params: dict[str, Any]) -> tuple[pd.Series, Any]:
+    """The close of `prices` and the checked parameters of `method` with every default window
+    in bars of the prices' frequency (`base.resolve_windows`)."""
+    p = _params(method, params)
+    close = close_series(prices)
+    return close, resolve_windows(p, method, close)
+
+
 def _hmm(
-    prices: pd.DataFrame, causal: bool, fit_end: DateLike, p: HMMParams
+    close: pd.Series, causal: bool, fit_end: DateLike, p: HMMParams
 ) -> tuple[pd.DataFrame, dict[int, str]]:
     """HMM state probabilities (NaN rows in warm-up, columns = labels) and label names."""
-    close = close_series(prices)
     x = hmm_features(close, p)
     valid = np.isfinite(x).all(axis=1)
     mask = fit_mask(close.index, fit_end)
@@ -121,15 +141,17 @@ def detect_regimes(
     """Regime label of every bar (int64 Series `regime` on the prices index, WARMUP = -1 where
     undefined). `method`: "trend_vol" or "hmm" (see the module docstring and `METHODS` for
     `params`); `fit_end`: last bar (inclusive) of the fit period; `causal=False`: hindsight
-    labels, for grouping training tasks and reports only. Names in `labels.attrs["names"]`."""
-    p = _params(method, params)
+    labels, for grouping training tasks and reports only. Names in `labels.attrs["names"]`;
+    `labels.attrs["params"]` has every window in bars. Windows left at their default are
+    durations in bars of the prices' frequency (a quarter: 63 daily bars, 3 monthly); a window
+    that does not fit the prices is a one-line `DataError` in time units."""
+    close, p = _prepared(prices, method, params)
     end = parse_date(fit_end, "fit_end", source="regimes")
     if method == "trend_vol":
-        close = close_series(prices)
         values = trend_vol_labels(close, p, fit_mask(close.index, end), causal)
         names = dict(TREND_VOL_NAMES)
     else:
-        proba, names = _hmm(prices, causal, end, p)
+        proba, names = _hmm(close, causal, end, p)
         filled = proba.to_numpy()
         valid = ~np.isnan(filled[:, 0])
         values = np.full(len(filled), WARMUP)
@@ -141,6 +163,7 @@ def detect_regimes(
         causal=bool(causal),
         fit_end=None if end is None else str(end.date()),
         params=asdict(p),
+        bars_per_year=bars_per_year_of(close),
     )
     return labels
 
@@ -153,7 +176,8 @@ def regime_probabilities(
 ) -> pd.DataFrame:
     """The hmm method's state probabilities (columns = labels, rows sum to 1, NaN in warm-up):
     filtered (causal) or smoothed (hindsight). Usable as soft regime features by an agent."""
-    proba, names = _hmm(prices, causal, fit_end, _params("hmm", params))
+    close, p = _prepared(prices, "hmm", params)
+    proba, names = _hmm(close, causal, fit_end, p)
     proba.attrs["names"] = names
     return proba
 

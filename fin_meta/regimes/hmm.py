@@ -3,22 +3,25 @@ fitted on the fit period only, with causal FILTERED state probabilities (a vecto
 recursion) or hindsight smoothed ones. States are reordered by mean return (label 0 = lowest),
 so labels do not depend on the arbitrary state order of a fit.
 
-Units: log returns per bar; volatility annualised with 252 bars per year.
+Units: log returns per bar; volatility annualised with the prices' bars per year
+(`fin_meta.frequency.bars_per_year_of`). `vol_window`'s default is a month of bars
+(`HMMParams.DURATIONS`: 21 daily, 4 weekly, 2 monthly); given explicitly it stays in bars.
+`min_fit_bars` is a sample size for the fit, not a duration: it stays 100 bars at every frequency.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
-from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import DataError
-from fin_meta.regimes.base import check_int
+from fin_meta.frequency import bars_per_year_of
+from fin_meta.regimes.base import Duration, check_int, check_windows, resolve_windows
 
 __all__ = [
     "HMMParams",
@@ -33,12 +36,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class HMMParams:
-    """Parameters of the `hmm` method."""
+    """Parameters of the `hmm` method (windows in bars; None: the default duration)."""
+
+    DURATIONS: ClassVar[dict[str, Duration]] = {"vol_window": (1 / 12, 2)}
+    """Default of each window as (years, fewest bars): a month."""
 
     n_states: int = 3
     """Hidden states; labels 0..n_states-1 in increasing order of the state's mean return."""
-    vol_window: int = 21
-    """Bars of the trailing realised volatility feature (its log enters the HMM)."""
+    vol_window: int | None = None
+    """Bars of the trailing realised volatility feature, its log enters the HMM (None: a month
+    of bars, 21 daily, 4 weekly, 2 monthly)."""
     seed: int = 0
     """Seed of the HMM's initialisation (restart i uses seed + i)."""
     n_init: int = 5
@@ -52,7 +59,7 @@ class HMMParams:
     def check(self) -> None:
         """`ConfigError` naming the first invalid parameter."""
         check_int("hmm", "n_states", self.n_states, 2)
-        check_int("hmm", "vol_window", self.vol_window, 2)
+        check_windows("hmm", self, self.DURATIONS)
         check_int("hmm", "seed", self.seed, 0)
         check_int("hmm", "n_init", self.n_init, 1)
         check_int("hmm", "n_iter", self.n_iter, 1)
@@ -61,9 +68,11 @@ class HMMParams:
 
 def hmm_features(close: pd.Series, p: HMMParams) -> np.ndarray:
     """Per-bar HMM features from trailing data only, shape (n, 2): the log return and the log of
-    the trailing annualised volatility (floored at 1e-8). NaN rows in warm-up."""
+    the trailing volatility annualised with the close's bars per year (floored at 1e-8). NaN
+    rows in warm-up. A default `vol_window` (None) is a month of the close's bars."""
+    window = resolve_windows(p, "hmm", close).vol_window
     log_ret = np.log(close).diff()
-    vol = log_ret.rolling(p.vol_window, min_periods=p.vol_window).std() * np.sqrt(BARS_PER_YEAR)
+    vol = log_ret.rolling(window, min_periods=window).std() * np.sqrt(bars_per_year_of(close))
     return np.column_stack([log_ret.to_numpy(), np.log(np.maximum(vol.to_numpy(), 1e-8))])
 
 

@@ -1,7 +1,8 @@
 """Describing labelled prices: one row per regime segment (`regime_summary`), one row per regime
 (`regime_stats`), and how well detected labels match known ones (`label_accuracy`).
 
-Units: returns are fractions (0.05 = 5 %); annualised with 252 bars per year.
+Units: returns are fractions (0.05 = 5 %); annualised with the prices' bars per year
+(`fin_meta.frequency.bars_per_year_of`: 252 for daily bars, 12 for monthly).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import DataError
+from fin_meta.frequency import bars_per_year_of
 from fin_meta.regimes.base import WARMUP, WARMUP_NAME, close_series
 from fin_meta.regimes.segments import segment_ids, segments
 
@@ -47,8 +48,9 @@ def regime_summary(prices: pd.DataFrame, labels: pd.Series, min_length: int = 20
     """One row per segment of `segments(labels, min_length)`: `label`, `name`, `start`, `end`,
     `bars`, `total_return` (compounded return of the segment's bars, fraction: from the close
     before `start` to the close at `end`) and `annual_volatility` (std of the bars' simple
-    returns x sqrt(252); NaN with fewer than 2 returns)."""
+    returns x sqrt(bars per year of the prices); NaN with fewer than 2 returns)."""
     ret = _bar_returns(prices, labels)
+    per_year = bars_per_year_of(prices)
     segs = segments(labels, min_length)
     ids = segment_ids(segs)
     names = _name_of(labels)
@@ -60,18 +62,19 @@ def regime_summary(prices: pd.DataFrame, labels: pd.Series, min_length: int = 20
             "end": segs["end"],
             "bars": segs["n_bars"],
             "total_return": np.expm1(np.log1p(ret).groupby(ids).sum()).to_numpy(),
-            "annual_volatility": (ret.groupby(ids).std() * np.sqrt(BARS_PER_YEAR)).to_numpy(),
+            "annual_volatility": (ret.groupby(ids).std() * np.sqrt(per_year)).to_numpy(),
         }
     )
 
 
 def regime_stats(prices: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
     """One row per regime label (index `regime`, warm-up bars left out): `name`, `bars`,
-    `share` (fraction of the labelled bars), `annual_return` (mean simple bar return x 252) and
-    `annual_volatility` (std x sqrt(252)). A bar's return close[t]/close[t-1]-1 counts for the
+    `share` (fraction of the labelled bars), `annual_return` (mean simple bar return x bars per
+    year of the prices, 252 daily) and `annual_volatility` (std x sqrt(bars per year)). A bar's return close[t]/close[t-1]-1 counts for the
     regime of bar t: a description of each regime; for what a strategy earned per regime use
     `backtest(...).by_regime(labels)`."""
     ret = _bar_returns(prices, labels)
+    per_year = bars_per_year_of(prices)
     keep = labels.to_numpy() != WARMUP
     grouped = ret[keep].groupby(labels[keep].rename("regime"))
     bars = grouped.size()
@@ -81,8 +84,8 @@ def regime_stats(prices: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
             "name": [names.get(k, f"regime-{k}") for k in bars.index],
             "bars": bars.astype(np.int64),
             "share": bars / bars.sum(),
-            "annual_return": grouped.mean() * BARS_PER_YEAR,
-            "annual_volatility": grouped.std() * np.sqrt(BARS_PER_YEAR),
+            "annual_return": grouped.mean() * per_year,
+            "annual_volatility": grouped.std() * np.sqrt(per_year),
         }
     )
 

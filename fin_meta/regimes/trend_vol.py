@@ -6,18 +6,23 @@ thresholds are fitted on the bars up to `fit_end` (the training period), so labe
 `fit_end` are out-of-sample and causal. Hindsight labels use centred windows or smoothed
 posteriors and may only group training tasks or break down reports.
 
-Units: log returns per bar; volatility annualised with 252 bars per year (0.2 = 20%).
+Units: log returns per bar; windows in bars. The default windows are durations (a quarter for
+the trend and for `min_history`, a month for the volatility: `TrendVolParams.DURATIONS`), turned
+into bars with the prices' bars per year by `regimes.base.resolve_windows` (63 / 21 / 63 daily
+bars, 3 / 2 / 3 monthly); windows given explicitly stay in bars. The labels compare volatilities
+with each other only, so they need no annualisation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.regimes.base import WARMUP, check_int
+from fin_meta.regimes.base import WARMUP, Duration, check_windows, resolve_windows
 
 __all__ = ["TREND_VOL_NAMES", "TrendVolParams", "trend_vol_labels"]
 
@@ -32,24 +37,32 @@ TREND_VOL_NAMES: dict[int, str] = {
 
 @dataclass(frozen=True)
 class TrendVolParams:
-    """Parameters of the `trend_vol` method (windows in bars)."""
+    """Parameters of the `trend_vol` method (windows in bars; None: the default duration)."""
 
-    trend_window: int = 63
-    """Bars of the trailing log return that decides bull (> trend_threshold) or bear."""
-    vol_window: int = 21
-    """Bars of trailing realised volatility (std of daily log returns)."""
+    DURATIONS: ClassVar[dict[str, Duration]] = {
+        "trend_window": (0.25, 2),
+        "vol_window": (1 / 12, 2),
+        "min_history": (0.25, 1),
+    }
+    """Default of each window as (years, fewest bars): a quarter, a month, a quarter."""
+
+    trend_window: int | None = None
+    """Bars of the trailing log return that decides bull (> trend_threshold) or bear
+    (None: a quarter of bars, 63 daily, 13 weekly, 3 monthly)."""
+    vol_window: int | None = None
+    """Bars of trailing realised volatility, the std of log returns per bar (None: a month of
+    bars, 21 daily, 4 weekly, 2 monthly)."""
     vol_quantile: float = 0.5
     """Quantile of the fit period's volatility that separates calm (<=) from volatile."""
     trend_threshold: float = 0.0
     """Trailing log return above which a bar is bull."""
-    min_history: int = 63
-    """With no fit_end (expanding threshold): volatility values needed before labelling."""
+    min_history: int | None = None
+    """With no fit_end (expanding threshold): volatility values needed before labelling
+    (None: a quarter of bars, 63 daily)."""
 
     def check(self) -> None:
         """`ConfigError` naming the first invalid parameter."""
-        check_int("trend_vol", "trend_window", self.trend_window, 2)
-        check_int("trend_vol", "vol_window", self.vol_window, 2)
-        check_int("trend_vol", "min_history", self.min_history, 1)
+        check_windows("trend_vol", self, self.DURATIONS)
         for key in ("vol_quantile", "trend_threshold"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -61,10 +74,12 @@ class TrendVolParams:
 def trend_vol_labels(
     close: pd.Series, p: TrendVolParams, fit: np.ndarray | None, causal: bool
 ) -> np.ndarray:
-    """trend_vol labels (int array, WARMUP where undefined). Causal: trailing windows, the
+    """trend_vol labels (int array, WARMUP where undefined); default windows (None) become bars
+    of the close's frequency (`regimes.base.resolve_windows`). Causal: trailing windows, the
     volatility threshold a quantile of the fit bars (or an expanding quantile when `fit` is
     None). Hindsight: windows centred on each bar (shrinking at the ends, so every bar is
     labelled), threshold a quantile of the fit bars (all bars when `fit` is None)."""
+    p = resolve_windows(p, "trend_vol", close)
     log_close = np.log(close.to_numpy())
     log_ret = pd.Series(np.diff(log_close, prepend=np.nan), index=close.index)
     n = len(close)

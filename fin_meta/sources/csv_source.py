@@ -1,4 +1,5 @@
-"""`csv:PATH`: a user's file of daily bars. Columns are matched case-insensitively by
+"""`csv:PATH`: a user's file of bars (daily, weekly, monthly or intraday: `load_prices` infers the
+bars per year from the dates). Columns are matched case-insensitively by
 validation (`Date`, `Open`, `Adj Close`, ...); the delimiter (`,` `;` or tab) is detected from
 the header line; an unnamed first column (as `DataFrame.to_csv()` writes) holds the dates."""
 

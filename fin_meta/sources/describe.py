@@ -7,17 +7,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fin_meta.frequency import bars_per_year_of, frequency_name
 from fin_meta.sources.validate import format_date
 
 __all__ = ["describe_prices"]
 
 
 def describe_prices(df: pd.DataFrame) -> dict[str, Any]:
-    """Rows, `start`/`end` (first and last date), business days without a bar (holidays
-    count), the largest gap between consecutive bars in calendar days and the bar it follows,
-    NaN counts per column    (and values forward-filled by validation, when known), min/max close. JSON-serialisable."""
+    """Rows, `start`/`end` (first and last date), `bars_per_year` (recorded by `load_prices`,
+    else inferred from the dates) and its `frequency` name (daily, weekly, monthly, ...),
+    business days without a bar (holidays count), the largest gap between consecutive bars in
+    calendar days and the bar it follows, NaN counts per column (and values forward-filled by
+    validation, when known), min/max close. JSON-serialisable."""
     index = pd.DatetimeIndex(df.index)
     out: dict[str, Any] = {"rows": len(df), "start": None, "end": None}
+    per_year = bars_per_year_of(df)
+    out["bars_per_year"] = per_year
+    out["frequency"] = frequency_name(per_year)
     if len(df):
         days = index.normalize().unique()
         out["start"], out["end"] = format_date(index[0]), format_date(index[-1])
