@@ -1,0 +1,49 @@
+"""The `fin-meta` command line: data, regimes, strategies, backtest, run, compare, ui. Typer
+commands only, one module per group (`data`, `jobs`, `runs`; the app and shared options in
+`app`): each parses its options and calls the library (the jobs live in `fin_meta.pipeline`).
+
+Errors caused by the user's input (`FinMetaError`) print as one line and exit 2; `--debug`
+(anywhere on the command line, or FIN_META_DEBUG=1) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from fin_meta.cli import data, jobs, runs  # noqa: F401  registers the commands on `app`
+from fin_meta.cli.app import app
+from fin_meta.errors import FinMetaError
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `fin-meta` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("FIN_META_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    # MLflow draws a progress bar for every artifact copy; ours already show the long work
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        app(args=args, prog_name="fin-meta")
+    except FinMetaError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: still one line unless --debug
+        if debug:
+            raise
+        typer.echo(
+            f"error: internal {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+            err=True,
+        )
+        sys.exit(1)

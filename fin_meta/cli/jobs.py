@@ -1,0 +1,99 @@
+"""The jobs: `backtest` (rule strategies) and `run` (an experiment file end to end)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fin_meta.cli.app import (
+    DataDirOpt,
+    EndOpt,
+    NoTrackOpt,
+    StartOpt,
+    TrackingUriOpt,
+    app,
+    parse_params,
+)
+
+
+@app.command("backtest")
+def backtest_cmd(
+    data: Annotated[str, typer.Option("--data", help="Data source, e.g. sample:sp500 or yf:SPY.")] = "sample:sp500",
+    strategy: Annotated[
+        list[str],
+        typer.Option("--strategy", "-s", help="Strategy name (repeatable), or 'all'."),
+    ] = ["all"],  # noqa: B006 - typer reads the default, it is never mutated
+    param: Annotated[
+        list[str],
+        typer.Option("--param", "-p", help="Strategy parameter k=v (or strategy.k=v with several strategies)."),
+    ] = [],  # noqa: B006
+    start: StartOpt = None,
+    end: EndOpt = None,
+    fees: Annotated[float, typer.Option(help="Fees as a fraction of traded value.")] = 5e-4,
+    slippage: Annotated[float, typer.Option(help="Slippage as a fraction of price.")] = 5e-4,
+    benchmark: Annotated[bool, typer.Option(help="Add buy_and_hold as a benchmark column.")] = True,
+    regimes: Annotated[
+        str | None, typer.Option(help="Also break results down by regime (trend_vol or hmm).")
+    ] = None,
+    strategies_dir: Annotated[Path | None, typer.Option(help="Folder of your own strategy modules.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the equity + drawdown chart (PNG).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print stats as one JSON object on stdout.")] = False,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "backtest",
+    no_track: NoTrackOpt = False,
+    tracking_uri: TrackingUriOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Backtest rule strategies on one source with fees and slippage (vectorbt), tracked in MLflow."""
+    from fin_meta.pipeline import run_backtest_job
+
+    result = run_backtest_job(
+        source=data,
+        strategies=strategy,
+        params=parse_params(param, "--param"),
+        start=start,
+        end=end,
+        fees=fees,
+        slippage=slippage,
+        benchmark=benchmark,
+        regime_method=regimes,
+        strategies_dir=strategies_dir,
+        plot=plot,
+        experiment=experiment,
+        track=not no_track,
+        tracking_uri=tracking_uri,
+        data_dir=data_dir,
+        progress=not as_json,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.stats_json(), allow_nan=False))
+        return
+    result.print_report(typer.echo)
+
+
+# the main job -----------------------------------------------------------------------------
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="Experiment file, e.g. experiments/quickstart.yaml.")],
+    set_: Annotated[
+        list[str],
+        typer.Option("--set", help="Override a config key: --set agent.lr=1e-3 (repeatable)."),
+    ] = [],  # noqa: B006
+    no_track: NoTrackOpt = False,
+    tracking_uri: TrackingUriOpt = None,
+    resume: Annotated[str | None, typer.Option(help="Continue the run RUN_ID from its last checkpoint.")] = None,
+) -> None:
+    """Meta-train an agent, meta-test it, backtest it against baselines, log it all to MLflow."""
+    from fin_meta.config import load_config
+    from fin_meta.pipeline import run_experiment
+
+    cfg = load_config(config, overrides=set_)
+    if no_track or tracking_uri:
+        tracking = cfg.tracking.model_copy(
+            update={"enabled": cfg.tracking.enabled and not no_track, "tracking_uri": tracking_uri or cfg.tracking.tracking_uri}
+        )
+        cfg = cfg.model_copy(update={"tracking": tracking})
+    outcome = run_experiment(cfg, resume=resume, echo=typer.echo)
+    outcome.print_report(typer.echo)
