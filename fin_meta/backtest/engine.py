@@ -23,26 +23,38 @@ of how vectorbt fills a target percentage:
 ``tests/test_backtest.py`` reproduces vectorbt to 1e-10 with a model of exactly these rules and
 bounds the difference from `simulate`.
 
-Annualisation uses 252 bars per year; vectorbt's own ``year_freq`` default (365 days) is never
-used by fin-meta: use `BacktestResult.returns_acc` / `BacktestResult.vbt_stats` for vectorbt's
-metrics with ``year_freq = "252 days"``.
+Annualisation uses the prices' bars per year (`fin_meta.frequency.bars_per_year_of`: 252 for
+daily bars, 12 for monthly, ...); vectorbt's own ``year_freq`` default (365 days) is never used
+by fin-meta: `BacktestResult.returns_acc` / `BacktestResult.vbt_stats` give vectorbt's metrics
+with the same bars per year.
+
+Ruin: when a column's equity reaches zero (a short through a rally, leverage), the strategy is
+ruined: its equity stays at zero from that bar on (return -1 on the bar, 0 after, no more
+trades), `BacktestResult.ruined_at` gives the date and a `RuinWarning` says so.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fin_meta.backtest.result import BacktestResult
+from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError, DataError, StrategyError
+from fin_meta.frequency import bars_per_year_of, check_bars_per_year
 from fin_meta.metrics import summary_stats
 
 if TYPE_CHECKING:
     import vectorbt as vbt
 
-__all__ = ["backtest", "POSITION_TOLERANCE"]
+__all__ = ["backtest", "POSITION_TOLERANCE", "RuinWarning"]
+
+
+class RuinWarning(UserWarning):
+    """A backtested strategy lost all its equity (see `BacktestResult.ruined_at`)."""
 
 POSITION_TOLERANCE: float = 1e-9
 """Positions may exceed ``max_position`` in magnitude by this much (floating-point noise)."""
@@ -177,6 +189,30 @@ def _portfolio_arrays(portfolio: vbt.Portfolio, close: np.ndarray, init_cash: fl
     return equity, returns, traded_cb.T
 
 
+def _apply_ruin(equity: np.ndarray, returns: np.ndarray, traded: np.ndarray) -> np.ndarray:
+    """In place: from the first bar whose equity is <= 0, equity is 0, the return of that bar
+    -1 and of every later bar 0, nothing is traded. Returns the ruin bar per column (-1: never)."""
+    dead = equity <= 0.0
+    ruined = np.where(dead.any(axis=0), dead.argmax(axis=0), -1)
+    if (ruined < 0).all():
+        return ruined
+    bars = np.arange(equity.shape[0])[:, None]
+    after = (ruined >= 0) & (bars >= ruined)
+    equity[after] = 0.0
+    returns[after] = 0.0
+    returns[bars == ruined] = -1.0
+    traded[after & (bars > ruined)] = 0.0
+    return ruined
+
+
+def _resolve_bars_per_year(prices: pd.DataFrame | pd.Series, given: float | None) -> float:
+    if given is not None:
+        return check_bars_per_year(given)
+    if isinstance(prices.index, pd.DatetimeIndex):
+        return bars_per_year_of(prices)
+    return float(BARS_PER_YEAR)
+
+
 def backtest(
     prices: pd.DataFrame | pd.Series,
     positions: pd.Series | pd.DataFrame,
@@ -185,6 +221,7 @@ def backtest(
     init_cash: float = 1_000_000.0,
     freq: str = "1D",
     max_position: float = 1.0,
+    bars_per_year: float | None = None,
 ) -> BacktestResult:
     """Backtest target positions on one vectorbt ``Portfolio.from_orders`` call.
 
@@ -195,8 +232,11 @@ def backtest(
         the prices' dates, finite, within [-max_position, max_position].
     fees: fraction of each order's value (5e-4 = 5 bp). slippage: fraction of the price paid
         against us on each fill. init_cash: starting cash per strategy (currency).
-    freq: bar frequency for vectorbt's time-based figures; annualisation is 252 bars a year.
-    Raises StrategyError (positions), DataError (prices), ConfigError (numbers).
+    freq: vectorbt's unit of one bar (keep "1D": annualisation uses ``bars_per_year``).
+    bars_per_year: for every annualised figure; None: the prices' own (`load_prices` records it,
+        else it is inferred from the dates: 252 daily, 52 weekly, 12 monthly, ...).
+    Raises StrategyError (positions), DataError (prices), ConfigError (numbers). A strategy whose
+    equity reaches zero is ruined (see the module docstring; `RuinWarning`).
     """
     _check_costs(fees, slippage, init_cash, max_position)
     frame = _positions_frame(positions)
@@ -209,11 +249,19 @@ def backtest(
     # a Series stays a Series so that the vectorbt Portfolio is one-column shaped (pf.value() a Series)
     portfolio = _run_vectorbt(close, frame.iloc[:, 0] if single else frame, fees, slippage, init_cash, freq)
     equity, returns, traded = _portfolio_arrays(portfolio, close.to_numpy(), init_cash, values.shape[1])
+    ruined = _apply_ruin(equity, returns, traded)
+    per_year = _resolve_bars_per_year(prices, bars_per_year)
     if single:
-        stats = summary_stats(returns[:, 0], values[:, 0], traded[:, 0], equity=equity[:, 0])
+        stats = summary_stats(returns[:, 0], values[:, 0], traded[:, 0], per_year, equity=equity[:, 0])
     else:
-        stats = summary_stats(returns, values, traded, equity=equity)
+        stats = summary_stats(returns, values, traded, per_year, equity=equity)
         stats.index = frame.columns
+    ruined_at = pd.Series([frame.index[i] if i >= 0 else pd.NaT for i in ruined], index=frame.columns,
+                          dtype="datetime64[ns]" if isinstance(frame.index, pd.DatetimeIndex) else object)
+    for column, date in ruined_at.dropna().items():
+        when = date.date() if isinstance(date, pd.Timestamp) else date
+        warnings.warn(f"{column} was ruined on {when}: its equity reached zero and stays there",
+                      RuinWarning, stacklevel=2)
 
     def wrap(arr: np.ndarray) -> pd.Series | pd.DataFrame:
         if single:
@@ -227,4 +275,6 @@ def backtest(
         positions=frame.iloc[:, 0] if single else frame,
         traded=wrap(traded),
         portfolio=portfolio,
+        bars_per_year=per_year,
+        ruined_at=ruined_at,
     )

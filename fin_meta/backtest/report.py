@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fin_meta.metrics import annualised_sharpe, bootstrap_ci
+from fin_meta.frequency import bars_per_year as infer_bars_per_year
+from fin_meta.metrics import annualised_sharpe, block_length_for, bootstrap_ci
 
 __all__ = ["results_table", "format_results_table"]
 
@@ -18,21 +19,29 @@ def results_table(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    bars_per_year: float | None = None,
+    ruined_at: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Headline metrics per column, sorted by Sharpe.
 
     `returns`: per-bar strategy returns (bars × columns); `stats`: `BacktestResult.stats` as a
-    DataFrame (index = columns). Sharpe is annualised with 252 bars/year; its CI comes from a
-    bootstrap of the bars (seeded, so reruns print the same interval)."""
+    DataFrame (index = columns). Sharpe is annualised with `bars_per_year` (None: inferred from
+    the returns' dates, 252 for daily bars); its CI comes from a stationary block bootstrap of
+    the bars (blocks of about a month, `metrics.block_length_for`: returns cluster in volatility,
+    an iid bootstrap would make the interval too narrow), seeded so reruns print the same
+    interval. `ruined_at` (`BacktestResult.ruined_at`) adds the date each ruined column hit zero."""
+    per_year = float(bars_per_year) if bars_per_year is not None else infer_bars_per_year(returns.index)
+    block = block_length_for(len(returns), per_year)
     rng = np.random.default_rng(seed)
     rows = []
     for column in stats.index:
         low, high = bootstrap_ci(
             returns[column].to_numpy(),
-            statistic=annualised_sharpe,
+            statistic=lambda r: annualised_sharpe(r, per_year),
             n_resamples=n_resamples,
             confidence=confidence,
             rng=rng,
+            block_length=block,
         )
         row = stats.loc[column]
         rows.append(
@@ -45,6 +54,7 @@ def results_table(
                 "cagr": float(row["cagr"]),
                 "max_drawdown": float(row["max_drawdown"]),
                 "turnover": float(row["turnover"]),
+                "ruined_at": ruined_at.get(column, pd.NaT) if ruined_at is not None else pd.NaT,
             }
         )
     return pd.DataFrame(rows).sort_values("sharpe", ascending=False, ignore_index=True)
@@ -63,4 +73,6 @@ def format_results_table(table: pd.DataFrame) -> str:
             "turnover/yr": table["turnover"].map("{:.1f}".format),
         }
     )
+    if "ruined_at" in table and table["ruined_at"].notna().any():
+        shown["ruined"] = [f"{pd.Timestamp(d).date()}" if pd.notna(d) else "" for d in table["ruined_at"]]
     return shown.to_string(index=False)

@@ -18,10 +18,12 @@ from fin_meta.plots.equity import plot_equity_png, plot_portfolio_html
 if TYPE_CHECKING:
     import vectorbt as vbt
 
-__all__ = ["BacktestResult", "Evaluation", "YEAR_FREQ"]
+__all__ = ["BacktestResult", "Evaluation", "year_freq"]
 
-YEAR_FREQ: str = f"{BARS_PER_YEAR} days"
-"""vectorbt ``year_freq`` matching `BARS_PER_YEAR` daily bars (``freq="1D"``)."""
+
+def year_freq(bars_per_year: float) -> str:
+    """vectorbt's ``year_freq`` for `bars_per_year` bars a year, with one bar as ``freq="1D"``."""
+    return f"{bars_per_year:g} days"
 
 
 def _frame(obj: pd.Series | pd.DataFrame) -> pd.DataFrame:
@@ -43,7 +45,10 @@ class BacktestResult:
     positions: the target positions that were backtested.
     traded: one-way traded fraction of equity at each bar (|shares traded| x close / equity
         before the trade), 0 where vectorbt placed no order.
-    portfolio: the vectorbt Portfolio, for everything else vectorbt offers.
+    portfolio: the vectorbt Portfolio, for everything else vectorbt offers (its own value
+        series is not cut at ruin).
+    bars_per_year: what every annualised figure used (252 daily, 12 monthly, ...).
+    ruined_at: per column, the date its equity reached zero (NaT: never; see `backtest`).
     """
 
     stats: dict[str, float] | pd.DataFrame
@@ -52,6 +57,8 @@ class BacktestResult:
     positions: pd.Series | pd.DataFrame
     traded: pd.Series | pd.DataFrame
     portfolio: vbt.Portfolio
+    bars_per_year: float = float(BARS_PER_YEAR)
+    ruined_at: pd.Series | None = None
 
     def __repr__(self) -> str:
         equity = _frame(self.equity)
@@ -60,12 +67,12 @@ class BacktestResult:
 
     @property
     def returns_acc(self) -> Any:
-        """vectorbt's returns accessor of the strategy returns, annualised with 252 bars a year."""
-        return self.portfolio.get_returns_acc(year_freq=YEAR_FREQ)
+        """vectorbt's returns accessor of the strategy returns, annualised with `bars_per_year`."""
+        return self.portfolio.get_returns_acc(year_freq=year_freq(self.bars_per_year))
 
     def vbt_stats(self, **kwargs: Any) -> pd.Series | pd.DataFrame:
-        """vectorbt's own ``Portfolio.stats`` (slow; per column) with ``year_freq`` of 252 days."""
-        settings = {"year_freq": YEAR_FREQ, **kwargs.pop("settings", {})}
+        """vectorbt's own ``Portfolio.stats`` (slow; per column) annualised with `bars_per_year`."""
+        settings = {"year_freq": year_freq(self.bars_per_year), **kwargs.pop("settings", {})}
         return self.portfolio.stats(settings=settings, **kwargs)
 
     def by_regime(self, labels: pd.Series) -> pd.DataFrame:
@@ -94,7 +101,7 @@ class BacktestResult:
         parts = {}
         for regime in regimes:
             mask = present & aligned.eq(regime).to_numpy(dtype=bool, na_value=False)
-            part = summary_stats(returns[mask], positions[mask], traded[mask])
+            part = summary_stats(returns[mask], positions[mask], traded[mask], self.bars_per_year)
             part["n_bars"] = int(mask.sum())
             parts[regime] = part
         table = pd.concat(parts, names=["regime", "column"]).swaplevel(0, 1)
@@ -107,11 +114,11 @@ class BacktestResult:
         """Write a PNG of equity and drawdown of every column to ``path`` (atomically); return it."""
         return plot_equity_png(_frame(self.equity), path, title=title)
 
-    def plot_html(self, path: str | Path, include_plotlyjs: bool | str = True) -> Path:
+    def plot_html(self, path: str | Path, include_plotlyjs: bool | str = "cdn") -> Path:
         """Write vectorbt's interactive (plotly) chart to an HTML file (atomically); return it.
         One strategy: vectorbt's portfolio plot (orders, trade PnL, cumulative returns); many:
-        equity and drawdown of every column. ``include_plotlyjs="cdn"`` makes a small file that
-        needs the internet to open; the default embeds plotly.js (works offline, ~4 MB)."""
+        equity and drawdown of every column. The default loads plotly.js from its CDN when the
+        file is opened (a small file); ``include_plotlyjs=True`` embeds it (~4.5 MB, offline)."""
         return plot_portfolio_html(self.portfolio, _frame(self.equity), path, include_plotlyjs)
 
 

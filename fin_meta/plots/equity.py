@@ -67,11 +67,15 @@ def _many_columns_figure(equity: pd.DataFrame) -> Any:
 
 
 def plot_portfolio_html(portfolio: Any, equity: pd.DataFrame, path: str | Path,
-                        include_plotlyjs: bool | str = True) -> Path:
+                        include_plotlyjs: bool | str = "cdn") -> Path:
     """Write an interactive chart to HTML at ``path``; return the path. One column: vectorbt's
-    own portfolio plot (`HTML_SUBPLOTS`); several: equity and drawdown lines of every column."""
+    own portfolio plot (`HTML_SUBPLOTS`; a one-column DataFrame portfolio is plotted by its
+    column); several: equity and drawdown lines of every column. ``include_plotlyjs``: "cdn"
+    (default: a small file that loads plotly.js from its CDN when opened) or True (embeds
+    plotly.js, ~4.5 MB, opens offline)."""
     if equity.shape[1] == 1:
-        fig = portfolio.plot(subplots=list(HTML_SUBPLOTS))
+        column = {"column": equity.columns[0]} if portfolio.wrapper.ndim == 2 else {}
+        fig = portfolio.plot(subplots=list(HTML_SUBPLOTS), **column)
     else:
         fig = _many_columns_figure(equity)
     path = Path(path)
