@@ -1,10 +1,12 @@
 """The perturb-the-future check (DESIGN.md: No look-ahead), for anything that maps prices to
 positions: a rule strategy, a user's strategy file, a trained agent.
 
-A position at bar t may use data up to and including close t only. `audit_look_ahead` scrambles
+A position at bar t may use data up to and including close t only. `audit_look_ahead` changes
 every price and volume after a cut bar t, recomputes the positions and compares them with the
-original ones up to t: any change means the positions peeked at the future. A few cut bars
-spread over the series are tried; each costs one extra call of the positions function.
+original ones up to t: any change means the positions peeked at the future. At each of a few
+cut bars spread over the series it tries three futures (every later price x1.5, x0.5, and a
+random scramble), so a peek at the very next bar flips one way or the other; each costs one
+extra call of the positions function.
 """
 
 from __future__ import annotations
@@ -47,14 +49,15 @@ class LookAheadVerdict:
         )
 
 
-def scramble_after(prices: pd.DataFrame, bar: int, rng: np.random.Generator) -> pd.DataFrame:
-    """A copy of `prices` whose OHLC (one random factor per bar, kept consistent) and volume
-    after position `bar` are scrambled; bars up to and including `bar` are unchanged."""
+def scramble_after(prices: pd.DataFrame, bar: int, rng: np.random.Generator,
+                   level: float | None = None) -> pd.DataFrame:
+    """A copy of `prices` whose OHLC (one random factor per bar, kept consistent; or every bar
+    times `level`) and volume after position `bar` are changed; bars up to `bar` are unchanged."""
     out = prices.copy()
     n = len(out) - bar - 1
     if n <= 0:
         return out
-    factor = np.exp(rng.normal(0.0, 0.2, n))
+    factor = np.full(n, level) if level is not None else np.exp(rng.normal(0.0, 0.2, n))
     for column in _PRICE_COLUMNS:
         if column in out.columns:
             out.iloc[bar + 1 :, out.columns.get_loc(column)] *= factor
@@ -74,7 +77,7 @@ def audit_look_ahead(
     reference: pd.Series | None = None,
 ) -> LookAheadVerdict:
     """Check `positions_fn(prices)` for look-ahead at `n_cuts` cut bars spread over the second
-    half of the series (see the module docstring). `reference`: the positions already computed
+    half of the series, three futures each (see the module docstring). `reference`: the positions already computed
     on `prices` (saves one call). Positions that differ by more than `atol` count as changed."""
     base = positions_fn(prices) if reference is None else reference
     base_values = np.asarray(base, dtype=np.float64)
@@ -84,8 +87,9 @@ def audit_look_ahead(
     cut_bars = np.unique(np.linspace(n // 2, n - 2, num=max(1, n_cuts)).astype(int))
     rng = np.random.default_rng(seed)
     worst: LookAheadVerdict | None = None
-    for bar in cut_bars:
-        moved = np.asarray(positions_fn(scramble_after(prices, int(bar), rng)), dtype=np.float64)
+    futures = [(bar, level) for bar in cut_bars for level in (1.5, 0.5, None)]
+    for bar, level in futures:
+        moved = np.asarray(positions_fn(scramble_after(prices, int(bar), rng, level)), dtype=np.float64)
         past_base, past_new = base_values[: bar + 1], moved[: bar + 1]
         changed = ~np.isclose(past_base, past_new, rtol=0.0, atol=atol, equal_nan=True)
         if changed.any():

@@ -1,6 +1,6 @@
-"""The `fin-meta` command line: data, regimes, strategies, backtest, run, compare, ui. Typer
-commands only, one module per group (`data`, `jobs`, `runs`; the app and shared options in
-`app`): each parses its options and calls the library (the jobs live in `fin_meta.pipeline`).
+"""The `fin-meta` command line: data, regimes, strategies, backtest, run, audit, compare, ui.
+Typer commands only, one module per group (`data`, `jobs`, `audit`, `runs`; the app and shared
+options in `app`): each parses its options and calls the library (the jobs live in `fin_meta.pipeline`).
 
 Errors caused by the user's input (`FinMetaError`) print as one line and exit 2; `--debug`
 (anywhere on the command line, or FIN_META_DEBUG=1) shows the traceback instead.
@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from fin_meta.cli import data, jobs, runs  # noqa: F401  registers the commands on `app`
+from fin_meta.cli import audit, data, jobs, runs  # noqa: F401  registers the commands on `app`
 from fin_meta.cli.app import app
 from fin_meta.errors import FinMetaError
 

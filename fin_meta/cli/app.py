@@ -19,7 +19,8 @@ __all__ = ["app", "data_app", "parse_params", "pandas_display"]
 
 app = typer.Typer(
     name="fin-meta",
-    help="Meta-RL trading backtester: market regimes as tasks, vectorbt backtests, MLflow tracking.",
+    help="Meta-RL trading backtester: market regimes as tasks, vectorbt backtests, MLflow tracking. "
+    "Add --debug anywhere on the command line (or set FIN_META_DEBUG=1) for full tracebacks.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -33,16 +34,24 @@ StartOpt = Annotated[str | None, typer.Option("--start", help="First date to kee
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last date to keep (YYYY-MM-DD).")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Price cache folder [default: $FIN_META_DATA_DIR or ./data]."),
+    typer.Option("--data-dir", help="Price cache folder (default: $FIN_META_DATA_DIR, else ./data)."),
 ]
 TrackingUriOpt = Annotated[
     str | None,
     typer.Option(
         "--tracking-uri",
-        help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here].",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).",
     ),
 ]
 NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log this run to MLflow.")]
+BarsPerYearOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--bars-per-year",
+        help="Bars per year for every annualised figure (default: inferred from the dates: "
+        "252 daily, 52 weekly, 12 monthly, 365 with weekend bars).",
+    ),
+]
 
 
 def _version_callback(value: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fin_meta.cli.app import (
+    BarsPerYearOpt,
     DataDirOpt,
     EndOpt,
     StartOpt,
@@ -44,11 +45,12 @@ def data_show(
     end: EndOpt = None,
     data_dir: DataDirOpt = None,
     rows: Annotated[int, typer.Option(help="How many first and last rows to print.")] = 3,
+    bars_per_year: BarsPerYearOpt = None,
 ) -> None:
-    """Show a source's rows, date range, gaps and NaNs."""
+    """Show a source's rows, date range, bars per year, gaps and NaNs."""
     from fin_meta.data import describe_prices, load_prices
 
-    prices = load_prices(source, start, end, data_dir=data_dir)
+    prices = load_prices(source, start, end, data_dir=data_dir, bars_per_year=bars_per_year)
     info = describe_prices(prices)
     typer.echo(f"source: {source}")
     for key, value in info.items():
@@ -68,7 +70,7 @@ def regimes_cmd(
     end: EndOpt = None,
     fit_end: Annotated[
         str | None,
-        typer.Option(help="Fit thresholds/models on bars up to this date only [default: trend_vol: expanding causal threshold; hmm: first half of the bars]."),
+        typer.Option(help="Fit thresholds/models on bars up to this date only (default: trend_vol: an expanding causal threshold; hmm: the first half of the bars)."),
     ] = None,
     min_length: Annotated[int, typer.Option(help="Merge regime runs shorter than this many bars.")] = 20,
     param: Annotated[
@@ -78,17 +80,21 @@ def regimes_cmd(
     hindsight: Annotated[bool, typer.Option(help="Smoothed labels (reports only, never for trading).")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a price chart shaded by regime (PNG).")] = None,
     data_dir: DataDirOpt = None,
+    bars_per_year: BarsPerYearOpt = None,
 ) -> None:
     """Detect market regimes: a table of segments, per-regime return and volatility, a chart."""
     from fin_meta.data import load_prices
+    from fin_meta.frequency import bars_per_year_of, frequency_name
     from fin_meta.regimes import detect_regimes, regime_stats, regime_summary
 
-    prices = load_prices(source, start, end, data_dir=data_dir)
+    prices = load_prices(source, start, end, data_dir=data_dir, bars_per_year=bars_per_year)
     params = parse_params(param or [], "--param")
     labels = detect_regimes(prices, method=method, causal=not hindsight, fit_end=fit_end, **params)
     summary = regime_summary(prices, labels, min_length=min_length)
     with pandas_display():
-        typer.echo(f"{source}: {len(summary)} segments ({method}, {'hindsight' if hindsight else 'causal'})")
+        per_year = bars_per_year_of(prices)
+        typer.echo(f"{source}: {len(summary)} segments ({method}, {'hindsight' if hindsight else 'causal'}; "
+                   f"{frequency_name(per_year)} bars, {per_year:g} a year)")
         typer.echo(summary.to_string(index=False))
         typer.echo("")
         typer.echo(regime_stats(prices, labels).to_string())

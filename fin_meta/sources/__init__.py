@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fin_meta.errors import DataError
 
 __all__ = ["SCHEMES", "parse_source"]
@@ -26,6 +28,9 @@ def parse_source(source: str) -> tuple[str, str]:
     scheme, sep, name = source.strip().partition(":")
     scheme = scheme.strip().lower()
     if not sep or scheme not in SCHEMES or not name.strip():
+        looks_like_file = source.strip().lower().endswith((".csv", ".txt", ".tsv")) or os.path.exists(source.strip())
+        if looks_like_file:  # a plain path, or a Windows drive letter taken for a scheme
+            raise DataError(f"data source {source!r} looks like a file: write it as csv:{source.strip()}")
         listing = "; ".join(SCHEMES.values())
         what = "unknown scheme" if sep and scheme not in SCHEMES else "invalid source"
         raise DataError(f"{what} in data source {source!r}; use one of: {listing}")

@@ -26,6 +26,8 @@ def load(path: str | os.PathLike[str], **params: object) -> pd.DataFrame:
     if not str(path).strip():
         raise DataError("csv: needs a path, e.g. csv:data/prices.csv")
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise DataError(f"csv:{path} is a folder; give the CSV file inside it, e.g. csv:{file / 'prices.csv'}")
     if not file.is_file():
         raise DataError(f"csv:{path}: file not found ({file.absolute()})")
     try:
