@@ -39,6 +39,7 @@ def tiny_overrides(path: Path) -> list[str]:
     return [
         "agent.iterations=1",
         "evaluation.bootstrap_samples=100",
+        "evaluation.min_test_bars=100",  # the short test period below is about 200 bars, under a year
         "tracking.enabled=false",
         f"data.test_end={test_end.date()}",
         *BUDGET[cfg.agent.algo],

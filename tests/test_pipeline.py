@@ -6,6 +6,7 @@ Look-ahead of the agents is covered by the agents' own tests and not repeated he
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -19,30 +20,7 @@ from fin_meta.config.experiment import load_config
 from fin_meta.errors import AgentError
 from fin_meta.pipeline import run_job as pipeline
 from fin_meta.pipeline.run_job import run_experiment
-from fin_meta.tracking import TrackingError
-from fin_meta.tracking.checkpoints import Checkpointer
-
-QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
-TINY = [
-    "agent.iterations=1",
-    "agent.num_envs=8",
-    "agent.hidden_size=16",
-    "evaluation.bootstrap_samples=100",
-    "evaluation.adaptation_steps=[0, 1]",
-    "data.start=2006-01-03",
-    "data.train_start=2006-01-03",
-    "data.train_end=2010-12-31",
-    "data.test_start=2011-02-03",
-    "data.test_end=2012-06-29",
-]
-"""Overrides that make quickstart take seconds: one iteration, a small net, 18 test months."""
-CHECKPOINT_TAG = "fin_meta.checkpoint.iterations"
-
-
-def tiny_config(*extra: str, uri: str | None = None):
-    """The quickstart config on the tiny budget; tracked in `uri`, or untracked when None."""
-    tracking = [f"tracking.tracking_uri={uri}"] if uri else ["tracking.enabled=false"]
-    return load_config(QUICKSTART, overrides=[*TINY, *tracking, *extra])
+from tests.pipeline_data import CHECKPOINT_TAG, artifact_paths, only_run, tiny_config, train_steps
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +32,10 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def tracked(store):
-    """One tracked tiny quickstart run shared by the read-back tests: (outcome, store URI)."""
-    return run_experiment(tiny_config(uri=store), progress=False), store
-
-
-def only_run(client: MlflowClient, experiment: str):
-    """The single run of `experiment`."""
-    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
-    return run
+    """One tracked tiny quickstart run shared by the read-back tests: (outcome, store URI, the
+    lines it printed)."""
+    lines: list[str] = []
+    return run_experiment(tiny_config(uri=store), echo=lines.append, progress=False), store, lines
 
 
 def walk_prices(cfg) -> pd.DataFrame:
@@ -69,23 +43,9 @@ def walk_prices(cfg) -> pd.DataFrame:
     return pipeline._load_sources(cfg)[0].walk
 
 
-def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
-    """Every artifact file of a run, recursively."""
-    out: set[str] = set()
-    for info in client.list_artifacts(run_id, path):
-        out |= artifact_paths(client, run_id, info.path) if info.is_dir else {info.path}
-    return out
-
-
-def train_steps(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
-    """Logged steps of every `train.*` metric of a run, in logging order."""
-    keys = [k for k in client.get_run(run_id).data.metrics if k.startswith("train.")]
-    return {k: sorted(m.step for m in client.get_metric_history(run_id, k)) for k in keys}
-
-
 # -- a tracked run ------------------------------------------------------------------------------
 def test_run_is_finished_with_test_and_train_metrics(tracked):
-    outcome, uri = tracked
+    outcome, uri, _ = tracked
     client = MlflowClient(uri)
     run = client.get_run(outcome.run_id)
     assert run.info.status == "FINISHED"
@@ -102,7 +62,7 @@ def test_run_is_finished_with_test_and_train_metrics(tracked):
 
 
 def test_run_artifacts(tracked, tmp_path):
-    outcome, uri = tracked
+    outcome, uri, _ = tracked
     client = MlflowClient(uri)
     files = artifact_paths(client, outcome.run_id)
     expected = {"config.yaml", "test/stats.csv", "test/results.csv", "test/by_regime.csv", "test/positions.csv",
@@ -120,7 +80,7 @@ def test_run_artifacts(tracked, tmp_path):
 
 
 def test_load_agent_and_pyfunc_reproduce_the_test_positions(tracked, monkeypatch, tmp_path):
-    outcome, uri = tracked
+    outcome, uri, _ = tracked
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     evaluation = outcome.evaluations[0]
     expected = evaluation.positions["rl2"].to_numpy()
@@ -148,9 +108,53 @@ def test_load_agent_and_pyfunc_reproduce_the_test_positions(tracked, monkeypatch
     np.testing.assert_array_equal(predicted.loc[test_index].to_numpy(), expected)
 
 
+# -- what the terminal and the MLflow UI show (issue 10: items 2 and 14) ---------------------------
+def test_header_and_report_show_the_actual_periods_and_frequency(tracked):
+    outcome, _, lines = tracked
+    src = pipeline._load_sources(outcome.config)[0]
+    expected = (f"sample:sp500: daily bars (252 a year); train 2006-01-03 .. 2010-12-31 ({len(src.train):,} bars), "
+                f"test 2011-02-03 .. 2012-06-29 ({len(src.test):,} bars)")
+    step = next(i for i, line in enumerate(lines) if line.startswith("[1/5] data"))
+    assert lines[step + 1].strip() == expected
+    report: list[str] = []
+    outcome.print_report(report.append)
+    assert f"  {expected}" in report
+    assert f"\nsp500 test period 2011-02-03 .. 2012-06-29 ({len(src.test):,} bars), " in "\n".join(report)
+
+
+def test_run_name_description_and_summary_say_what_ran(tracked, tmp_path):
+    outcome, uri, _ = tracked
+    client = MlflowClient(uri)
+    run = client.get_run(outcome.run_id)
+    assert re.fullmatch(r"rl2-sp500-s0-\d{8}-\d{6}", run.info.run_name)
+    assert run.data.params["data.bars_per_year"] == "252.0"  # resolved from the data, not "None"
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("**rl2** on sp500 (`sample:sp500`), seed 0, 1 iterations")
+    assert outcome.config.description not in note  # built from the run's config, not the file's comment
+    assert "running" not in note  # the start's description was replaced by the results
+    assert "train 2006-01-03 .. 2010-12-31" in note and "test 2011-02-03 .. 2012-06-29" in note
+    table = outcome.evaluations[0].table
+    for row in table.itertuples():
+        assert f"| sp500 | {row.strategy} | {row.sharpe:.2f} |" in note
+    local = Path(client.download_artifacts(outcome.run_id, "test", str(tmp_path)))
+    summary = pd.read_csv(local / "summary.csv")
+    assert summary["strategy"].tolist() == table["strategy"].tolist()
+    np.testing.assert_allclose(summary["sharpe"], table["sharpe"], rtol=1e-12)
+    assert (local / "summary.md").read_text() in note
+
+
+def test_test_metrics_are_logged_last(tracked):
+    outcome, uri, _ = tracked
+    client = MlflowClient(uri)
+    names = client.get_run(outcome.run_id).data.metrics
+    stamps = {k: max(m.timestamp for m in client.get_metric_history(outcome.run_id, k)) for k in names}
+    first_test = min(t for k, t in stamps.items() if k.startswith("test."))
+    assert max(t for k, t in stamps.items() if not k.startswith("test.")) <= first_test
+
+
 # -- determinism ----------------------------------------------------------------------------------
 def test_same_seed_same_positions_and_metrics(tracked):
-    outcome, _ = tracked
+    outcome, _, _ = tracked
     again = run_experiment(tiny_config(), progress=False)  # untracked: tracking must not change results
     assert again.run_id is None
     first, second = outcome.evaluations[0], again.evaluations[0]
@@ -179,36 +183,3 @@ def test_failure_marks_run_failed_and_leaves_no_files(tmp_path, monkeypatch, sto
     assert list(tmp_path.iterdir()) == []  # nothing half-written in the working directory
     files = artifact_paths(client, run.info.run_id)
     assert "config.yaml" in files and not any(f.startswith(("test/", "agent/")) for f in files)
-
-
-def test_resume_continues_from_the_checkpoint(monkeypatch, store):
-    budget = ["agent.iterations=3", "evaluation.baselines=[buy_and_hold]", "tracking.experiment=resume"]
-    cfg = tiny_config(*budget, uri=store)
-    save = Checkpointer.save
-
-    def interrupted_save(self, agent, iterations):
-        save(self, agent, iterations)
-        if iterations == 2:
-            raise KeyboardInterrupt  # Ctrl-C right after the second checkpoint
-
-    monkeypatch.setattr(Checkpointer, "save", interrupted_save)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, progress=False)
-    monkeypatch.undo()
-    client = MlflowClient(store)
-    run = only_run(client, "resume")
-    run_id = run.info.run_id
-    assert run.info.status == "FAILED" and run.data.tags[CHECKPOINT_TAG] == "2"
-    assert all(s == [0, 1] for s in train_steps(client, run_id).values())
-
-    outcome = run_experiment(cfg, resume=run_id, progress=False)
-    assert outcome.run_id == run_id
-    run = client.get_run(run_id)
-    assert run.info.status == "FINISHED" and run.data.tags[CHECKPOINT_TAG] == "3"
-    steps = train_steps(client, run_id)
-    assert steps and all(s == [0, 1, 2] for s in steps.values())  # iterations 0, 1 not trained again
-    assert "test.sharpe" in run.data.metrics
-    # params are immutable in MLflow: resuming with another config names what changed
-    with pytest.raises(TrackingError, match="agent.iterations"):
-        run_experiment(tiny_config(*budget, "agent.iterations=4", uri=store), resume=run_id, progress=False)
-

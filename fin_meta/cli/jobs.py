@@ -76,24 +76,44 @@ def backtest_cmd(
 # the main job -----------------------------------------------------------------------------
 @app.command("run")
 def run_cmd(
-    config: Annotated[Path, typer.Argument(help="Experiment file, e.g. experiments/quickstart.yaml.")],
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Experiment file, e.g. experiments/quickstart.yaml (optional with --resume)."),
+    ] = None,
     set_: Annotated[
         list[str],
         typer.Option("--set", help="Override a config key: --set agent.lr=1e-3 (repeatable)."),
     ] = [],  # noqa: B006
     no_track: NoTrackOpt = False,
     tracking_uri: TrackingUriOpt = None,
-    resume: Annotated[str | None, typer.Option(help="Continue the run RUN_ID from its last checkpoint.")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUN_ID",
+            help="Continue run RUN_ID (or a unique prefix) from its last checkpoint, with its own "
+            "logged config; a FINISHED run is refused.",
+        ),
+    ] = None,
 ) -> None:
     """Meta-train an agent, meta-test it, backtest it against baselines, log it all to MLflow."""
     from fin_meta.config import load_config
+    from fin_meta.errors import ConfigError
     from fin_meta.pipeline import run_experiment
 
-    cfg = load_config(config, overrides=set_)
-    if no_track or tracking_uri:
+    if resume is not None:
+        if not resume.strip():
+            raise ConfigError("--resume needs a run id (fin-meta compare lists them)")
+        if no_track:
+            raise ConfigError("--resume continues a tracked run: it cannot be combined with --no-track")
+        if config is None and set_:
+            raise ConfigError("--set needs an experiment file; a resumed run keeps its own config")
+    elif config is None:
+        raise ConfigError("give an experiment file (fin-meta run experiments/quickstart.yaml), or --resume RUN_ID")
+    cfg = None if config is None else load_config(config, overrides=set_)
+    if cfg is not None and resume is None and (no_track or tracking_uri):
         tracking = cfg.tracking.model_copy(
             update={"enabled": cfg.tracking.enabled and not no_track, "tracking_uri": tracking_uri or cfg.tracking.tracking_uri}
         )
         cfg = cfg.model_copy(update={"tracking": tracking})
-    outcome = run_experiment(cfg, resume=resume, echo=typer.echo)
+    outcome = run_experiment(cfg, resume=resume, tracking_uri=tracking_uri, echo=typer.echo)
     outcome.print_report(typer.echo)

@@ -282,6 +282,9 @@ class EvaluationConfig(BaseModel):
     """Meta-test adaptation curve points: gradient steps (maml) or context episodes (rl2)."""
     bootstrap_samples: int = Field(1000, ge=100)
     """Bootstrap resamples of the 95% confidence intervals of Sharpe ratios."""
+    min_test_bars: int | None = Field(None, ge=2)
+    """Fewest bars a test period may have; shorter is refused before training (a Sharpe over a
+    few dozen bars means little). None: one year of the data's bars (252 daily, 12 monthly)."""
     ppo: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the pooled PPO baseline (`PPOConfig` keys, e.g. `{num_envs: 512,
     lr: 1.0e-4}`; defaults otherwise). Its seed and device are the experiment's, its budget

@@ -15,7 +15,8 @@ import pandas as pd
 from fin_meta.backtest.report import format_results_table
 from fin_meta.data import load_prices
 from fin_meta.errors import StrategyError
-from fin_meta.pipeline.stages import asset_name, evaluate
+from fin_meta.frequency import bars_per_year_of
+from fin_meta.pipeline.stages import asset_name, evaluate, rule_positions
 from fin_meta.regimes import detect_regimes
 from fin_meta.tracking import prices_hash, start_run
 from fin_meta.tracking.records import log_evaluation
@@ -116,16 +117,17 @@ def run_backtest_job(
         names.append(BENCHMARK)
         routed[BENCHMARK] = {}
     labels = None if regime_method is None else detect_regimes(prices, method=regime_method, causal=True)
-    evaluation = evaluate(asset_name(source), prices, prices, {}, names, routed, strategies_dir, fees=fees,
-                          slippage=slippage, max_position=1.0, bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0,
-                          labels=labels)
+    rules = rule_positions(prices, names, routed, strategies_dir)
+    evaluation = evaluate(asset_name(source), prices, prices, {}, rules, fees=fees, slippage=slippage,
+                          max_position=1.0, bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0, labels=labels)
     job = BacktestJob(source=source, stats=evaluation.stats, table=evaluation.table, by_regime=evaluation.by_regime,
                       tracking_uri=tracking_uri)
     if plot is not None:
         job.files.append(evaluation.result.plot(plot))
 
     run_params = {
-        "data": {"source": source, "start": start, "end": end, "bars": len(prices)},
+        "data": {"source": source, "start": start, "end": end, "bars": len(prices),
+                 "bars_per_year": bars_per_year_of(prices)},
         "strategies": names,
         "strategy_params": routed,
         "fees": fees,

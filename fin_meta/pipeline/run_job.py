@@ -3,28 +3,36 @@
 
 Every source is split into train / test periods with an embargo; training tasks are regime
 segments of the training period; the agent (and the pooled PPO baseline) are then walked forward
-online over the test period, with the bars before it as context only (causal: positions at t
-use bars up to t). Nothing downstream reaches back upstream. This module orchestrates: it unpacks
-the config, runs the stages (`fin_meta.pipeline.stages`), which compute, then hands their values
-to `fin_meta.tracking.records`, which logs.
+online over the test period, with a year of bars before it as context only (causal: positions at
+t use bars up to t). Nothing downstream reaches back upstream. This module orchestrates: it
+unpacks the config, runs the stages (`fin_meta.pipeline.stages`), which compute, then hands their
+values to `fin_meta.tracking.records`, which logs.
+
+Everything that can be wrong with the experiment is found before training starts and before an
+MLflow run is opened: the sources and their periods (a test period shorter than
+`evaluation.min_test_bars` is refused), the regimes on the data, the rule strategies and their
+parameters (their positions are computed first), the agents' hyperparameters, and whether the
+meta-test has held-out segments (said, not refused). `resume` continues a run from its own
+config and last checkpoints, and gives the same results as the run uninterrupted.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
 
-from fin_meta.agents import Agent, hparams_model
+from fin_meta.agents import Agent, hparams_model, make_agent
 from fin_meta.backtest import Evaluation
-from fin_meta.backtest.report import format_results_table
 from fin_meta.config import ExperimentConfig, agent_hparams, config_to_dict, load_config
 from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH
+from fin_meta.errors import ConfigError
+from fin_meta.pipeline.checks import HeldOut, check_test_length, held_out
+from fin_meta.pipeline.outcome import Clock, ExperimentOutcome
+from fin_meta.pipeline.resume import resume_config
 from fin_meta.pipeline.stages import (
     SourceData,
     asset_name,
@@ -32,65 +40,60 @@ from fin_meta.pipeline.stages import (
     evaluate,
     load_sources,
     meta_test,
+    rule_positions,
     task_sampler,
     train,
 )
+from fin_meta.pipeline.summary import describe_run, markdown_table, run_name, summary_table
 from fin_meta.seeding import seed_everything
 from fin_meta.tasks import TaskSampler
-from fin_meta.tracking import flatten_params, prices_hash, resolve_tracking_uri, start_run
+from fin_meta.tracking import flatten_params, prices_hash, start_run
+from fin_meta.tracking.checkpoints import (
+    CONFIG_ARTIFACT,
+    ResumePoint,
+    check_resume_params,
+    resume_command,
+)
 from fin_meta.tracking.model import log_agent_model
-from fin_meta.tracking.records import log_evaluation, log_mean_over_sources, log_meta_test
+from fin_meta.tracking.records import (
+    log_evaluation,
+    log_mean_over_sources,
+    log_meta_test,
+    log_summary,
+    set_description,
+)
 from fin_meta.tracking.run import Tracker
 
 __all__ = ["ExperimentOutcome", "asset_name", "baseline_hparams", "run_experiment"]
 
 Echo = Callable[[str], Any]
-
-
-@dataclass
-class ExperimentOutcome:
-    """What `run_experiment` produced: per-source evaluations, the adaptation summary, the
-    trained agent, the MLflow run id (None when not tracked) and the wall time in seconds."""
-
-    config: ExperimentConfig
-    agent: Agent
-    evaluations: list[Evaluation]
-    adaptation: pd.DataFrame | None = None
-    run_id: str | None = None
-    tracking_uri: str | None = None
-    wall_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def print_report(self, echo: Echo = print) -> None:
-        """Print the test-period results table per source, then where the run was logged."""
-        for ev in self.evaluations:
-            echo(f"\n{ev.name} test period, sorted by Sharpe (95% bootstrap CI), fees+slippage included:")
-            echo(format_results_table(ev.table))
-        if self.adaptation is not None and len(self.adaptation):
-            with pd.option_context("display.float_format", "{:.5f}".format, "display.width", 160):
-                echo("\nmeta-test adaptation curve (mean per-bar net log return on held-out segments):")
-                echo(self.adaptation.to_string(index=False))
-        echo(f"\nwall time {self.wall_s:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings.items()) + ")")
-        if self.run_id:
-            uri = resolve_tracking_uri(self.tracking_uri)
-            echo(f"MLflow run {self.run_id} in {uri}")
-            echo(f"  open the UI:   fin-meta ui --tracking-uri {uri}")
-            echo(f'  load the agent: fin_meta.load_agent("runs:/{self.run_id}/agent")')
+_INDENT = "      "
 
 
 def run_experiment(
-    config: ExperimentConfig | str | Path,
+    config: ExperimentConfig | str | Path | None = None,
     *,
     resume: str | None = None,
+    tracking_uri: str | None = None,
     echo: Echo | None = None,
     progress: bool = True,
 ) -> ExperimentOutcome:
     """Run one experiment end to end (see the module docstring); `config` is an
-    `ExperimentConfig` or the path of an experiment file. `resume` continues MLflow run
-    `resume` from its last checkpoint. Returns an `ExperimentOutcome`."""
-    cfg = config if not isinstance(config, (str, Path)) else load_config(config)
+    `ExperimentConfig` or the path of an experiment file. `resume` (a run id or unique prefix)
+    continues that MLflow run from its own `config.yaml` and last checkpoints: `config` may then
+    be left out (given, it must agree); `tracking_uri` names the run's store (default: the
+    config's, else the default store). A FINISHED run is refused and left as it is. Ctrl-C
+    during a tracked run says how to resume it. Returns an `ExperimentOutcome`."""
+    cfg = config if config is None or isinstance(config, ExperimentConfig) else load_config(config)
+    point: ResumePoint | None = None
+    if resume is not None:
+        cfg, point = resume_config(resume, tracking_uri=tracking_uri, config=cfg)
+    elif cfg is None:
+        raise ConfigError("run_experiment needs an experiment config (or resume=RUN_ID)")
     say = echo or (lambda _msg: None)
-    clock = _Clock()
+    if point is not None:
+        say(f"resuming MLflow run {point.run_id} ({point.status}) with its own config")
+    clock = Clock()
     seed_everything(cfg.seed)
     regimes, evaluation = cfg.regimes, cfg.evaluation
     episode_length = cfg.env.episode_length or DEFAULT_EPISODE_LENGTH
@@ -98,47 +101,66 @@ def run_experiment(
     with clock("data"):
         say(f"[1/5] data: {', '.join(cfg.data.sources)}")
         sources = _load_sources(cfg)
+        for src in sources:
+            say(_INDENT + src.describe())
+        check_test_length(sources, evaluation.min_test_bars)
+    with clock("regimes"):
+        say(f"[2/5] baselines' positions, regimes ({regimes.method}), tasks and meta-test segments")
+        rules = [rule_positions(src.walk, _rule_names(cfg), evaluation.strategy_params, evaluation.strategies_dir)
+                 for src in sources]
+        labels = [detect_labels(src, regimes.method, regimes.params, regimes.min_length,
+                                hindsight_tasks=regimes.task_labels == "hindsight") for src in sources]
+        sampler = task_sampler(sources, labels, episode_length=episode_length, window=cfg.env.window,
+                               min_segment=regimes.min_length)
+        agents = _make_agents(cfg)
+        held = held_out(agents, sources, [lab.causal for lab in labels], evaluation.adaptation_steps,
+                        min_length=regimes.min_length, episode_length=episode_length)
+        say(_INDENT + (held.note or f"meta-test: {held.count} held-out segments of >= {held.min_bars} bars"))
+    params = _run_params(cfg, sources)
+    if point is not None:
+        check_resume_params(point, params)  # before the run is touched: a refusal changes nothing
     tags = {
         "data.source": ",".join(cfg.data.sources),
         "data.hash": prices_hash({s.source: s.full for s in sources}),
         "agent.algo": cfg.agent.algo,
         "job": "run",
     }
-    with start_run(
-        cfg.tracking.experiment or cfg.name,
-        params=flatten_params(config_to_dict(cfg)),
-        tags=tags,
-        tracking_uri=cfg.tracking.tracking_uri,
-        enabled=cfg.tracking.enabled,
-        resume_run_id=resume,
-    ) as tracker:
-        tracker.log_dict(config_to_dict(cfg), "config.yaml")
-        with clock("regimes"):
-            say(f"[2/5] regimes ({regimes.method}) and tasks")
-            labels = [detect_labels(src, regimes.method, regimes.params, regimes.min_length,
-                                    hindsight_tasks=regimes.task_labels == "hindsight") for src in sources]
-            sampler = task_sampler(sources, labels, episode_length=episode_length, window=cfg.env.window,
-                                   min_segment=regimes.min_length)
-        with clock("train"):
-            say(f"[3/5] meta-training {cfg.agent.algo} for {cfg.agent.iterations} iterations")
-            agents = _train_agents(cfg, sampler, tracker, say, resume=resume is not None, progress=progress)
-        with clock("meta_test"):
-            say(f"[4/5] meta-test: adaptation curves at {evaluation.adaptation_steps}")
-            adaptation = meta_test(agents, sources, [lab.causal for lab in labels], evaluation.adaptation_steps,
-                                   min_length=regimes.min_length, episode_length=episode_length,
-                                   bootstrap_samples=evaluation.bootstrap_samples, seed=cfg.seed)
-            if adaptation is not None:
-                log_meta_test(tracker, adaptation.curves, adaptation.summary)
-        with clock("backtest"):
-            say("[5/5] walk-forward over the test period and backtest against baselines")
-            evaluations = [_evaluate(cfg, src, agents, lab.causal) for src, lab in zip(sources, labels, strict=True)]
-            multi = len(evaluations) > 1
-            for ev in evaluations:
-                log_evaluation(tracker, ev, f"test/{ev.name}" if multi else "test")
-            log_mean_over_sources(tracker, evaluations)
-        log_agent_model(tracker, agents[cfg.agent.algo])
-        tracker.log_metrics({f"time.{k}_s": v for k, v in clock.timings.items()})
-        run_id = tracker.run_id
+    if point is None:
+        experiment, uri, resume_id = cfg.tracking.experiment or cfg.name, cfg.tracking.tracking_uri, None
+    else:
+        experiment, uri, resume_id = point.experiment, point.tracking_uri, point.run_id
+    periods = [src.describe() for src in sources]
+    name = None if point is not None else run_name(cfg.agent.algo, cfg.data.sources, cfg.seed)
+    run_id: str | None = None
+    try:
+        with start_run(experiment, run_name=name, params=params, tags=tags, tracking_uri=uri,
+                       enabled=cfg.tracking.enabled, resume_run_id=resume_id) as tracker:
+            run_id = tracker.run_id
+            set_description(tracker, _description(cfg, periods, None, held))
+            tracker.log_dict(config_to_dict(cfg), CONFIG_ARTIFACT)
+            with clock("train"):
+                say(f"[3/5] meta-training {cfg.agent.algo} for {cfg.agent.iterations} iterations")
+                agents = _train_agents(cfg, agents, sampler, tracker, say, resume=point is not None, progress=progress)
+            with clock("meta_test"):
+                say(f"[4/5] meta-test: adaptation curves at {evaluation.adaptation_steps}")
+                adaptation = meta_test(agents, sources, held.bounds, evaluation.adaptation_steps,
+                                       bootstrap_samples=evaluation.bootstrap_samples, seed=cfg.seed)
+            with clock("backtest"):
+                say("[5/5] walk-forward over the test period and backtest against baselines")
+                evaluations = [_evaluate(cfg, src, agents, rule, lab.causal)
+                               for src, rule, lab in zip(sources, rules, labels, strict=True)]
+            summary = summary_table(evaluations)
+            with clock("log"):
+                _log_results(tracker, agents[cfg.agent.algo], adaptation, evaluations, dict(clock.timings))
+                log_summary(tracker, summary, markdown_table(summary))
+                set_description(tracker, _description(cfg, periods, summary, held))
+    except KeyboardInterrupt as exc:
+        if run_id is not None:
+            message = (f"interrupted: MLflow run {run_id} keeps its last checkpoint; continue it with: "
+                       f"{resume_command(run_id, uri)}")
+            say(message)
+            exc.add_note(message)
+        raise
 
     return ExperimentOutcome(
         config=cfg,
@@ -146,27 +168,12 @@ def run_experiment(
         evaluations=evaluations,
         adaptation=None if adaptation is None else adaptation.summary,
         run_id=run_id,
-        tracking_uri=cfg.tracking.tracking_uri,
+        tracking_uri=uri,
         wall_s=sum(clock.timings.values()),
         timings=clock.timings,
+        periods=periods,
+        meta_test_note=held.note,
     )
-
-
-class _Clock:
-    """`with clock("name"):` accumulates wall seconds per stage into `timings`."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    def __call__(self, name: str) -> _Clock:
-        self._name = name
-        return self
-
-    def __enter__(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.timings[self._name] = self.timings.get(self._name, 0.0) + time.perf_counter() - self._t0
 
 
 # -- the config, unpacked for the stages -------------------------------------------------------
@@ -174,7 +181,20 @@ def _load_sources(cfg: ExperimentConfig) -> list[SourceData]:
     """The experiment's sources, split into their periods (`stages.load_sources`)."""
     data = cfg.data
     return load_sources(data.sources, data.split_kwargs(), start=data.start, end=data.end, data_dir=data.data_dir,
-                        ffill_limit=data.ffill_limit, source_params=data.source_params)
+                        ffill_limit=data.ffill_limit, source_params=data.source_params,
+                        bars_per_year=data.bars_per_year)
+
+
+def _run_params(cfg: ExperimentConfig, sources: list[SourceData]) -> dict[str, str]:
+    """The run's params: the flattened config, with `data.bars_per_year` resolved from the data."""
+    params = flatten_params(config_to_dict(cfg))
+    params["data.bars_per_year"] = ", ".join(dict.fromkeys(str(float(src.bars_per_year)) for src in sources))
+    return params
+
+
+def _rule_names(cfg: ExperimentConfig) -> list[str]:
+    """The rule strategies backtested beside the agents: the baselines, then buy-and-hold."""
+    return list(dict.fromkeys([*cfg.evaluation.baselines, "buy_and_hold"]))
 
 
 def baseline_hparams(cfg: ExperimentConfig, algo: str) -> BaseModel:
@@ -184,23 +204,54 @@ def baseline_hparams(cfg: ExperimentConfig, algo: str) -> BaseModel:
     return hparams_model(algo)(**given, seed=cfg.seed, device=cfg.agent.device)
 
 
-def _train_agents(cfg: ExperimentConfig, sampler: TaskSampler, tracker: Tracker, say: Echo, *, resume: bool,
-                  progress: bool) -> dict[str, Agent]:
-    """The main agent, and the pooled PPO baseline when configured: `{algo: agent}`, main first."""
-    algo, iterations = cfg.agent.algo, cfg.agent.iterations
-    agents = {algo: train(algo, cfg.env, agent_hparams(cfg), sampler, iterations, tracker, resume=resume,
-                          progress=progress)}
+def _make_agents(cfg: ExperimentConfig) -> dict[str, Agent]:
+    """Fresh agents, before any training (a bad hyperparameter fails here): the main one, and
+    the pooled PPO baseline when configured; `{algo: agent}`, main first."""
+    algo = cfg.agent.algo
+    agents = {algo: make_agent(algo, cfg.env, agent_hparams(cfg))}
     if cfg.evaluation.pooled_ppo and algo != "ppo":
-        say("      pooled PPO baseline")
-        agents["ppo"] = train("ppo", cfg.env, baseline_hparams(cfg, "ppo"), sampler, iterations, tracker,
-                              baseline=True, progress=progress)
+        agents["ppo"] = make_agent("ppo", cfg.env, baseline_hparams(cfg, "ppo"))
     return agents
 
 
-def _evaluate(cfg: ExperimentConfig, src: SourceData, agents: dict[str, Agent], causal: pd.Series) -> Evaluation:
-    """`stages.evaluate` of one source: the agents, the baselines and buy-and-hold."""
+def _train_agents(cfg: ExperimentConfig, agents: dict[str, Agent], sampler: TaskSampler, tracker: Tracker,
+                  say: Echo, *, resume: bool, progress: bool) -> dict[str, Agent]:
+    """Train every agent of `_make_agents` for the experiment's budget, in order; a baseline
+    logs `<algo>.train.*` and checkpoints to `checkpoint_<algo>/`. `resume`: from the checkpoints."""
+    trained = {}
+    for key, agent in agents.items():
+        main = key == cfg.agent.algo
+        if not main:
+            say(f"{_INDENT}pooled {key.upper()} baseline")
+        trained[key] = train(agent, sampler, cfg.agent.iterations, tracker,
+                             checkpoint="checkpoint" if main else f"checkpoint_{key}",
+                             metric_prefix="train." if main else f"{key}.train.", resume=resume, progress=progress)
+    return trained
+
+
+def _evaluate(cfg: ExperimentConfig, src: SourceData, agents: dict[str, Agent], rules: pd.DataFrame,
+              causal: pd.Series) -> Evaluation:
+    """`stages.evaluate` of one source: the agents, the rule strategies' positions `rules`."""
     ev = cfg.evaluation
-    return evaluate(asset_name(src.source), src.test, src.walk, agents,
-                    list(dict.fromkeys([*ev.baselines, "buy_and_hold"])), ev.strategy_params, ev.strategies_dir,
-                    fees=cfg.env.fees, slippage=cfg.env.slippage, max_position=cfg.env.max_position,
+    return evaluate(asset_name(src.source), src.test, src.walk, agents, rules, fees=cfg.env.fees,
+                    slippage=cfg.env.slippage, max_position=cfg.env.max_position,
                     bootstrap_samples=ev.bootstrap_samples, seed=cfg.seed, labels=causal)
+
+
+def _description(cfg: ExperimentConfig, periods: list[str], summary: pd.DataFrame | None, held: HeldOut) -> str:
+    """The run's description from its own config (`summary.describe_run`)."""
+    return describe_run(cfg.agent.algo, cfg.data.sources, cfg.seed, cfg.agent.iterations, periods, summary,
+                        [held.note] if held.note else [])
+
+
+def _log_results(tracker: Tracker, agent: Agent, adaptation: Any, evaluations: list[Evaluation],
+                 timings: dict[str, float]) -> None:
+    """Log the meta-test, the agent, the timings, then every evaluation with the test metrics last."""
+    if adaptation is not None:
+        log_meta_test(tracker, adaptation.curves, adaptation.summary)
+    log_agent_model(tracker, agent)
+    tracker.log_metrics({f"time.{k}_s": v for k, v in timings.items()})
+    multi = len(evaluations) > 1
+    for ev in evaluations:
+        log_evaluation(tracker, ev, f"test/{ev.name}" if multi else "test")
+    log_mean_over_sources(tracker, evaluations)

@@ -1,30 +1,30 @@
 """The stages of the jobs. Each computes and returns values; none writes to MLflow except through
 the training callback (per-iteration metrics and checkpoints, built from the tracker). Each
 takes the values it reads, not the experiment config: `run_job` and `backtest_job` unpack it.
+The checks of the periods and the meta-test's segments live in `fin_meta.pipeline.checks`.
 
-Data flows one way: sources -> labels -> task sampler -> trained agents -> meta-test and
-`evaluate` (one backtest per source) -> `fin_meta.tracking.records`.
+Data flows one way: sources -> labels -> task sampler -> rule positions, trained agents ->
+meta-test and `evaluate` (one backtest per source) -> `fin_meta.tracking.records`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
-from fin_meta.agents import Agent, make_agent
+from fin_meta.agents import Agent
 from fin_meta.backtest import Evaluation, backtest
 from fin_meta.backtest.report import results_table
 from fin_meta.data import load_prices
-from fin_meta.envs.config import EnvConfig
-from fin_meta.metatest import adaptation_context, adaptation_curves, summarise_curves
+from fin_meta.frequency import bars_per_year_of, frequency_name, in_bars
+from fin_meta.metatest import adaptation_curves, summarise_curves
 from fin_meta.regimes import detect_regimes
-from fin_meta.regimes.segments import held_out_segments, merged_labels
+from fin_meta.regimes.segments import merged_labels
 from fin_meta.splits import split_periods
 from fin_meta.tasks import TaskSampler
 from fin_meta.tracking.checkpoints import Checkpointer
@@ -32,38 +32,63 @@ from fin_meta.tracking.run import Tracker
 from strategies import strategy_positions
 
 __all__ = [
-    "CONTEXT_BARS",
+    "CONTEXT_YEARS",
     "Adaptation",
     "SourceData",
     "SourceLabels",
     "asset_name",
+    "context_bars",
     "detect_labels",
     "evaluate",
     "load_sources",
     "meta_test",
+    "rule_positions",
     "task_sampler",
     "train",
 ]
 
-CONTEXT_BARS = 252
-"""Bars before the test period that the walk-forward sees as context (one year)."""
+CONTEXT_YEARS = 1.0
+"""Years of bars before the test period that the walk-forward sees as context (`context_bars`)."""
+
+
+def context_bars(prices: pd.DataFrame) -> int:
+    """Bars of context before the test period: one year of `prices`' bars (252 daily, 12 monthly)."""
+    return in_bars(CONTEXT_YEARS, bars_per_year_of(prices))
 
 
 @dataclass
 class SourceData:
-    """One source's prices: the whole frame, its train and test periods, and the walk-forward
-    frame (`walk`) = the test period preceded by up to `CONTEXT_BARS` bars of context."""
+    """One source's prices: the whole frame, its train, (validation) and test periods, and the
+    walk-forward frame (`walk`) = the test period preceded by up to `context_bars` bars of
+    context. `notes`: where the asked periods reach past the data (they were cut)."""
 
     source: str
     full: pd.DataFrame
     train: pd.DataFrame
     test: pd.DataFrame
     walk: pd.DataFrame
+    val: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def test_start(self) -> int:
         """Position of the first test bar inside `walk`."""
         return len(self.walk) - len(self.test)
+
+    @property
+    def bars_per_year(self) -> float:
+        """Bars per year of the source (recorded by `load_prices`, or inferred)."""
+        return bars_per_year_of(self.full)
+
+    def describe(self) -> str:
+        """One line: the frequency, then each period's actual dates and bars, then the notes."""
+        per_year = self.bars_per_year
+        parts = [(name, frame) for name, frame in (("train", self.train), ("val", self.val), ("test", self.test))
+                 if frame is not None]
+        periods = ", ".join(f"{name} {frame.index[0].date()} .. {frame.index[-1].date()} ({len(frame):,} bars)"
+                            for name, frame in parts)
+        notes = "".join(f"; {note}" for note in self.notes)
+        return f"{self.source}: {frequency_name(per_year)} bars ({per_year:g} a year); {periods}{notes}"
 
 
 @dataclass
@@ -99,19 +124,37 @@ def load_sources(
     data_dir: str | Path | None = None,
     ffill_limit: int = 5,
     source_params: Mapping[str, Any] | None = None,
+    bars_per_year: float | None = None,
 ) -> list[SourceData]:
     """Load every source and split it into its periods (`periods`: keyword arguments of
-    `split_periods`; see `SourceData`)."""
+    `split_periods`, ISO dates; see `SourceData`). `bars_per_year`: None infers it per source."""
     loaded = load_prices(list(sources), start=start, end=end, data_dir=data_dir, ffill_limit=ffill_limit,
-                         **(source_params or {}))
+                         bars_per_year=bars_per_year, **(source_params or {}))
     out = []
     for source, prices in loaded.items():
         parts = split_periods(prices, **periods)
         test = parts["test"]
         first = prices.index.get_loc(test.index[0])
-        walk = prices.iloc[max(0, first - CONTEXT_BARS) : first + len(test)]
-        out.append(SourceData(source, prices, parts["train"], test, walk))
+        walk = prices.iloc[max(0, first - context_bars(prices)) : first + len(test)]
+        out.append(SourceData(source, prices, parts["train"], test, walk, parts.get("val"),
+                              _cut_notes(prices.index, periods)))
     return out
+
+
+def _cut_notes(index: pd.DatetimeIndex, periods: Mapping[str, Any]) -> list[str]:
+    """A note for each asked date that lies before the first or after the last bar."""
+    first, last = index[0], index[-1]
+    notes = []
+    for key in ("train_start", "test_end"):
+        asked = periods.get(key)
+        if asked is None:
+            continue
+        day = pd.Timestamp(asked)
+        if key == "train_start" and day < first.normalize():
+            notes.append(f"{key} {day.date()} is before the first bar ({first.date()})")
+        elif key == "test_end" and day > last:
+            notes.append(f"{key} {day.date()} is after the last bar ({last.date()}): the test period is cut")
+    return notes
 
 
 def detect_labels(src: SourceData, method: str, params: Mapping[str, Any], min_length: int, *,
@@ -131,21 +174,20 @@ def task_sampler(sources: Sequence[SourceData], labels: Sequence[SourceLabels], 
                        episode_length=episode_length, window=window, min_segment=min_segment)
 
 
-def train(algo: str, env_config: EnvConfig, hparams: BaseModel, sampler: TaskSampler, iterations: int,
-          tracker: Tracker, *, baseline: bool = False, resume: bool = False, progress: bool = True) -> Agent:
-    """Train agent `algo` for `iterations` iterations in all. The callback logs each iteration's
-    metrics as `train.<name>` (`<algo>.train.<name>` for a `baseline`) and saves a checkpoint every
-    fifth of the budget and at the end; `resume` continues from the run's last checkpoint."""
-    checkpoints = Checkpointer(tracker, name=f"checkpoint_{algo}" if baseline else "checkpoint")
-    agent, done = checkpoints.restore() if resume else (None, 0)
-    if agent is None:
-        agent = make_agent(algo, env_config, hparams)
-    prefix = f"{algo}.train." if baseline else "train."
+def train(agent: Agent, sampler: TaskSampler, iterations: int, tracker: Tracker, *, checkpoint: str = "checkpoint",
+          metric_prefix: str = "train.", resume: bool = False, progress: bool = True) -> Agent:
+    """Train `agent` for `iterations` iterations in all. The callback logs each iteration's
+    metrics as `<metric_prefix><name>` and saves a checkpoint (artifact folder `checkpoint`) every
+    fifth of the budget and at the end; `resume` continues from the run's last checkpoint of that
+    name (the agent returned is then the checkpoint's, trained on)."""
+    checkpoints = Checkpointer(tracker, name=checkpoint)
+    restored, done = checkpoints.restore() if resume else (None, 0)
+    agent = restored if restored is not None else agent
     every = max(1, iterations // 5)
 
     def on_iteration(iteration: int, metrics: dict[str, float]) -> None:
         step = done + iteration
-        tracker.log_metrics({prefix + k: v for k, v in metrics.items()}, step=step)
+        tracker.log_metrics({metric_prefix + k: v for k, v in metrics.items()}, step=step)
         if (step + 1) % every == 0 or step + 1 == iterations:
             checkpoints.save(agent, step + 1)
 
@@ -154,19 +196,16 @@ def train(algo: str, env_config: EnvConfig, hparams: BaseModel, sampler: TaskSam
     return agent
 
 
-def meta_test(agents: Mapping[str, Agent], sources: Sequence[SourceData], causal: Sequence[pd.Series],
-              steps: Sequence[int], *, min_length: int, episode_length: int, bootstrap_samples: int,
-              seed: int) -> Adaptation | None:
-    """Adaptation curves on the held-out regime segments of every test period (causal labels
-    `causal` over each walk frame), summarised with 95% bootstrap CIs; None without segments."""
-    # long enough for every agent's adaptation context plus one evaluated episode
-    min_bars = max(min_length, adaptation_context(agents, steps) + episode_length)
+def meta_test(agents: Mapping[str, Agent], sources: Sequence[SourceData], bounds: Sequence[Sequence[tuple[int, int]]],
+              steps: Sequence[int], *, bootstrap_samples: int, seed: int) -> Adaptation | None:
+    """Adaptation curves on the held-out regime segments `bounds` (`[first, end)` bar positions
+    into each source's walk frame, `checks.held_out`), summarised with 95% bootstrap CIs; None
+    without segments."""
     frames = []
-    for src, labels in zip(sources, causal, strict=True):
-        bounds = held_out_segments(labels, min_bars, start=src.test_start)
-        if not bounds:
+    for src, segments in zip(sources, bounds, strict=True):
+        if not segments:
             continue
-        curves = adaptation_curves(agents, src.walk, bounds, steps)
+        curves = adaptation_curves(agents, src.walk, list(segments), steps)
         curves.insert(0, "source", src.source)
         frames.append(curves)
     if not frames:
@@ -176,14 +215,23 @@ def meta_test(agents: Mapping[str, Agent], sources: Sequence[SourceData], causal
     return Adaptation(curves=curves, summary=summary)
 
 
+def rule_positions(walk_prices: pd.DataFrame, strategies: Sequence[str],
+                   strategy_params: Mapping[str, Mapping[str, Any] | None],
+                   strategies_dir: str | Path | None) -> pd.DataFrame:
+    """Positions of every rule strategy walked over `walk_prices` (bars x strategies, fractions of
+    equity): cheap, so `fin-meta run` computes them before training and a bad strategy or
+    parameter fails at once (`StrategyError`)."""
+    columns = {name: strategy_positions(name, walk_prices, strategy_params.get(name), strategies_dir)
+               for name in strategies}
+    return pd.DataFrame(columns, index=walk_prices.index)
+
+
 def evaluate(
     name: str,
     test_prices: pd.DataFrame,
     walk_prices: pd.DataFrame,
     agents: Mapping[str, Agent],
-    strategies: Sequence[str],
-    strategy_params: Mapping[str, Mapping[str, Any] | None],
-    strategies_dir: str | Path | None,
+    rules: pd.DataFrame,
     *,
     fees: float,
     slippage: float,
@@ -192,16 +240,16 @@ def evaluate(
     seed: int,
     labels: pd.Series | None = None,
 ) -> Evaluation:
-    """Walk every agent, then every rule strategy, forward over `walk_prices` (context + test),
-    keep the `test_prices` bars and run ONE backtest with every column (agents first). `fees`,
-    `slippage`: fractions; `labels`: causal regime labels covering the test bars (optional) for
-    the per-regime table; Sharpe CIs from `bootstrap_samples` resamples seeded by `seed`."""
+    """Walk every agent forward over `walk_prices` (context + test), add the rule strategies'
+    positions `rules` (`rule_positions`, on the same bars), keep the `test_prices` bars and run
+    ONE backtest with every column (agents first). `fees`, `slippage`: fractions; `labels`:
+    causal regime labels covering the test bars (optional) for the per-regime table; Sharpe CIs
+    from `bootstrap_samples` resamples seeded by `seed`."""
     columns: dict[str, pd.Series] = {key: agent.positions(walk_prices) for key, agent in agents.items()}
-    for strategy in strategies:
-        columns[strategy] = strategy_positions(strategy, walk_prices, strategy_params.get(strategy), strategies_dir)
-    positions = pd.DataFrame(columns).loc[test_prices.index]
+    positions = pd.concat([pd.DataFrame(columns, index=walk_prices.index), rules], axis=1).loc[test_prices.index]
     result = backtest(test_prices, positions, fees=fees, slippage=slippage, max_position=max_position)
-    table = results_table(result.returns, result.stats, n_resamples=bootstrap_samples, seed=seed)
+    table = results_table(result.returns, result.stats, n_resamples=bootstrap_samples, seed=seed,
+                          bars_per_year=result.bars_per_year, ruined_at=result.ruined_at)
     test_labels = None if labels is None else labels.loc[test_prices.index]
     by_regime = None if test_labels is None else result.by_regime(test_labels)
     return Evaluation(name=name, positions=positions, stats=result.stats, table=table, by_regime=by_regime,

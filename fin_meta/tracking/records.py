@@ -1,6 +1,7 @@
 """What the jobs write to MLflow, in one place (compute, then log): an `Evaluation`
 (`log_evaluation`, shared by `fin-meta run` and `fin-meta backtest`), the meta-test's adaptation
-curves (`log_meta_test`) and the mean over several sources (`log_mean_over_sources`).
+curves (`log_meta_test`), the mean over several sources (`log_mean_over_sources`), the summary
+table (`log_summary`) and the run's description (`set_description`).
 
 One artifact naming for both jobs (`<folder>` is `test`, or `test/<name>` with several sources;
 `<name>` is the evaluation's asset name, e.g. `sp500`):
@@ -8,10 +9,12 @@ One artifact naming for both jobs (`<folder>` is `test`, or `test/<name>` with s
     <folder>/stats.csv  <folder>/results.csv  <folder>/by_regime.csv  <folder>/positions.csv
     plots/equity_<name>.png  plots/equity_<name>.html  plots/regimes_<name>.png
     meta_test/adaptation_segments.csv  meta_test/adaptation_curve.csv  plots/adaptation_curve.png
+    test/summary.csv  test/summary.md   (every source and strategy: what a user came for)
 
 Metrics: `<folder with dots>.<stat>` for the headline (first) column, `....<stat>.<column>` for
-the others (`test.sharpe`, `test.sharpe.buy_and_hold`, `test.SPY.sharpe`). The tracker decides
-whether anything is written or drawn (nothing when tracking is off).
+the others (`test.sharpe`, `test.sharpe.buy_and_hold`, `test.SPY.sharpe`), logged after the
+evaluation's files. The tracker decides whether anything is written or drawn (nothing when
+tracking is off).
 """
 
 from __future__ import annotations
@@ -26,14 +29,17 @@ from fin_meta.plots.adaptation import plot_adaptation
 from fin_meta.plots.regimes import plot_regimes
 from fin_meta.tracking.run import Tracker
 
-__all__ = ["log_evaluation", "log_meta_test", "log_mean_over_sources"]
+__all__ = ["DESCRIPTION_TAG", "log_evaluation", "log_meta_test", "log_mean_over_sources", "log_summary",
+           "set_description"]
+
+DESCRIPTION_TAG = "mlflow.note.content"
+"""The tag the MLflow UI shows (and edits) as the run's description, in markdown."""
 
 
 def log_evaluation(tracker: Tracker, evaluation: Evaluation, folder: str = "test") -> None:
-    """Log `evaluation`: its stats as metrics, its tables under `folder`, its charts under
-    `plots/` (names in the module docstring)."""
+    """Log `evaluation`: its tables under `folder`, its charts under `plots/` (names in the module
+    docstring), then its stats as metrics."""
     name, result = evaluation.name, evaluation.result
-    tracker.log_stats(evaluation.stats, prefix=folder.replace("/", ".") + ".")
     tracker.log_table(evaluation.stats.reset_index(names="strategy"), f"{folder}/stats.csv")
     tracker.log_table(evaluation.table, f"{folder}/results.csv")
     if evaluation.by_regime is not None:
@@ -44,6 +50,7 @@ def log_evaluation(tracker: Tracker, evaluation: Evaluation, folder: str = "test
     if evaluation.labels is not None:
         draw = partial(plot_regimes, evaluation.prices, evaluation.labels, title=f"{name}: regimes (causal)")
         tracker.log_figure(draw, f"plots/regimes_{name}.png")
+    tracker.log_stats(evaluation.stats, prefix=folder.replace("/", ".") + ".")
 
 
 def log_meta_test(tracker: Tracker, curves: pd.DataFrame, summary: pd.DataFrame) -> None:
@@ -60,3 +67,15 @@ def log_mean_over_sources(tracker: Tracker, evaluations: Sequence[Evaluation], p
         return
     mean = sum(ev.stats for ev in evaluations) / len(evaluations)
     tracker.log_stats(mean, prefix=prefix)
+
+
+def log_summary(tracker: Tracker, summary: pd.DataFrame, markdown: str, folder: str = "test") -> None:
+    """Log the summary table of the test period as `<folder>/summary.csv` and its markdown
+    rendering as `<folder>/summary.md`."""
+    tracker.log_table(summary, f"{folder}/summary.csv")
+    tracker.log_text(markdown, f"{folder}/summary.md")
+
+
+def set_description(tracker: Tracker, markdown: str) -> None:
+    """Set the run's description (`DESCRIPTION_TAG`), replacing the previous one."""
+    tracker.set_tags({DESCRIPTION_TAG: markdown})

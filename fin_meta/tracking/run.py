@@ -32,7 +32,7 @@ from fin_meta.tracking.store import (
     open_client,
     resolve_tracking_uri,
 )
-from fin_meta.tracking.tags import run_tags, tag_items
+from fin_meta.tracking.tags import Heartbeat, run_tags, tag_items
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -57,6 +57,7 @@ class Tracker:
         self.client = client
         self.run_id = run_id
         self.tracking_uri = tracking_uri
+        self._heartbeat = Heartbeat()  # start_run has just set the tag; log_metrics renews it
 
     @property
     def enabled(self) -> bool:
@@ -112,8 +113,9 @@ class Tracker:
                 )
         for i in range(0, len(finite), 1000):
             self.client.log_batch(self.run_id, metrics=finite[i : i + 1000])
-        if nonfinite:
-            self.set_tags(nonfinite)
+        tags = {**nonfinite, **self._heartbeat.due()}
+        if tags:
+            self.set_tags(tags)
 
     def log_stats(
         self,

@@ -1,0 +1,67 @@
+"""What a user sees first in the MLflow UI, computed from the run's own config and results: the
+run name (`rl2-sp500-s0-20240101-120000`), the summary table of the test period (one row per
+source and strategy: `test/summary.csv`) and the run description (markdown: what ran, the
+actual periods, the results table). `fin_meta.tracking.records` logs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+
+from fin_meta.backtest import Evaluation
+from fin_meta.pipeline.stages import asset_name
+
+__all__ = ["SUMMARY_COLUMNS", "describe_run", "markdown_table", "run_name", "summary_table"]
+
+SUMMARY_COLUMNS = ["source", "strategy", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "total_return", "cagr",
+                   "max_drawdown", "turnover", "ruined_at"]
+"""Columns of `test/summary.csv`: returns, CAGR and drawdown as fractions, turnover per year, the
+date a ruined strategy's equity reached zero (empty otherwise)."""
+_MAX_ASSETS = 3  # assets named in a run name; more are counted
+
+
+def run_name(algo: str, sources: Sequence[str], seed: int, when: dt.datetime | None = None) -> str:
+    """`<algo>-<asset>[+<asset>...]-s<seed>-<YYYYmmdd-HHMMSS>`, e.g. `rl2-sp500-s0-20240101-120000`
+    (`when`: now by default; more than three assets end in `+N`)."""
+    assets = [asset_name(s) for s in sources]
+    named = "+".join(assets[:_MAX_ASSETS]) + (f"+{len(assets) - _MAX_ASSETS}" if len(assets) > _MAX_ASSETS else "")
+    return f"{algo}-{named}-s{seed}-{(when or dt.datetime.now()):%Y%m%d-%H%M%S}"
+
+
+def summary_table(evaluations: Sequence[Evaluation]) -> pd.DataFrame:
+    """The key test-period figures of every strategy column of every evaluation (`SUMMARY_COLUMNS`),
+    each source's rows sorted by Sharpe (its results table's order)."""
+    frames = [ev.table.assign(source=ev.name) for ev in evaluations]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    return table.reindex(columns=SUMMARY_COLUMNS)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """`summary_table` as a markdown table: Sharpe with its 95% CI, percentages for the rest."""
+    header = "| source | strategy | Sharpe | 95% CI | return | CAGR | max DD | turnover/yr |"
+    rows = [header, "|" + "---|" * 8]
+    for r in summary.itertuples(index=False):
+        ruined = "" if pd.isna(r.ruined_at) else f" (ruined {pd.Timestamp(r.ruined_at).date()})"
+        rows.append(f"| {r.source} | {r.strategy}{ruined} | {r.sharpe:.2f} | [{r.sharpe_ci_low:.2f}, {r.sharpe_ci_high:.2f}] "
+                    f"| {r.total_return:+.1%} | {r.cagr:+.1%} | {r.max_drawdown:.1%} | {r.turnover:.1f} |")
+    return "\n".join(rows) + "\n"
+
+
+def describe_run(algo: str, sources: Sequence[str], seed: int, iterations: int, periods: Sequence[str],
+                 summary: pd.DataFrame | None = None, notes: Sequence[str] = ()) -> str:
+    """The run description (markdown, MLflow's `mlflow.note.content`): the algorithm, assets,
+    seed and budget, each source's actual periods (`SourceData.describe`), the results table when
+    there is one (else a line saying it is still running) and `notes` (e.g. the meta-test's)."""
+    assets = ", ".join(f"{asset_name(s)} (`{s}`)" for s in sources)
+    lines = [f"**{algo}** on {assets}, seed {seed}, {iterations} iterations", ""]
+    lines += [f"- {line}" for line in periods]
+    lines.append("")
+    if summary is None:
+        lines.append("_running: the test-period results appear here when the run finishes_")
+    else:
+        lines += ["Test period, fees and slippage included (also in `test/summary.csv`):", "", markdown_table(summary)]
+    lines += [f"_{note}_" for note in notes]
+    return "\n".join(lines).rstrip() + "\n"
