@@ -104,7 +104,7 @@ def test_regimes_table_and_png(capsys, tmp_path):
     code, out, err = cli(capsys, "regimes", "sample:sp500", "--start", "2010-01-01", "--end", "2013-12-31",
                          "--plot", str(chart))  # fmt: skip
     assert code == 0, err
-    assert "segments (trend_vol, causal)" in out
+    assert "segments (trend_vol, causal; daily bars, 252 a year)" in out
     assert chart.is_file() and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"chart: {chart}" in out
 

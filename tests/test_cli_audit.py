@@ -52,3 +52,15 @@ def test_a_plain_path_or_a_folder_gets_a_hint(capsys, tmp_path):
     assert code == 2 and f"write it as csv:{file}" in one_line_error(err)
     code, _, err = cli(capsys, "data", "show", f"csv:{tmp_path}")
     assert code == 2 and "is a folder" in one_line_error(err)
+
+
+def test_ctrl_c_prints_interrupted_and_exits_130(capsys, monkeypatch):
+    """typer/click used to swallow Ctrl-C ("Aborted!", exit 1) before our handler could say so."""
+    import fin_meta.data
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fin_meta.data, "load_prices", interrupted)
+    code, _, err = cli(capsys, "data", "show", "sample:sp500")
+    assert code == 130 and err.strip().splitlines()[-1] == "interrupted"

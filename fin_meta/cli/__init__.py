@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+import click
 import typer
 
 from fin_meta.cli import audit, data, jobs, runs  # noqa: F401  registers the commands on `app`
@@ -27,18 +28,21 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     # MLflow draws a progress bar for every artifact copy; ours already show the long work
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        app(args=args, prog_name="fin-meta")
+    try:  # not standalone: Ctrl-C reaches us (click would print "Aborted!" and exit 1)
+        code = app(args=args, prog_name="fin-meta", standalone_mode=False)
+    except click.exceptions.ClickException as exc:  # a usage error: click's own message
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        if debug:
+            raise
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
     except FinMetaError as exc:
         if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
         if debug:
             raise
@@ -47,3 +51,4 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
