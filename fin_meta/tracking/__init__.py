@@ -2,7 +2,8 @@
 
 - `start_run(experiment, params=..., tags=...)` -> a context yielding a `Tracker` (params,
   metrics, stats, tables, figures, files); FAILED on any exception, Ctrl-C included.
-- `compare_runs(...)`, `latest_run_id(...)`: read runs back (the `fin-meta compare` table).
+- `compare_runs(...)`, `latest_run_id(...)`: read runs back (the `fin-meta compare` table; a
+  RUNNING run whose process died shows as STALE: its `fin_meta.heartbeat` tag stopped).
 - `resolve_tracking_uri`, `ui_command`, `launch_ui`: which store, and its UI (`fin-meta ui`).
 - `flatten_params`, `prices_hash`: config -> params, prices -> a short identifying hash.
 
@@ -10,10 +11,11 @@ Metric names sort and group in the MLflow UI: `test.sharpe` (the main strategy c
 `test.sharpe.buy_and_hold` (the others), `train.return`, ... MLflow itself is imported only
 when a run is opened or read, so importing this module stays fast.
 
-The pieces: `store` (URI, client, experiments), `params` (params, names, hashes), `tags`
-(version, command, git), `run` (runs and the Tracker), `query` (reading runs back), `ui` (the
-UI), `model` (the agent as an MLflow model; `load_agent` for `runs:/` URIs), `checkpoints`
-(resume), `records` (what the jobs log: `log_evaluation`, `log_meta_test`, ...).
+The pieces: `store` (URI, client, experiments; a new SQLite store is created under a file
+lock), `params` (params, names, hashes), `tags` (version, command, git, heartbeat), `run` (runs
+and the Tracker), `query` (reading runs back), `ui` (the UI), `model` (the agent as an MLflow
+model; `load_agent` for `runs:/` URIs), `checkpoints` (resume), `records` (what the jobs log:
+`log_evaluation`, `log_meta_test`, ...).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -13,12 +15,13 @@ from fin_meta.tracking.store import (
     open_client,
     resolve_tracking_uri,
 )
+from fin_meta.tracking.tags import last_heartbeat
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-__all__ = ["compare_runs", "latest_run_id", "search_all_runs"]
+__all__ = ["KEY_METRICS", "STALE", "compare_runs", "format_table", "latest_run_id", "search_all_runs"]
 
 _INFO_COLUMNS = ["run_id", "run_name", "status", "start_time"]
 
@@ -80,6 +83,15 @@ def latest_run_id(
     return runs[0].info.run_id
 
 
+KEY_METRICS = ("test.sharpe", "test.sharpe_net", "test.sharpe_gross", "test.max_drawdown", "test.turnover")
+"""The metrics `compare_runs` shows by default, in this order, when a run logged them: the
+main strategy's test Sharpe (net of costs; gross, before costs, when logged), max drawdown
+(a negative fraction of equity), turnover (per year)."""
+
+STALE = "STALE"
+"""The status `compare_runs` shows for a RUNNING run whose process stopped beating."""
+
+
 def _metric_order(name: str) -> tuple[int, str]:
     """`test.<stat>` first, then other `test.*`, then the rest, each alphabetical."""
     if name.startswith("test."):
@@ -96,6 +108,15 @@ def _resolve_metric(metric: str, available: set[str]) -> str:
     raise TrackingError(f"no run logged metric {metric!r}; available metrics: {listed}")
 
 
+def _status(run: Run, now: float, stale_after_s: float) -> str:
+    """The run's status, `STALE` for a RUNNING run with no heartbeat for `stale_after_s`."""
+    status = run.info.status
+    if status != "RUNNING":
+        return status
+    beat = last_heartbeat(run.data.tags, run.info.start_time)
+    return STALE if beat is not None and now - beat >= stale_after_s else status
+
+
 def compare_runs(
     experiment: str | None = None,
     *,
@@ -103,19 +124,23 @@ def compare_runs(
     top: int | None = None,
     tracking_uri: str | None = None,
     ascending: bool = False,
-    all_metrics: bool = False,
+    show_all: bool = False,
+    stale_after: float = 10.0,
 ) -> pd.DataFrame:
     """Runs of `experiment` (None: the most recently active one) side by side, one row each:
     `run_id` (first 8 characters; the full id is the index), `run_name`, `status`,
     `start_time` (UTC), then the params whose values differ between the listed runs, then the
-    metrics (`test.<stat>` first, then other `test.*`, then the rest). Sorted by `metric`
-    (descending unless `ascending`; runs without it last) and cut to the `top` N. `metric` may
-    omit the `test.` prefix. Key metrics only: per-column metrics such as
-    `test.sharpe.buy_and_hold` appear only with `all_metrics` (or when sorted by).
+    `KEY_METRICS` the runs logged and the sorting `metric`. `show_all`: every param and every
+    metric (`test.<stat>` first, then other `test.*` such as `test.sharpe.buy_and_hold`, then
+    the rest). Sorted by `metric` (descending unless `ascending`; runs without it last) and cut
+    to the `top` N; `metric` may omit the `test.` prefix. A RUNNING run without a heartbeat
+    for `stale_after` minutes (its process was killed) shows the status `STALE`.
     Raises `TrackingError` for an unknown experiment (listing the existing ones), a metric no
     run logged (listing the available ones) or a missing store."""
     if top is not None and top < 1:
         raise TrackingError(f"--top must be at least 1, got {top}")
+    if not stale_after >= 0:
+        raise TrackingError(f"--stale-after must be at least 0 minutes, got {stale_after}")
     client = open_client(resolve_tracking_uri(tracking_uri), must_exist=True)
     runs = search_all_runs(client, _experiment_ids(client, experiment))
     if not runs:
@@ -131,21 +156,67 @@ def compare_runs(
         metrics = metrics.iloc[:top]
     by_id = {run.info.run_id: run for run in runs}
     listed = [by_id[run_id] for run_id in metrics.index]
+    now = time.time()
     info = pd.DataFrame(
         {
             "run_id": [r.info.run_id[:8] for r in listed],
             "run_name": [r.info.run_name for r in listed],
-            "status": [r.info.status for r in listed],
+            "status": [_status(r, now, stale_after * 60.0) for r in listed],
             "start_time": pd.to_datetime([r.info.start_time for r in listed], unit="ms").floor("s"),
         },
         index=metrics.index,
     )
     params = pd.DataFrame([r.data.params for r in listed], index=metrics.index, dtype=object)
-    differing = [
-        c for c in sorted(params.columns) if params[c].astype(str).nunique(dropna=False) > 1
-    ]
-    shown = [c for c in metrics.columns if all_metrics or c == sort_by or _metric_order(c)[0] != 1]
-    shown = sorted(shown, key=_metric_order)
-    table = pd.concat([info, params[differing], metrics[shown]], axis=1)
+    param_names = sorted(params.columns)
+    if show_all:
+        shown = sorted(metrics.columns, key=_metric_order)
+    else:
+        param_names = [c for c in param_names if params[c].astype(str).nunique(dropna=False) > 1]
+        shown = [m for m in KEY_METRICS if m in metrics.columns]
+        shown += [] if sort_by in shown else [sort_by]
+    table = pd.concat([info, params[param_names], metrics[shown]], axis=1)
     table.index.name = "full_run_id"
     return table
+
+
+def format_table(table: pd.DataFrame, width: int | None = None, *, max_cell: int = 32) -> str:
+    """`table` (e.g. `compare_runs(...)`, without its index) as text: numbers to 4 significant
+    digits, missing values blank. With `width` (terminal columns), cells are cut to `max_cell`
+    characters (ending in `...`) and the columns that do not fit continue in further blocks below,
+    each led by the first column (`run_id`), so that no line is wider than `width` unless one
+    column alone is. Without `width` (output to a file or pipe), one line per row, uncut."""
+    names = [str(name) for name in table.columns]
+    cells = {name: [_cell(v) for v in table.iloc[:, i]] for i, name in enumerate(names)}
+    if width is not None:
+        cells = {n: [v if len(v) <= max_cell else v[: max_cell - 3] + "..." for v in col]
+                 for n, col in cells.items()}  # fmt: skip
+    numeric = {n: pd.api.types.is_numeric_dtype(table.iloc[:, i]) for i, n in enumerate(names)}
+    widths = {name: max([len(name), *map(len, col)]) for name, col in cells.items()}
+    blocks = [names]
+    if width is not None and names:
+        blocks, used = [[names[0]]], widths[names[0]]
+        for name in names[1:]:
+            if len(blocks[-1]) > 1 and used + 2 + widths[name] > width:
+                blocks.append([names[0]])
+                used = widths[names[0]]
+            blocks[-1].append(name)
+            used += 2 + widths[name]
+    rows = range(len(table))
+
+    def line(block: list[str], texts: list[str]) -> str:
+        fitted = [t.rjust(widths[n]) if numeric[n] else t.ljust(widths[n]) for n, t in zip(block, texts, strict=True)]
+        return "  ".join(fitted).rstrip()
+
+    return "\n\n".join(
+        "\n".join([line(block, block), *(line(block, [cells[n][r] for n in block]) for r in rows)])
+        for block in blocks
+    )
+
+
+def _cell(value: object) -> str:
+    """One table cell as text: blank for a missing value, floats to 4 significant digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,32 +1,21 @@
-"""MLflow tracking: runs written to a real temporary SQLite store and read back with
-`MlflowClient` (params, metrics, tags, artifacts, FAILED runs), `compare_runs`, the UI argv."""
+"""MLflow runs written to a real temporary SQLite store and read back with `MlflowClient`:
+params, metrics, tags, artifacts, FAILED runs, resuming, and the heartbeat of a live run."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import BaseModel
 
 from fin_meta import __version__
-from fin_meta.errors import DataError, FinMetaError
-from fin_meta.tracking import (
-    MAX_PARAM_LENGTH,
-    TrackingError,
-    compare_runs,
-    flatten_params,
-    git_info,
-    latest_run_id,
-    open_client,
-    prices_hash,
-    resolve_tracking_uri,
-    start_run,
-    ui_command,
-)
+from fin_meta.tracking import TrackingError, git_info, open_client, start_run
+from fin_meta.tracking import tags as tags_module
+from fin_meta.tracking.tags import HEARTBEAT_TAG
 
 
 @pytest.fixture(scope="module")
@@ -65,84 +54,8 @@ def git_repo(tmp_path, monkeypatch) -> str:
     ).stdout.strip()
 
 
-def _prices(n: int = 6, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.cumprod(1 + rng.normal(0, 0.01, n))
-    index = pd.date_range("2020-01-01", periods=n, freq="D", name="date")
-    return pd.DataFrame(
-        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1e6},
-        index=index,
-    )
-
-
 def _artifact_text(client, run_id: str, path: str) -> str:
     return Path(client.download_artifacts(run_id, path)).read_text()
-
-
-# tracking URI ---------------------------------------------------------------------------------
-def test_tracking_uri_explicit_then_env_then_working_dir_sqlite(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert resolve_tracking_uri("sqlite:////abs/runs.db") == "sqlite:////abs/runs.db"
-    assert resolve_tracking_uri() == "http://tracking.example:5000"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
-    here = tmp_path.resolve()
-    assert resolve_tracking_uri() == f"sqlite:///{here}/mlflow.db"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert resolve_tracking_uri() == f"sqlite:///{here}/mlflow.db"
-    assert resolve_tracking_uri("sqlite:///sub/x.db") == f"sqlite:///{here}/sub/x.db"
-    assert resolve_tracking_uri("runs/x.db") == f"sqlite:///{here}/runs/x.db"
-
-
-# params and hashes -----------------------------------------------------------------------------
-def test_flatten_params_dotted_keys_lists_limits():
-    class Agent(BaseModel):
-        lr: float = 1e-3
-        hidden: list[int] = [64, 32]
-
-    nested = {
-        "agent": Agent(),
-        "data": {"sources": ["yf:SPY", "yf:QQQ"], "start": pd.Timestamp("2020-01-02"), "empty": {}},
-        "baselines": [{"name": "sma", "fast": 10}],
-        "note": "x" * (MAX_PARAM_LENGTH + 50),
-        "bad key(1)": np.float64(0.5),
-        "none": None,
-        "no_list": [],
-    }
-    flat = flatten_params(nested)
-    assert flat["agent.lr"] == "0.001"
-    assert flat["agent.hidden"] == "64, 32"
-    assert flat["data.sources"] == "yf:SPY, yf:QQQ"
-    assert flat["data.start"].startswith("2020-01-02")
-    assert flat["data.empty"] == "{}"
-    assert flat["baselines.0.name"] == "sma" and flat["baselines.0.fast"] == "10"
-    assert len(flat["note"]) == MAX_PARAM_LENGTH and flat["note"].endswith("...")
-    assert flat["bad key_1_"] == "0.5"
-    assert flat["none"] == "None" and flat["no_list"] == "[]"
-    assert all(isinstance(v, str) for v in flat.values())
-    assert set(flatten_params({"lr": 1}, prefix="agent")) == {"agent.lr"}
-
-
-def test_prices_hash_stable_and_sensitive():
-    prices = _prices()
-    h = prices_hash(prices)
-    assert len(h) == 16 and int(h, 16) >= 0
-    assert prices_hash(prices.copy()) == h
-    assert prices_hash(prices[prices.columns[::-1]]) == h  # column order does not matter
-    us = prices.copy()
-    us.index = us.index.as_unit("us")
-    assert prices_hash(us) == h  # nor pandas' datetime resolution
-    changed = prices.copy()
-    changed.iloc[3, 3] *= 1.0 + 1e-12
-    assert prices_hash(changed) != h
-    shifted = prices.copy()
-    shifted.index = shifted.index + pd.Timedelta(days=1)
-    assert prices_hash(shifted) != h
-    other = _prices(seed=1)
-    assert prices_hash({"SPY": prices, "QQQ": other}) == prices_hash({"QQQ": other, "SPY": prices})
-    assert prices_hash({"SPY": prices, "QQQ": other}) != prices_hash({"SPY": other, "QQQ": prices})
-    with pytest.raises(DataError, match="non-numeric"):
-        prices_hash(prices.assign(close="x"))
 
 
 def test_git_info_outside_a_repo_and_without_git(tmp_path, monkeypatch, git_repo):
@@ -354,119 +267,19 @@ def test_disabled_tracker_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# reading runs back -----------------------------------------------------------------------------
-def _log(
-    store: str,
-    experiment: str,
-    name: str,
-    lr: float,
-    sharpe: float | None,
-    status_error: bool = False,
-) -> str:
-    params = {"agent": {"lr": lr, "hidden": 64}, "seed": 1}
-    try:
-        with start_run(experiment, run_name=name, params=params, tracking_uri=store) as tracker:
-            if sharpe is not None:
-                tracker.log_stats({"sharpe": sharpe, "max_drawdown": -sharpe / 10})
-                tracker.log_metrics({"test.sharpe.buy_and_hold": 0.3, "train.return": lr})
-            if status_error:
-                raise RuntimeError("failed run")
-    except RuntimeError:
-        pass
-    return tracker.run_id
-
-
-def test_compare_runs_shows_differing_params_sorted_by_metric(store):
-    ids = {
-        name: _log(store, "cmp", name, lr, sharpe)
-        for name, lr, sharpe in [
-            ("a", 0.1, 0.5),
-            ("b", 0.01, 1.5),
-            ("c", 0.001, 1.0),
-            ("d", 0.01, None),
-        ]
-    }
-    table = compare_runs("cmp", tracking_uri=store)
-    assert list(table["run_name"]) == ["b", "c", "a", "d"]  # descending, the run without it last
-    assert list(table.index) == [ids[n] for n in "bcad"]
-    assert list(table["run_id"]) == [ids[n][:8] for n in "bcad"]
-    assert list(table.columns) == [
-        "run_id", "run_name", "status", "start_time", "agent.lr",
-        "test.max_drawdown", "test.sharpe", "train.return",
-    ]  # fmt: skip
-    assert list(table["agent.lr"]) == ["0.01", "0.001", "0.1", "0.01"]
-    assert set(table["status"]) == {"FINISHED"}
-    top = compare_runs("cmp", metric="max_drawdown", top=2, tracking_uri=store, ascending=True)
-    assert list(top["run_name"]) == ["b", "c"]
-    assert list(top["agent.lr"]) == ["0.01", "0.001"]
-    detail = compare_runs(
-        "cmp", metric="test.sharpe.buy_and_hold", tracking_uri=store, all_metrics=True
-    )
-    assert "test.sharpe.buy_and_hold" in detail.columns
-    assert list(detail.columns[4:]) == [
-        "agent.lr",
-        "test.max_drawdown",
-        "test.sharpe",
-        "test.sharpe.buy_and_hold",
-        "train.return",
-    ]
-
-
-def test_compare_runs_errors_name_what_exists(store, tmp_path):
-    _log(store, "errs", "only", 0.1, 1.0)
-    with pytest.raises(TrackingError, match=r"unknown MLflow experiment 'nope'.*errs"):
-        compare_runs("nope", tracking_uri=store)
-    with pytest.raises(
-        TrackingError, match=r"'sortino'.*available metrics: test.max_drawdown, test.sharpe"
-    ):
-        compare_runs("errs", metric="sortino", tracking_uri=store)
-    with pytest.raises(TrackingError, match="--top"):
-        compare_runs("errs", top=0, tracking_uri=store)
-    missing = tmp_path / "missing.db"
-    with pytest.raises(FinMetaError, match="no MLflow store"):
-        compare_runs(tracking_uri=f"sqlite:///{missing}")
-    assert not missing.exists()
-
-
-def test_latest_run_and_latest_experiment(store):
-    first = _log(store, "latest-a", "x", 0.1, 1.0)
-    finished = _log(store, "latest-b", "y", 0.1, 2.0)
-    failed = _log(store, "latest-b", "z", 0.2, 3.0, status_error=True)
-    assert latest_run_id("latest-a", tracking_uri=store) == first
-    assert latest_run_id(tracking_uri=store) == finished
-    assert latest_run_id(tracking_uri=store, finished_only=False) == failed
-    table = compare_runs(tracking_uri=store)  # the most recently active experiment
-    assert set(table.index) == {finished, failed}
-    assert dict(zip(table["run_name"], table["status"], strict=True)) == {
-        "z": "FAILED",
-        "y": "FINISHED",
-    }
-
-
-# UI --------------------------------------------------------------------------------------------
-def test_ui_command_targets_the_same_store(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    argv = ui_command(uri, port=5123)
-    assert argv[:4] == [sys.executable, "-m", "mlflow", "ui"]
-    assert argv[argv.index("--backend-store-uri") + 1] == uri
-    assert argv[argv.index("--port") + 1] == "5123"
-    assert argv[argv.index("--default-artifact-root") + 1] == (tmp_path / "mlruns").as_uri()
-    with pytest.raises(TrackingError, match="browser"):
-        ui_command("http://server:5000")
-    with pytest.raises(TrackingError, match="--port"):
-        ui_command(uri, port=0)
-    # the installed MLflow knows every option we pass
-    help_text = subprocess.run(
-        [*argv[:4], "--help"], capture_output=True, text=True, check=True
-    ).stdout
-    for option in (a for a in argv[4:] if a.startswith("--")):
-        assert option in help_text
-
-
-def test_load_agent_resolves_mlflow_uris_through_tracking(store, monkeypatch):
-    from fin_meta import load_agent
-    from fin_meta.errors import AgentError
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    with pytest.raises(AgentError, match="cannot download agent 'runs:/0123456789abcdef/agent'"):
-        load_agent("runs:/0123456789abcdef/agent")
+def test_heartbeat_set_at_start_renewed_by_metrics_and_on_resume(store, client, monkeypatch):
+    before = int(time.time())
+    with pytest.raises(KeyboardInterrupt):
+        with start_run("heartbeat", tracking_uri=store) as tracker:
+            run_id = tracker.run_id
+            assert before <= float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) <= time.time()
+            client.set_tag(run_id, HEARTBEAT_TAG, "0")  # as if the last beat were long ago
+            tracker.log_metrics({"m": 1.0})  # within the interval since the start: no write
+            assert client.get_run(run_id).data.tags[HEARTBEAT_TAG] == "0"
+            monkeypatch.setattr(tags_module, "HEARTBEAT_INTERVAL_S", 0.0)
+            tracker.log_metrics({"m": 2.0}, step=1)
+            assert float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) >= before
+            raise KeyboardInterrupt
+    client.set_tag(run_id, HEARTBEAT_TAG, "0")
+    with start_run("heartbeat", tracking_uri=store, resume_run_id=run_id):
+        assert float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) >= before
