@@ -20,6 +20,9 @@ from fin_meta.errors import FinMetaError
 
 __all__ = ["app", "main"]
 
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `fin-meta` console script."""
@@ -28,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     # MLflow draws a progress bar for every artifact copy; ours already show the long work
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:  # not standalone: Ctrl-C reaches us (click would print "Aborted!" and exit 1)
+    try:  # not standalone: exit codes and Ctrl-C come back to us (click would print "Aborted!")
         code = app(args=args, prog_name="fin-meta", standalone_mode=False)
     except click.exceptions.ClickException as exc:  # a usage error: click's own message
         exc.show()
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except FinMetaError as exc:
         if debug:
             raise
@@ -51,4 +54,6 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
+    if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130) before it reaches us
+        typer.echo("interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)
