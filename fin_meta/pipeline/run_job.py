@@ -249,7 +249,7 @@ def _log_results(tracker: Tracker, agent: Agent, adaptation: Any, evaluations: l
     """Log the meta-test, the agent, the timings, then every evaluation with the test metrics last."""
     if adaptation is not None:
         log_meta_test(tracker, adaptation.curves, adaptation.summary)
-    log_agent_model(tracker, agent)
+    log_agent_model(tracker, agent, evaluations[0].prices if evaluations else None)  # a real input example
     tracker.log_metrics({f"time.{k}_s": v for k, v in timings.items()})
     multi = len(evaluations) > 1
     for ev in evaluations:
