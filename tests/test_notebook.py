@@ -81,10 +81,10 @@ def test_notebook_runs_against_a_tiny_experiment(tmp_path, monkeypatch):
     nb.cells[_parameters_cell(nb)].source = "\n".join([
         f"tracking_uri = {uri!r}",
         f"experiment = {cfg.tracking.experiment or cfg.name!r}",
-        "run_id = None",  # the latest run: the one just logged
-        f"start = {str(cfg.data.test_start)!r}",
+        "run_id = None",  # the latest finished run with an agent on the source: the one just logged
+        "start = None",  # the run's own test period ...
         "end = None",
-        f"source = {cfg.data.sources[0]!r}",
+        "source = None",  # ... on the run's own data
     ])
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -183,3 +183,18 @@ def test_compare_all_shows_every_param_and_metric(store, capsys):
     assert status == 0, err
     header = out.splitlines()[0].split()
     assert {"agent.lr", "agent.hidden", "seed", "train.return", "test.sharpe.buy_and_hold"} <= set(header)
+
+
+def test_latest_run_of_a_source_with_an_agent(store):
+    """The notebook's "latest run" must be a finished `fin-meta run` on the data shown, not any
+    run of the experiment (it paired a monthly agent with S&P 500 prices)."""
+    def tagged(name: str, source: str, job: str) -> str:
+        with start_run("mix", run_name=name, tags={"data.source": source, "job": job}, tracking_uri=store) as t:
+            return t.run_id
+
+    sp500 = tagged("rl2-sp500", "sample:sp500", "run")
+    tagged("rl2-monthly", "csv:btc_monthly.csv", "run")
+    tagged("rules-sp500", "sample:sp500", "backtest")
+    assert latest_run_id("mix", tracking_uri=store, source="sample:sp500", with_agent=True) == sp500
+    with pytest.raises(TrackingError, match="no finished runs of fin-meta run on sample:nasdaq"):
+        latest_run_id("mix", tracking_uri=store, source="sample:nasdaq", with_agent=True)

@@ -66,19 +66,33 @@ def _experiment_ids(client: MlflowClient, experiment: str | None) -> list[str]:
 
 
 def latest_run_id(
-    experiment: str | None = None, tracking_uri: str | None = None, *, finished_only: bool = True
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    *,
+    finished_only: bool = True,
+    source: str | None = None,
+    with_agent: bool = False,
 ) -> str:
     """The full id of the most recently started run of `experiment` (None: of the most recently
-    active experiment), by default among FINISHED runs only (a failed run may lack artifacts).
-    For notebooks: `load_agent(f"runs:/{latest_run_id('quickstart')}/agent")`."""
+    active experiment), by default among FINISHED runs only (a failed run may lack artifacts);
+    `source`: only runs whose data included this source (`sample:sp500`); `with_agent`: only
+    `fin-meta run` jobs (they log an agent; `fin-meta backtest` jobs do not).
+    For notebooks: `load_agent(f"runs:/{latest_run_id('quickstart', with_agent=True)}/agent")`."""
     client = open_client(resolve_tracking_uri(tracking_uri), must_exist=True)
     ids = _experiment_ids(client, experiment)
-    flt = "attributes.status = 'FINISHED'" if finished_only else ""
-    runs = search_all_runs(client, ids, filter_string=flt, max_results=1)
+    clauses = ["attributes.status = 'FINISHED'"] if finished_only else []
+    if with_agent:
+        clauses.append("tags.job = 'run'")
+    if source is not None:
+        clauses.append(f"tags.`data.source` LIKE '%{source.replace(chr(39), '')}%'")
+    runs = search_all_runs(client, ids, filter_string=" and ".join(clauses), max_results=1)
     if not runs:
         which = "finished runs" if finished_only else "runs"
+        which += " of fin-meta run" if with_agent else ""
+        which += f" on {source}" if source else ""
         raise TrackingError(
-            f"no {which} in MLflow experiment {experiment or ids[0]!r} of {client.tracking_uri}"
+            f"no {which} in MLflow experiment {experiment or ids[0]!r} of {client.tracking_uri}; "
+            "give a run id instead"
         )
     return runs[0].info.run_id
 
