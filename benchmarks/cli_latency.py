@@ -1,0 +1,66 @@
+"""Latency a user feels at the command line: whole `fin-meta` processes, timed end to end.
+
+Each command runs `--repeats` times in a fresh process (min / median / max wall seconds) in a
+scratch folder with its own MLflow store; the first tracked backtest creates the store and is
+timed apart ("cold"), the others find it ("warm"). Target (issue: a user's first hour): a warm
+tracked `fin-meta backtest --strategy all` on `sample:sp500` in <= 5 s on the 2-core machine.
+Usage: ``python benchmarks/cli_latency.py [--repeats N] [--source-tree DIR]``; ``--source-tree``
+times the `fin_meta` package of another checkout (e.g. ``git worktree add /tmp/before <commit>``)
+with this environment's libraries, for before/after figures. Figures depend on the machine's
+load: run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIN_META = [sys.executable, "-c", "from fin_meta.cli import main; main()"]
+"""`fin-meta` as the console script runs it (the same entry point)."""
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of one `fin-meta ARGS` process (raises if it fails)."""
+    t0 = time.perf_counter()
+    done = subprocess.run([*FIN_META, *args], cwd=cwd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"fin-meta {' '.join(args)} failed ({done.returncode}): {done.stderr[-500:]}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="processes per command (default 3)")
+    parser.add_argument("--source-tree", type=Path, default=None,
+                        help="time the fin_meta package of this checkout instead (PYTHONPATH)")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.source_tree is not None:
+        env["PYTHONPATH"] = str(args.source_tree.resolve())
+    with tempfile.TemporaryDirectory(prefix="fin-meta-latency-") as tmp:
+        cwd = Path(tmp)
+        uri = f"sqlite:///{cwd / 'mlflow.db'}"
+        tracked = ["backtest", "--data", "sample:sp500", "--strategy", "all", "--tracking-uri", uri]
+        cold = timed(tracked, cwd, env)
+        commands = {
+            "fin-meta --help": ["--help"],
+            "fin-meta data show sample:sp500": ["data", "show", "sample:sp500"],
+            "backtest --strategy all --no-track": ["backtest", "--data", "sample:sp500", "--strategy", "all", "--no-track"],
+            "backtest --strategy all (tracked, warm)": tracked,
+        }
+        print(f"{'command':<42} {'min':>7} {'median':>7} {'max':>7}  (wall s, {args.repeats} runs)")
+        print(f"{'backtest --strategy all (tracked, cold)':<42} {cold:7.2f} {'':>7} {'':>7}  (creates the store)")
+        for name, command in commands.items():
+            times = [timed(command, cwd, env) for _ in range(args.repeats)]
+            print(f"{name:<42} {min(times):7.2f} {statistics.median(times):7.2f} {max(times):7.2f}")
+
+
+if __name__ == "__main__":
+    main()
