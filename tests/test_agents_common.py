@@ -87,13 +87,17 @@ def test_same_seed_same_positions_other_seed_differs(algo, sampler, data):
     assert not np.allclose(one.to_numpy(), other.to_numpy())
 
 
-def test_no_look_ahead_in_positions(trained, data):
-    prices, _ = data
-    full = trained.positions(prices).to_numpy()
-    for t in (ENV["window"] + 3, 150, 330):
-        changed = trained.positions(perturb_after(prices, t)).to_numpy()
+def assert_no_look_ahead(agent: Agent, prices: pd.DataFrame, cuts: tuple[int, ...] = (ENV["window"] + 3, 150, 330)):
+    """Perturbing the prices after bar t changes no position up to t (and some after it)."""
+    full = agent.positions(prices).to_numpy()
+    for t in cuts:
+        changed = agent.positions(perturb_after(prices, t)).to_numpy()
         np.testing.assert_array_equal(changed[: t + 1], full[: t + 1])
         assert not np.array_equal(changed[t + 1 :], full[t + 1 :])  # the perturbation is seen later
+
+
+def test_no_look_ahead_in_positions(trained, data):
+    assert_no_look_ahead(trained, data[0])
 
 
 def test_truncated_prices_give_the_same_positions(trained, data):

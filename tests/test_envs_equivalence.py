@@ -125,3 +125,72 @@ def test_envs_match_vectorbt_backtest(fees, slippage):
         np.testing.assert_allclose(_fill_model(close, positions, fees, slippage, False)[bars], env_equity, rtol=1e-9)
     np.testing.assert_allclose(_fill_model(close, positions, fees, slippage, True), vbt_equity, rtol=1e-9)
     assert result.stats["n_trades"] > 300
+
+
+# ----------------------------------------------------------------------------- cost-aware actions
+# Partial adjustment, a no-trade band and hold make the position held differ from the action's
+# target: each env's `info["position"]` is then the positions series that `simulate()` and
+# `backtest()` must reproduce the equity of.
+
+HALF_WIDTHS = np.random.default_rng(13).uniform(-0.1, 0.6, LENGTH)  # some < 0: clipped to a closed band
+DISCRETE = np.random.default_rng(14).choice(4, LENGTH, p=[0.2, 0.15, 0.2, 0.45])  # 3 = hold
+OPTIONS = {
+    "adjust": ({"adjust": 0.3}, ACTIONS),
+    "band": ({"no_trade_band": True}, np.stack([ACTIONS, HALF_WIDTHS], axis=1)),
+    "band+adjust": ({"no_trade_band": True, "adjust": 0.6}, np.stack([ACTIONS, HALF_WIDTHS], axis=1)),
+    "hold": ({"action": "discrete_hold"}, DISCRETE),
+    "hold+adjust": ({"action": "discrete_hold", "adjust": 0.5}, DISCRETE),
+}
+
+
+def _held_gym(options: dict, actions: np.ndarray, fees: float, slippage: float) -> tuple[np.ndarray, ...]:
+    env = TradingEnv(PRICES, window=WINDOW, fees=fees, slippage=slippage, **options)
+    env.reset(options={"start": START, "length": LENGTH})
+    infos = [env.step(np.asarray(a, dtype=np.float32) if actions.dtype.kind == "f" else int(a))[4]
+             for a in actions]
+    return tuple(np.array([info[k] for info in infos]) for k in ("position", "traded", "equity"))
+
+
+def _held_vector(options: dict, actions: np.ndarray, fees: float, slippage: float) -> tuple[np.ndarray, ...]:
+    env = VectorTradingEnv(PRICES, 2, window=WINDOW, fees=fees, slippage=slippage, device="cpu", **options)
+    env.set_tasks([0, 0], [START] * 2, [LENGTH] * 2)
+    rows = []
+    for a in actions:
+        batch = torch.as_tensor(np.stack([a, a])).float() if actions.dtype.kind == "f" else torch.tensor([a, a])
+        info = env.step(batch)[4]
+        rows.append([info[k].numpy() for k in ("position", "traded", "equity")])
+    out = np.array(rows)  # [T, 3, N]
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])
+    return tuple(out[:, k, 0] for k in range(3))
+
+
+def _held_series(held: np.ndarray) -> pd.Series:
+    values = np.zeros(len(PRICES))
+    values[START : START + LENGTH] = held
+    return pd.Series(values, index=PRICES.index, name="held")
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+@pytest.mark.parametrize("fees, slippage", [(0.0, 0.0), (5e-4, 5e-4)])
+def test_cost_aware_actions_agree_with_simulate_and_backtest(name, fees, slippage):
+    options, actions = OPTIONS[name]
+    cost, bars = fees + slippage, slice(START, START + LENGTH)
+    gym_held, gym_traded, gym_equity = _held_gym(options, actions, fees, slippage)
+    vec_held, vec_traded, vec_equity = _held_vector(options, actions, fees, slippage)
+    np.testing.assert_allclose(vec_held, gym_held, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(vec_equity, gym_equity, rtol=1e-12)
+    held = _held_series(gym_held)
+    ref = simulate(PRICES["close"].to_numpy(), held.to_numpy(), cost)
+    for traded, equity in ((gym_traded, gym_equity), (vec_traded, vec_equity)):
+        np.testing.assert_allclose(_post_trade_equity(traded, equity, cost), ref.equity[bars], rtol=1e-11)
+        np.testing.assert_allclose(traded, ref.traded[bars], rtol=1e-9, atol=1e-12)
+    result = backtest(PRICES, held, fees=fees, slippage=slippage)
+    env_equity = _post_trade_equity(gym_traded, gym_equity, cost)
+    np.testing.assert_allclose(env_equity, result.equity.to_numpy()[bars], rtol=1e-6 if cost == 0 else 1e-3)
+    close = PRICES["close"].to_numpy()
+    np.testing.assert_allclose(_fill_model(close, held.to_numpy(), fees, slippage, False)[bars], env_equity, rtol=1e-9)
+    # the option changed what is held: not the targets; a band or hold trades nothing at some bars
+    assert np.abs(gym_held).max() <= 1.0 and (gym_traded > 1e-3).sum() > 20
+    assert (gym_traded == 0.0).sum() > (20 if "band" in name or "hold" in name else -1)
+    targets = np.select([DISCRETE == 0, DISCRETE == 2], [-1.0, 1.0], 0.0) if name.startswith("hold") else ACTIONS
+    assert (np.abs(gym_held - targets) > 1e-3).sum() > 50

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fin_meta.envs.actions import decode_actions, held_position, holds_target
 from fin_meta.envs.config import EnvConfig
 from fin_meta.envs.features import first_decision_bar
-from fin_meta.envs.ledger import DISCRETE_LEVELS
 from fin_meta.envs.rewards import LOG_FLOOR
 from fin_meta.envs.vector_env import VectorTradingEnv
-from fin_meta.errors import DataError
+from fin_meta.errors import DataError, FinMetaError
 
 __all__ = [
     "Feedback",
@@ -44,7 +44,7 @@ __all__ = [
 class Feedback:
     """What a policy knows besides the observation when it decides at a bar (tensors `[N]`).
 
-    `prev_position`: the previous target position / max_position (0 at the start of play);
+    `prev_position`: the previous position held / max_position (0 at the start of play);
     `prev_reward`: the env reward of the previous step, unscaled (0 at the start of play);
     `done`: 1.0 where the previous step ended an episode; `bar`: the decision bar t (long)."""
 
@@ -65,31 +65,38 @@ class StepPolicy(Protocol):
     """A deterministic decision rule with its own state (reset by its owner)."""
 
     def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
-        """The env action for each row of `obs_NO` (continuous: position; discrete: 0/1/2)."""
+        """The env action for each row of `obs_NO` (continuous: target `[N]`, or (target,
+        half-width) `[N, 2]` with a no-trade band; discrete: class `[N]`)."""
         ...
 
 
-def action_to_position(action: torch.Tensor, config: EnvConfig) -> torch.Tensor:
-    """The target position (float64) the env applies for `action`: clipped to the bounds;
-    discrete classes mapped to `DISCRETE_LEVELS * max_position`."""
-    low, high = config.position_bounds
-    if config.action == "discrete":
-        levels = torch.tensor(DISCRETE_LEVELS, dtype=torch.float64, device=action.device)
-        return (levels[action.long()] * config.max_position).clamp(low, high)
-    return action.to(torch.float64).clamp(low, high)
+def action_to_position(action: torch.Tensor, config: EnvConfig, drifted: torch.Tensor | None = None) -> torch.Tensor:
+    """The position (float64 `[N]`) the env holds after `action` (`fin_meta.envs.actions`): the
+    clipped target, or a discrete class's level; with partial adjustment, a no-trade band or
+    hold, the map from `drifted` (float64 `[N]`, the weight held into the decision; required then)."""
+    if holds_target(config):
+        return decode_actions(action, None, config)[0]
+    if drifted is None:
+        raise FinMetaError(f"action_to_position: adjust={config.adjust}, no_trade_band={config.no_trade_band}, "
+                           f"action={config.action!r} need the drifted weight")
+    drifted = drifted.to(torch.float64)
+    target, half = decode_actions(action, drifted, config)
+    return held_position(drifted, target, half, config, torch)
 
 
 @dataclass
 class EpisodeLog:
     """Per-episode records of `play_episodes` (numpy, float64): `bars` decision bars,
-    `positions` targets, `log_growth` net log return of each step (floored like the env's
-    reward), and `final_obs` the observation after the last step of the last episode."""
+    `positions` the positions held, `log_growth` net log return of each step (floored like the
+    env's reward), `final_obs` the observation after the last step of the last episode and
+    `final_drifted` (float64) the weight held into it."""
 
     bars: list[np.ndarray]
     positions: list[np.ndarray]
     log_growth: list[np.ndarray]
     final_obs: torch.Tensor
     final_feedback: Feedback
+    final_drifted: torch.Tensor
 
 
 def play_episodes(
@@ -138,14 +145,15 @@ def play_episodes(
             p[ruined[0] + 1 :] = 0.0
             lg[ruined[0] + 1 :] = 0.0
         positions.append(p)
-    return EpisodeLog(bars, positions, log_growth, info["final_obs"], fb)
+    return EpisodeLog(bars, positions, log_growth, info["final_obs"], fb, info["drifted"])
 
 
 def walk_forward(
     prices: pd.DataFrame, config: EnvConfig, policy: StepPolicy, *, device: torch.device
 ) -> np.ndarray:
-    """Target position (float64 `[T]`) at every bar of `prices`: 0 before the first decidable
-    bar (`window`), then the policy's deterministic decisions, the last one at the last bar."""
+    """Position (float64 `[T]`) at every bar of `prices`: 0 before the first decidable bar
+    (`window`), then the positions the policy's deterministic decisions hold, the last one (at
+    the last bar, which no step can settle) mapped outside the env by `action_to_position`."""
     n_bars = len(prices)
     first = first_decision_bar(config.window)
     if n_bars < first + 2:
@@ -156,7 +164,7 @@ def walk_forward(
     fb = log.final_feedback
     fb.done = torch.zeros_like(fb.done)  # the data ran out, the episode did not end: as on a longer frame
     fb.bar = torch.full((1,), n_bars - 1, dtype=torch.long, device=device)
-    last = action_to_position(policy.act(log.final_obs, fb), config)
+    last = action_to_position(policy.act(log.final_obs, fb), config, log.final_drifted)
     out = np.zeros(n_bars, dtype=np.float64)
     out[first : n_bars - 1] = log.positions[0]
     out[n_bars - 1] = float(last[0])

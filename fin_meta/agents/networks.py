@@ -1,9 +1,11 @@
 """Policy and value networks: an MLP actor-critic (pooled PPO, usable by MAML) and a GRU
 actor-critic (RL²), sharing one action head.
 
-Actions: `continuous` -> a Gaussian over the target position with a state-independent log std;
-the env clips samples to its bounds, the deterministic action is the mean clipped to
-`[low, high]`. `discrete` -> a categorical over `{0, 1, 2}` = `{short, flat, long}`.
+Actions (`fin_meta.envs.actions`): `continuous` -> a Gaussian over the target position (or, with
+a no-trade band, over (target, half-width): a diagonal Gaussian of size 2) with a
+state-independent log std; the env clips samples to its bounds, the deterministic action is the
+mean clipped to `[low, high]` (per component). `discrete` -> a categorical over `{0, 1, 2}` =
+`{short, flat, long}`; `discrete_hold` adds 3 = hold.
 Sampling takes an explicit `torch.Generator` (no global random state).
 
 Suffixes: N batch, T time, O observation size, I recurrent input size, H hidden size.
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from fin_meta.envs.actions import DISCRETE_CLASSES
+
 __all__ = [
     "Normalizer",
     "trunk",
@@ -23,11 +27,10 @@ __all__ = [
     "ActionHead",
     "MLPActorCritic",
     "GRUActorCritic",
-    "DISCRETE_ACTIONS",
 ]
 
-DISCRETE_ACTIONS = 3
-"""Size of the discrete action space: 0 short, 1 flat, 2 long."""
+Bound = float | Sequence[float]
+"""A continuous action's bound: one float, or one per component (a no-trade band's (target, h))."""
 
 
 class Normalizer(nn.Module):
@@ -71,45 +74,61 @@ def _init(layer: nn.Linear, gain: float, bias: float = 0.0) -> nn.Linear:
 
 
 class ActionHead(nn.Module):
-    """Turns features into an action distribution (Gaussian or categorical)."""
+    """Turns features into an action distribution (Gaussian or categorical). `kind`: the env's
+    action (`continuous`, `discrete`, `discrete_hold`); `low` / `high`: a continuous action's
+    bounds, floats (one number per action: shape `[...]`) or one per component (shape `[..., K]`,
+    e.g. `fin_meta.envs.actions.action_bounds` with a no-trade band)."""
 
-    def __init__(self, in_size: int, kind: str, low: float, high: float, init_log_std: float = -0.5) -> None:
+    def __init__(self, in_size: int, kind: str, low: Bound, high: Bound, init_log_std: float = -0.5) -> None:
         super().__init__()
-        if kind not in ("continuous", "discrete"):
-            raise ValueError(f"action kind {kind!r}: use 'continuous' or 'discrete'")
+        if kind != "continuous" and kind not in DISCRETE_CLASSES:
+            raise ValueError(f"action kind {kind!r}: use 'continuous', {' or '.join(map(repr, DISCRETE_CLASSES))}")
         self.kind = kind
-        self.low, self.high = float(low), float(high)
-        out = 1 if kind == "continuous" else DISCRETE_ACTIONS
+        self.vector = isinstance(low, Sequence)  # one bound per component: a vector action
+        self.low: float | tuple[float, ...] = tuple(map(float, low)) if self.vector else float(low)
+        self.high: float | tuple[float, ...] = tuple(map(float, high)) if self.vector else float(high)
+        self.classes = DISCRETE_CLASSES.get(kind, 0)
+        size = len(self.low) if self.vector else 1
+        out = size if kind == "continuous" else self.classes
         self.linear = _init(nn.Linear(in_size, out), 0.01)
         if kind == "continuous":
-            self.log_std = nn.Parameter(torch.full((1,), float(init_log_std)))
+            self.log_std = nn.Parameter(torch.full((size,), float(init_log_std)))
 
     def distribution(self, x_NF: torch.Tensor) -> torch.distributions.Distribution:
         """The action distribution for features `x_NF` (any leading shape)."""
         out = self.linear(x_NF)
-        if self.kind == "continuous":
-            return torch.distributions.Normal(out.squeeze(-1), self.log_std.exp().expand(out.shape[:-1]))
-        return torch.distributions.Categorical(logits=out)
+        if self.kind != "continuous":
+            return torch.distributions.Categorical(logits=out)
+        if self.vector:
+            normal = torch.distributions.Normal(out, self.log_std.exp().expand(out.shape))
+            return torch.distributions.Independent(normal, 1)
+        return torch.distributions.Normal(out.squeeze(-1), self.log_std.exp().expand(out.shape[:-1]))
 
     def sample(self, dist: torch.distributions.Distribution, generator: torch.Generator) -> torch.Tensor:
-        """A seeded sample: float positions (continuous, unclipped) or int64 actions (discrete)."""
+        """A seeded sample: float actions (continuous, unclipped) or int64 classes (discrete)."""
         if self.kind == "continuous":
             noise = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device, dtype=dist.mean.dtype)
             return dist.mean + dist.stddev * noise
-        probs = dist.probs.reshape(-1, DISCRETE_ACTIONS)
+        probs = dist.probs.reshape(-1, self.classes)
         return torch.multinomial(probs, 1, generator=generator).reshape(dist.probs.shape[:-1])
+
+    def _clip(self, mean: torch.Tensor) -> torch.Tensor:
+        if not self.vector:
+            return mean.clamp(self.low, self.high)
+        return torch.stack([mean[..., k].clamp(lo, hi) for k, (lo, hi) in enumerate(zip(self.low, self.high,
+                                                                                         strict=True))], -1)
 
     def mode_of(self, x_NF: torch.Tensor) -> torch.Tensor:
         """`mode(distribution(x))` without building the distribution (fast path for deployment)."""
         out = self.linear(x_NF)
         if self.kind == "continuous":
-            return out.squeeze(-1).clamp(self.low, self.high)
+            return self._clip(out if self.vector else out.squeeze(-1))
         return out.argmax(-1)
 
     def mode(self, dist: torch.distributions.Distribution) -> torch.Tensor:
         """The deterministic action: the mean clipped to `[low, high]` / the most likely class."""
         if self.kind == "continuous":
-            return dist.mean.clamp(self.low, self.high)
+            return self._clip(dist.mean)
         return dist.probs.argmax(-1)
 
 
@@ -121,8 +140,8 @@ class MLPActorCritic(nn.Module):
         obs_size: int,
         hidden: Sequence[int],
         kind: str,
-        low: float,
-        high: float,
+        low: Bound,
+        high: Bound,
         init_log_std: float = -0.5,
         activation: str = "tanh",
     ) -> None:
@@ -151,8 +170,8 @@ class GRUActorCritic(nn.Module):
         self,
         obs_size: int,
         kind: str,
-        low: float,
-        high: float,
+        low: Bound,
+        high: Bound,
         *,
         encoder_size: int = 64,
         hidden_size: int = 64,

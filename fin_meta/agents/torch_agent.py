@@ -228,7 +228,7 @@ class TorchAgent:
     # -- deployment --------------------------------------------------------------------------
     @torch.no_grad()
     def positions(self, prices: pd.DataFrame) -> pd.Series:
-        """Online, causal walk-forward: target positions (float64, same index, 0 on the
+        """Online, causal walk-forward: positions held (float64, same index, 0 on the
         first `window` warm-up bars), deterministic; a stateful policy adapts as it goes."""
         self.net.eval()
         with self.threads():
@@ -282,7 +282,8 @@ class TorchAgent:
     def spaces(self) -> dict[str, Any]:
         """Observation / action spaces recorded in agent.json."""
         low, high = self.env_config.position_bounds
-        return {"observation_size": self.obs_size, "action": self.env_config.action, "low": low, "high": high}
+        band = {"action_size": 2} if self.env_config.no_trade_band else {}  # absent from earlier saves
+        return {"observation_size": self.obs_size, "action": self.env_config.action, "low": low, "high": high, **band}
 
     def save(self, path: str | Path, *, training_state: bool = True) -> Path:
         """Write weights.pt + agent.json to directory `path` atomically, and training_state.pt

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from fin_meta.envs.features import FEATURES, feature_names
 from fin_meta.envs.rewards import REWARDS
@@ -51,8 +51,23 @@ class EnvConfig(BaseModel):
     features: list[str] = Field(default_factory=list)
     """Extra causal per-bar features after the log return (see `fin_meta.envs.features.FEATURES`)."""
 
-    action: Literal["continuous", "discrete"] = "continuous"
-    """"continuous": a target in [-max_position, max_position]; "discrete": {0, 1, 2} = short, flat, long."""
+    action: Literal["continuous", "discrete", "discrete_hold"] = "continuous"
+    """"continuous": a target in [-max_position, max_position]; "discrete": {0, 1, 2} = short, flat,
+    long; "discrete_hold": {0, 1, 2, 3} = short, flat, long, hold (keep the drifted weight)."""
+
+    adjust: float = Field(1.0, gt=0.0, le=1.0)
+    """kappa of partial adjustment: the position held is `w_drift + kappa * (aim - w_drift)`, a
+    fraction kappa of the way from the drifted weight to the action's aim (1.0 = all the way)."""
+
+    no_trade_band: bool = False
+    """Continuous actions only: the action is (target, half-width h in [0, max_position]) and the
+    aim is the drifted weight clamped into [target - h, target + h] (no trade inside the band)."""
+
+    train_cost_multiplier: float = Field(1.0, ge=1.0)
+    """m: rewards of training envs charge costs x m (deployment and backtests charge the true costs)."""
+
+    turnover_penalty: float = Field(0.0, ge=0.0)
+    """lambda: rewards of training envs lose lambda x |traded weight| (reward units per unit traded)."""
 
     dsr_eta: float = Field(0.01, gt=0.0, lt=1.0)
     """Adaptation rate of the differential Sharpe ratio's moving moments (per bar)."""
@@ -62,6 +77,13 @@ class EnvConfig(BaseModel):
     def _known_reward(cls, value: str) -> str:
         if value not in REWARDS:
             raise ValueError(f"unknown reward {value!r}; choose one of {sorted(REWARDS)}")
+        return value
+
+    @field_validator("no_trade_band")
+    @classmethod
+    def _band_needs_continuous(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("action", "continuous") != "continuous":
+            raise ValueError("no_trade_band needs action='continuous' (its action is a target and a half-width)")
         return value
 
     @field_validator("features")
@@ -78,6 +100,11 @@ class EnvConfig(BaseModel):
     def cost(self) -> float:
         """Cost per unit of traded weight: fees + slippage."""
         return self.fees + self.slippage
+
+    @property
+    def shapes_reward(self) -> bool:
+        """Whether training rewards differ from the true ones (cost multiplier or turnover penalty)."""
+        return self.train_cost_multiplier != 1.0 or self.turnover_penalty != 0.0
 
     @property
     def position_bounds(self) -> tuple[float, float]:

@@ -15,10 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["DISCRETE_LEVELS", "ScalarOps", "trade"]
-
-DISCRETE_LEVELS = (-1.0, 0.0, 1.0)
-"""Discrete actions 0, 1, 2 = short, flat, long, in units of max_position."""
+__all__ = ["ScalarOps", "trade"]
 
 
 class ScalarOps:

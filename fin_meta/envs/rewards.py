@@ -9,6 +9,10 @@ Python floats (`TradingEnv`, xp = `ledger.ScalarOps`), numpy arrays and torch te
 - `state`: a tuple of per-env arrays (`n_state` of them), zero at the start of an episode.
 
 To add a reward: write the function, then `REWARDS["name"] = RewardSpec(fn, n_state)`.
+
+Training cost pressure (`step_reward`, envs built with `training=True` only): the reward is
+computed from the growth with costs x `train_cost_multiplier`, minus `turnover_penalty` x the
+traded weight; equity, ruin and `info` always use the true costs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RewardSpec", "REWARDS", "log_return", "differential_sharpe", "LOG_FLOOR", "DSR_MIN_VAR"]
+__all__ = ["RewardSpec", "REWARDS", "log_return", "differential_sharpe", "step_reward", "LOG_FLOOR", "DSR_MIN_VAR"]
 
 LOG_FLOOR = 1e-8
 """Growth is floored here before the log, so a ruined step (growth <= 0) gives log(1e-8) ~ -18.4."""
@@ -66,3 +70,24 @@ REWARDS: dict[str, RewardSpec] = {
     "differential_sharpe": RewardSpec(differential_sharpe, 2),
 }
 """Rewards by name; `EnvConfig.reward` must be one of these keys."""
+
+
+def step_reward(
+    spec: RewardSpec,
+    growth: Array,
+    position: Array,
+    ret: Array,
+    traded: Array,
+    state: tuple[Array, ...],
+    config: Any,
+    xp: Any,
+    training: bool,
+) -> tuple[Array, tuple[Array, ...]]:
+    """One step's (reward, new state): `spec` on the true `growth`, or, when `training` and the
+    config shapes rewards, on `(1 - m * cost * traded) * (1 + position * ret)` (m =
+    `train_cost_multiplier`) minus `turnover_penalty * traded`."""
+    if not (training and config.shapes_reward):
+        return spec.fn(growth, state, config, xp)
+    shaped = (1.0 - config.train_cost_multiplier * config.cost * traded) * (1.0 + position * ret)
+    reward, state = spec.fn(shaped, state, config, xp)
+    return reward - config.turnover_penalty * traded, state

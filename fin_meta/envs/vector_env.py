@@ -10,7 +10,9 @@ env replays its assigned window on each auto-reset until `set_tasks` or `clear_t
 Auto-reset (same step): when an env's episode ends (truncated at the end of its window, or
 terminated by ruin, growth <= 0), `step` returns the FIRST observation of its next episode; the
 `info` tensors (`t`, `asset`, `position`, `equity`, `cost`, `traded`) describe the step just
-taken, so `info["equity"]` of a finished env is its final equity. With `final_obs=True`,
+taken, so `info["equity"]` of a finished env is its final equity; `info["position"]` is the
+position held (see `fin_meta.envs.actions`) and `info["drifted"]` (float64) the weight it drifted
+to by the next close, before any reset. With `final_obs=True`,
 `info["final_obs"]` holds the observation each env reached before any reset ([N, O]; equal to
 the returned row for envs that did not finish), for bootstrapping truncated episodes.
 
@@ -22,8 +24,8 @@ reference to ~1e-12 whatever `dtype`. CPU and CUDA run the same elementwise floa
 Speed: features are precomputed once per asset into a table of every bar's observation row; a
 step is one gather of N rows, one gather of N returns and ~30 elementwise ops, with no Python
 loop over envs or bars, and one host sync (`done.any()`) so that steps in which no episode ends
-skip the reset work. Actions must be valid: on CPU a non-finite continuous action or a discrete
-action outside {0, 1, 2} raises; on CUDA they are not checked (that would cost a sync) and show
+skip the reset work. Actions (`[N]`, or `[N, 2]` with a no-trade band) must be valid: on CPU a
+non-finite continuous action or a discrete action outside its classes raises; on CUDA they are not checked (that would cost a sync) and show
 up as NaN equity or a device-side index error. The returned tensors are fresh each step.
 """
 
@@ -38,6 +40,15 @@ import pandas as pd
 import torch
 
 from fin_meta.devices import resolve_device
+from fin_meta.envs.actions import (
+    DISCRETE_CLASSES,
+    action_size,
+    decode_actions,
+    discrete_levels,
+    held_position,
+    holds_target,
+    is_discrete,
+)
 from fin_meta.envs.config import EnvConfig, make_config, observation_size
 from fin_meta.envs.episodes import full_length, start_bounds
 from fin_meta.envs.features import (
@@ -47,8 +58,8 @@ from fin_meta.envs.features import (
     simple_returns,
 )
 from fin_meta.envs.gym_env import make_spaces
-from fin_meta.envs.ledger import DISCRETE_LEVELS, trade
-from fin_meta.envs.rewards import REWARDS
+from fin_meta.envs.ledger import trade
+from fin_meta.envs.rewards import REWARDS, step_reward
 from fin_meta.errors import ConfigError, DataError, FinMetaError
 from fin_meta.seeding import torch_generator
 
@@ -75,7 +86,9 @@ class VectorTradingEnv:
     """`num_envs` trading episodes over one or several assets, stepped together as tensors.
 
     `VectorTradingEnv(prices_or_list, num_envs, *, device="auto", seed=0, dtype=torch.float32,
-    final_obs=False, config=None, **EnvConfig fields)`. See the module docstring."""
+    final_obs=False, training=False, config=None, **EnvConfig fields)`. See the module docstring;
+    `training=True` shapes the rewards with the config's training cost pressure
+    (`fin_meta.envs.rewards.step_reward`); equity and `info` always charge the true costs."""
 
     def __init__(
         self,
@@ -86,6 +99,7 @@ class VectorTradingEnv:
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
         final_obs: bool = False,
+        training: bool = False,
         config: EnvConfig | None = None,
         **kwargs: Any,
     ):
@@ -104,14 +118,14 @@ class VectorTradingEnv:
             raise ConfigError(f"device: {exc}") from None
         self.dtype = dtype
         self.final_obs = bool(final_obs)
+        self.training = bool(training)
         self.observation_size = observation_size(cfg)
         self.single_observation_space, self.single_action_space = make_spaces(cfg)
         self._build_tables(assets)
         self._build_task_ranges()
         self._reward = REWARDS[cfg.reward]
-        self._low, self._high = cfg.position_bounds
-        self._levels = torch.tensor(DISCRETE_LEVELS, dtype=torch.float64, device=self.device)
-        self._levels = (self._levels * cfg.max_position).clamp(self._low, self._high)
+        self._levels = discrete_levels(cfg, self.device)
+        self._holds_target = holds_target(cfg)
         self._gen = torch_generator(seed, self.device)
         self._tasks: tuple[Tensor, Tensor, Tensor] | None = None
         self._started = False
@@ -219,44 +233,51 @@ class VectorTradingEnv:
         self._state = tuple(zeros for _ in range(self._reward.n_state))
         self._started = True
         info = {"t": self._t, "asset": self._asset, "position": zeros, "equity": self._equity,
-                "cost": zeros, "traded": zeros}
+                "cost": zeros, "traded": zeros, "drifted": zeros}
         return self._observe(self._asset, self._t, self._drifted), info
 
     def _require_started(self) -> None:
         if not self._started:
             raise FinMetaError("VectorTradingEnv: call reset() (or set_tasks()) before stepping")
 
-    def _targets(self, actions: Any) -> Tensor:
+    def _positions(self, actions: Any) -> Tensor:
+        """The position each env holds after acting (float64 [N]; see `fin_meta.envs.actions`)."""
+        cfg = self.config
         actions = torch.as_tensor(actions, device=self.device).detach()
-        if actions.numel() != self.num_envs:
-            raise FinMetaError(f"step: got {actions.numel()} actions for num_envs={self.num_envs}")
-        actions = actions.reshape(self.num_envs)
-        if self.config.action == "discrete":
+        size = action_size(cfg)
+        if actions.numel() != self.num_envs * size:
+            per = "" if size == 1 else f" x {size} numbers per action"
+            raise FinMetaError(f"step: got {actions.numel()} actions for num_envs={self.num_envs}{per}")
+        actions = actions.reshape(self.num_envs, size) if size > 1 else actions.reshape(self.num_envs)
+        if is_discrete(cfg):
             actions = actions.long()
-            if self.device.type == "cpu" and int((actions - 1).abs().max()) > 1:
-                raise FinMetaError("step: discrete actions must be 0 (short), 1 (flat) or 2 (long)")
-            return self._levels.index_select(0, actions)
-        actions = actions.to(torch.float64)
-        if self.device.type == "cpu" and not math.isfinite(float(actions.sum())):  # one reduction
+            n = DISCRETE_CLASSES[cfg.action]
+            if self.device.type == "cpu" and bool(((actions < 0) | (actions >= n)).any()):
+                hold = " or 3 (hold)" if cfg.action == "discrete_hold" else ""
+                raise FinMetaError(f"step: discrete actions must be 0 (short), 1 (flat), 2 (long){hold}")
+        elif self.device.type == "cpu" and not math.isfinite(float(actions.sum(dtype=torch.float64))):  # one reduction
             raise FinMetaError("step: actions must be finite target positions (got NaN or inf)")
-        return actions.clamp(self._low, self._high)
+        target, half = decode_actions(actions, self._drifted, cfg, self._levels)
+        return target if self._holds_target else held_position(self._drifted, target, half, cfg, torch)
 
     @torch.no_grad()
     def step(self, actions_N: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        """Hold each env's target (continuous: position; discrete: 0/1/2 = short/flat/long) from
-        close t to close t+1. Returns (obs_NO, reward_N, terminated_N, truncated_N, info)."""
+        """Act (continuous: target, or (target, half-width) with a band; discrete: class) and hold
+        the resulting position from close t to close t+1. Returns (obs_NO, reward_N,
+        terminated_N, truncated_N, info)."""
         self._require_started()
-        target = self._targets(actions_N)
+        position = self._positions(actions_N)
         ret = self._next_return.index_select(0, self._asset * self._t_max + self._t)
-        growth, drifted, traded = trade(self._drifted, target, ret, self.config.cost, torch)
-        reward, state = self._reward.fn(growth, self._state, self.config, torch)
+        growth, drifted, traded = trade(self._drifted, position, ret, self.config.cost, torch)
+        reward, state = step_reward(self._reward, growth, position, ret, traded, self._state, self.config, torch,
+                                    self.training)
         equity = self._equity * growth.clamp_min(0.0)  # ruin: zero equity, the episode ends
         t = self._t + 1
         terminated = growth <= 0.0
         truncated = (t >= self._end) & ~terminated
         done = terminated | truncated
-        info = {"t": self._t, "asset": self._asset, "position": target, "equity": equity,
-                "cost": traded * self.config.cost, "traded": traded}
+        info = {"t": self._t, "asset": self._asset, "position": position, "equity": equity,
+                "cost": traded * self.config.cost, "traded": traded, "drifted": drifted}
         if self.final_obs:
             info["final_obs"] = self._observe(self._asset, t, drifted)
 

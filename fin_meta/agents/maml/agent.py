@@ -53,6 +53,7 @@ from fin_meta.agents.maml.rollout import Batch, ReturnsTable, rollout, select_pa
 from fin_meta.agents.networks import Normalizer
 from fin_meta.agents.torch_agent import TorchAgent
 from fin_meta.agents.training import FitContext
+from fin_meta.envs.actions import action_size
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import ConfigError, DataError
@@ -72,8 +73,8 @@ class _AdaptedPolicy:
 
     def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
         params = self.sets[self.which[int(feedback.bar[0]) - self.first]]
-        means = acting_means(self.objectives.policy, params, obs_NO.view(1, 1, -1))
-        return self.objectives.squash(means).reshape(1)
+        actions = self.objectives.actions(acting_means(self.objectives.policy, params, obs_NO.view(1, 1, -1)))
+        return actions.reshape(1, *actions.shape[2:])
 
 
 @dataclass
@@ -115,7 +116,7 @@ class MAMLAgent(TorchAgent):
         self._gen = torch_generator(self.hparams.seed, self.device)
 
     def build_network(self) -> MAMLNet:
-        return MAMLNet(self.obs_size, self.hparams)
+        return MAMLNet(self.obs_size, self.hparams, outputs=action_size(self.env_config))
 
     def build_optimizer(self) -> torch.optim.Adam:
         """Adam over theta and the inner step sizes (`outer_lr`)."""
@@ -168,7 +169,11 @@ class MAMLAgent(TorchAgent):
         if self.hparams.estimator != "score":
             return None
         m, e = self.hparams.meta_batch_size, self.hparams.envs_per_task
-        return torch.randn((length, m, e), generator=self._gen, device=self.device)
+        return torch.randn((length, m, e, *self._draw_shape()), generator=self._gen, device=self.device)
+
+    def _draw_shape(self) -> tuple[int, ...]:
+        """Trailing shape of one exploration draw: (2,) with a no-trade band, else ()."""
+        return (2,) if self.env_config.no_trade_band else ()
 
     def _window_draws(self, starts: np.ndarray, length: int) -> torch.Tensor | None:
         """Exploration draws [T, M, E] for adaptation windows starting at bars `starts`, each
@@ -177,7 +182,8 @@ class MAMLAgent(TorchAgent):
         if self.hparams.estimator != "score":
             return None
         e = self.hparams.envs_per_task
-        draws = [torch.randn((length, e), generator=torch_generator(self.hparams.seed * 1_000_003 + int(b)))
+        draws = [torch.randn((length, e, *self._draw_shape()),
+                             generator=torch_generator(self.hparams.seed * 1_000_003 + int(b)))
                  for b in starts]
         return torch.stack(draws, dim=1).to(self.device)
 
@@ -185,7 +191,8 @@ class MAMLAgent(TorchAgent):
         """M x E envs over the sampler's prices and their returns table."""
         hp = self.hparams
         m, e = hp.meta_batch_size, hp.envs_per_task
-        env = VectorTradingEnv(sampler.prices, m * e, device=self.device, seed=hp.seed, config=self.env_config)
+        env = VectorTradingEnv(sampler.prices, m * e, device=self.device, seed=hp.seed, config=self.env_config,
+                               training=True)
         self.net.train()
         return MAMLFitContext(rng=rng, gen=gen, optimizer=self.optimizer(),
                               env_steps_per_iteration=m * e * (hp.support_length + hp.query_length),

@@ -24,8 +24,7 @@ from torch.func import functional_call, vmap
 
 from fin_meta.agents.maml.config import MAMLConfig
 from fin_meta.agents.networks import Normalizer, mlp
-from fin_meta.envs.ledger import trade
-from fin_meta.envs.rewards import log_return
+from fin_meta.envs.config import EnvConfig
 
 __all__ = [
     "Params",
@@ -35,7 +34,8 @@ __all__ = [
     "policy_means",
     "acting_means",
     "squash",
-    "pathwise_log_returns",
+    "env_actions",
+    "BAND_INIT_LOGIT",
     "gaussian_log_prob",
     "score_surrogate",
     "inner_adapt",
@@ -45,17 +45,28 @@ Params = dict[str, torch.Tensor]
 """Parameter name -> tensor; per-task parameters carry a leading task dimension M."""
 
 
+BAND_INIT_LOGIT = -8.0
+"""Initial pre-sigmoid half-width of a no-trade band: h = max_position x sigmoid(-8) ~ 3e-4 x
+max_position, below the initial policy's targets (|target| ~ 3e-3, the last layer starts near
+zero): the band starts closed, so positions move and the pathwise gradient flows (it is zero
+while the drifted weight stays strictly inside the band; a band wider than every target would
+keep a flat policy flat for good)."""
+
+
 class PolicyMLP(nn.Module):
-    """Deterministic policy body: observation [..., O] -> unsquashed action mean [...], with a
-    fixed input normaliser (set from training data) and a state-independent `log_std` that only
-    the score-function estimator uses."""
+    """Deterministic policy body: observation [..., O] -> unsquashed action mean [...] (or
+    [..., 2] with `outputs=2`: target and band half-width, see `env_actions`), with a fixed input
+    normaliser (set from training data) and a state-independent `log_std` that only the
+    score-function estimator uses."""
 
     def __init__(self, obs_size: int, hidden_sizes: Sequence[int], activation: str = "tanh",
-                 log_std: float = math.log(0.3)) -> None:
+                 log_std: float = math.log(0.3), outputs: int = 1) -> None:
         super().__init__()
         self.norm = Normalizer(obs_size)
-        self.body = mlp(obs_size, list(hidden_sizes), 1, activation)
+        self.body = mlp(obs_size, list(hidden_sizes), outputs, activation)
         nn.init.orthogonal_(self.body[-1].weight, 0.01)  # start near flat
+        if outputs == 2:
+            nn.init.constant_(self.body[-1].bias[1:], BAND_INIT_LOGIT)
         self.log_std = nn.Parameter(torch.tensor(float(log_std)))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -66,9 +77,10 @@ class MAMLNet(nn.Module):
     """What MAML learns: the policy's initialisation theta and the inner step sizes (one per
     parameter tensor or per scalar parameter; stored as logs, kept positive)."""
 
-    def __init__(self, obs_size: int, hp: MAMLConfig) -> None:
+    def __init__(self, obs_size: int, hp: MAMLConfig, outputs: int = 1) -> None:
         super().__init__()
-        self.policy = PolicyMLP(obs_size, hp.hidden_sizes, hp.activation, log_std=math.log(hp.action_std))
+        self.policy = PolicyMLP(obs_size, hp.hidden_sizes, hp.activation, log_std=math.log(hp.action_std),
+                                outputs=outputs)
         self.log_step = nn.ParameterDict({
             _step_key(n): nn.Parameter(torch.full(p.shape if hp.step_sizes == "per_parameter" else (),
                                                   math.log(hp.inner_lr)), requires_grad=hp.learn_inner_lr)
@@ -105,7 +117,7 @@ def policy_means(module: nn.Module, params_m: Params, obs_m: torch.Tensor) -> to
 def acting_means(module: PolicyMLP, params_m: Params, obs_m: torch.Tensor) -> torch.Tensor:
     """`policy_means` for acting inside a rollout (no gradient): the same function computed with
     batched matrix products (`torch.baddbmm`) instead of vmap, which is much cheaper per call
-    when it runs once per bar. `obs_m` [M, E, O] -> [M, E]."""
+    when it runs once per bar. `obs_m` [M, E, O] -> [M, E] (or [M, E, 2])."""
     x = module.norm(obs_m)
     for i, layer in enumerate(module.body):
         if isinstance(layer, nn.Linear):
@@ -123,19 +135,15 @@ def squash(u: torch.Tensor, max_position: float, allow_short: bool) -> torch.Ten
     return max_position * (t if allow_short else 0.5 * (t + 1.0))
 
 
-def pathwise_log_returns(
-    positions_mt: torch.Tensor, r_next_mt: torch.Tensor, cost: float, start_weight_m: torch.Tensor
-) -> torch.Tensor:
-    """Per-bar net log returns [..., T] of holding `positions_mt` (decided at bars t, held to
-    t+1) against simple returns `r_next_mt` (r[t+1] = close[t+1]/close[t] - 1), with the envs'
-    accounting (`fin_meta.envs.ledger.trade`): the weight drifts with the bar's return and the
-    trade at t costs `cost * |target_t - drifted_t|`. `start_weight_m` [...]: the weight held into
-    the first decision. Differentiable in the positions, so its mean is an exact pathwise policy
-    objective; at the positions an environment executed it equals the env's log-return rewards."""
-    _, carried, _ = trade(torch.zeros_like(positions_mt), positions_mt, r_next_mt, cost, torch)
-    drifted = torch.cat([start_weight_m.unsqueeze(-1).to(carried), carried[..., :-1]], dim=-1)
-    growth, _, _ = trade(drifted, positions_mt, r_next_mt, cost, torch)
-    return log_return(growth, (), None, torch)[0]
+def env_actions(u: torch.Tensor, config: EnvConfig) -> torch.Tensor:
+    """The env action of unsquashed policy outputs: the target `squash(u)` [...], or with a
+    no-trade band (`u` [..., 2]) the pair (squash(u[..., 0]), max_position x sigmoid(u[..., 1]))
+    [..., 2]: a target within the bounds and a half-width in [0, max_position], which the env
+    takes as they are."""
+    if not config.no_trade_band:
+        return squash(u, config.max_position, config.allow_short)
+    target = squash(u[..., 0], config.max_position, config.allow_short)
+    return torch.stack([target, config.max_position * torch.sigmoid(u[..., 1])], dim=-1)
 
 
 def gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from fin_meta.agents.networks import MLPActorCritic
 from fin_meta.agents.ppo.config import PPOConfig
 from fin_meta.agents.ppo.core import PPOFitContext, compute_gae
 from fin_meta.agents.torch_agent import TorchAgent
+from fin_meta.envs.actions import action_bounds
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.tasks import TaskSampler
 
@@ -58,7 +59,7 @@ class PPOAgent(TorchAgent):
     net: MLPActorCritic
 
     def build_network(self) -> MLPActorCritic:
-        low, high = self.env_config.position_bounds
+        low, high = action_bounds(self.env_config)
         h = self.hparams
         return MLPActorCritic(self.obs_size, h.hidden_sizes, self.env_config.action, low, high,
                               init_log_std=h.init_log_std, activation=h.activation)
@@ -70,7 +71,7 @@ class PPOAgent(TorchAgent):
         """`num_envs` envs over the sampler's prices, a buffer of one episode in each."""
         h = self.hparams
         env = VectorTradingEnv(sampler.prices, h.num_envs, device=self.device, seed=h.seed,
-                               config=self.env_config, final_obs=True)
+                               config=self.env_config, final_obs=True, training=True)
         return PPOFitContext.create(h, env, steps=sampler.episode_length, input_size=self.obs_size,
                                     rng=rng, gen=gen, optimizer=self.optimizer())
 
@@ -97,7 +98,7 @@ class PPOAgent(TorchAgent):
         adv, ret = compute_gae(buf.rewards, buf.values, buf.dones, last_value, h.gamma, h.gae_lambda)
         batch = {
             "obs": buf.obs.reshape(buf.steps * n, -1),
-            "actions": buf.actions.reshape(-1),
+            "actions": buf.actions.reshape(buf.steps * n, *buf.actions.shape[2:]),
             "logp": buf.logp.reshape(-1),
             "advantages": adv.reshape(-1),
             "returns": ret.reshape(-1),

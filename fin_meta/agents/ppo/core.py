@@ -18,6 +18,7 @@ from torch import nn
 
 from fin_meta.agents.ppo.config import PPOLossConfig
 from fin_meta.agents.training import FitContext
+from fin_meta.envs.actions import action_size, is_discrete
 from fin_meta.envs.vector_env import VectorTradingEnv
 
 __all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "ppo_update", "PPOLossWeights", "PPOFitContext"]
@@ -26,16 +27,19 @@ __all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "ppo_update", "PPOLossWei
 class RolloutBuffer:
     """Preallocated `[T, N]` storage of one rollout (on the training device).
 
-    Fields: `obs [T, N, O]`, `actions [T, N]` (float positions or int64 classes), `logp`,
-    `rewards` (already scaled), `dones` (1 where the episode ended *after* step t), `values`."""
+    Fields: `obs [T, N, O]`, `actions [T, N]` (float positions or int64 classes; `[T, N, K]` for
+    actions of K numbers, e.g. a no-trade band's (target, half-width)), `logp`, `rewards` (already
+    scaled), `dones` (1 where the episode ended *after* step t), `values`."""
 
     def __init__(
-        self, steps: int, num_envs: int, obs_size: int, *, device: torch.device, discrete: bool = False
+        self, steps: int, num_envs: int, obs_size: int, *, device: torch.device, discrete: bool = False,
+        action_size: int = 1,
     ) -> None:
         shape = (steps, num_envs)
         self.steps, self.num_envs = steps, num_envs
         self.obs = torch.zeros(*shape, obs_size, device=device)
-        self.actions = torch.zeros(shape, device=device, dtype=torch.int64 if discrete else torch.float32)
+        action_shape = shape if action_size == 1 else (*shape, action_size)
+        self.actions = torch.zeros(action_shape, device=device, dtype=torch.int64 if discrete else torch.float32)
         self.logp = torch.zeros(shape, device=device)
         self.rewards = torch.zeros(shape, device=device)
         self.dones = torch.zeros(shape, device=device)
@@ -211,7 +215,7 @@ class PPOFitContext(FitContext):
         """A context for rollouts of `steps` steps in each env of `env`, storing network inputs
         of `input_size` (the env's action space sets the buffer's action dtype)."""
         buffer = RolloutBuffer(steps, env.num_envs, input_size, device=env.device,
-                               discrete=env.config.action == "discrete")
+                               discrete=is_discrete(env.config), action_size=action_size(env.config))
         return cls(rng=rng, gen=gen, optimizer=optimizer, env_steps_per_iteration=steps * env.num_envs,
                    env=env, buffer=buffer, weights=PPOLossWeights.from_config(hparams), hparams=hparams)
 

@@ -34,6 +34,7 @@ from fin_meta.agents.ppo.core import PPOFitContext, compute_gae
 from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.rl2.deploy import trial_positions
 from fin_meta.agents.torch_agent import TorchAgent
+from fin_meta.envs.actions import action_bounds
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import DataError
 from fin_meta.seeding import numpy_generator
@@ -81,7 +82,7 @@ class RL2Agent(TorchAgent):
     net: GRUActorCritic
 
     def build_network(self) -> GRUActorCritic:
-        low, high = self.env_config.position_bounds
+        low, high = action_bounds(self.env_config)
         h = self.hparams
         return GRUActorCritic(self.obs_size, self.env_config.action, low, high, encoder_size=h.encoder_size,
                               hidden_size=h.hidden_size, init_log_std=h.init_log_std)
@@ -91,7 +92,7 @@ class RL2Agent(TorchAgent):
 
     @torch.no_grad()
     def positions(self, prices: pd.DataFrame) -> pd.Series:
-        """Online, causal walk-forward (float64 targets, 0 on the warm-up bars). `deploy_context`
+        """Online, causal walk-forward (float64 positions, 0 on the warm-up bars). `deploy_context`
         `stream`: the hidden state runs through every bar; `trial`: each decision ends a fresh
         trial over the most recent bars (`fin_meta.agents.rl2.deploy`)."""
         if self.hparams.deploy_context == "stream":
@@ -116,7 +117,8 @@ class RL2Agent(TorchAgent):
             sampler.sample_stream_arrays(1, numpy_generator(0), length=steps)  # fails early if none fits
         else:
             sampler.regimes_for(sampler.episode_length)
-        env = VectorTradingEnv(sampler.prices, h.num_envs, device=self.device, seed=h.seed, config=self.env_config)
+        env = VectorTradingEnv(sampler.prices, h.num_envs, device=self.device, seed=h.seed, config=self.env_config,
+                               training=True)
         return PPOFitContext.create(h, env, steps=steps, input_size=self.net.input_size,
                                     rng=rng, gen=gen, optimizer=self.optimizer())
 

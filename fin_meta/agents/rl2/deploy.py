@@ -78,4 +78,4 @@ def _trial_ends(prices: pd.DataFrame, config: EnvConfig, policy, starts: np.ndar
             obs = info["final_obs"]  # the observation at the trial's last bar
             fb.done = torch.zeros_like(fb.done)  # mid-episode, as in training
     fb.bar = torch.as_tensor(starts + episodes * length - 1, device=device)
-    return action_to_position(policy.act(obs, fb), config).cpu().numpy()
+    return action_to_position(policy.act(obs, fb), config, info["drifted"]).cpu().numpy()
