@@ -1,15 +1,20 @@
 """Tasks: regime segments as tasks, the held-out tasks of the meta-test, and a seeded task
 sampler. (Train / test periods are cut by `fin_meta.splits`.)
 
-A *task* is a window of bars of one asset that lies inside one regime segment. Indices are
+A *task* is a window of bars of one asset that STARTS in a regime segment. Indices are
 positions into that asset's prices frame (the frame the sampler was built on, usually the
 training period). A task with `start=s, length=L` has decision bars `s .. s+L-1`; the last
-decision is settled at close `s+L`, so the window uses bars `s .. s+L` and all of them lie in the
-segment. `start >= window` (the envs' `first_decision_bar(window)`) so that the observation
-window of `window` log returns ending at `s` is complete (it may reach back before the segment:
-it only looks at the past).
+decision is settled at close `s+L`, so the window uses bars `s .. s+L`. `start >= window` (the
+envs' `first_decision_bar(window)`) so that the observation window of `window` log returns ending
+at `s` is complete (it may reach back before the segment: it only looks at the past).
 
-Training tasks may be grouped by hindsight (smoothed) labels; labels never enter observations.
+Tasks never see their future (DESIGN.md): a training window is conditioned only on the label at
+its start and runs on through whatever follows (`windows="start"`, the default). The legacy
+`windows="inside"` keeps every bar of the window inside one segment, which conditions the window
+on its own future (with hindsight labels on S&P 500 1999-2012 the support / query 63-bar return
+correlation rises from ~0.15 to ~0.58; `tests/test_task_leakage.py`): only to reproduce old runs.
+Hindsight (smoothed) labels may group and balance training tasks; labels never enter
+observations. Whole segments (`tasks_from_segments`, `held_out_tasks`) are evaluation tasks.
 Runs and segments come from `fin_meta.regimes.segments` (the one run-length encoder).
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +31,7 @@ from fin_meta.errors import ConfigError, DataError
 from fin_meta.regimes.segments import held_out_runs, label_runs
 
 __all__ = [
+    "WINDOW_MODES",
     "Task",
     "tasks_from_segments",
     "TaskSampler",
@@ -32,12 +39,17 @@ __all__ = [
     "tasks_to_arrays",
 ]
 
+WINDOW_MODES = ("start", "inside")
+"""How `TaskSampler` draws windows: `start` (conditioned on the label at the start only, the
+default) or `inside` (legacy: the whole window inside one segment; leaks the future)."""
+
 
 @dataclass(frozen=True)
 class Task:
-    """A window of one asset's bars inside one regime segment: decisions at bars
+    """A window of one asset's bars that starts in a regime segment: decisions at bars
     `start .. start+length-1` (positions into that asset's frame), settled up to close
-    `start+length`; `regime` is the segment's label."""
+    `start+length`; `regime` is the label at its start (a sampled task may run on past its
+    segment; a whole-segment task of `tasks_from_segments` / `held_out_tasks` does not)."""
 
     asset: int
     start: int
@@ -122,8 +134,11 @@ class TaskSampler:
 
     Segments are maximal runs of one label (`label_runs`); runs shorter than `min_segment` bars
     and unlabelled bars (-1) are dropped. `sample_task_arrays(n, rng)` gives each regime an equal
-    share of the `n` tasks (so a meta-batch covers every regime), then picks a window uniformly
-    among all valid windows of that regime (any asset, any segment)."""
+    share of the `n` tasks (so a meta-batch covers every regime), then picks a start uniformly
+    among the regime's bars (any asset, any segment). `windows` (`WINDOW_MODES`): `start` (the
+    default) lets the window run on through whatever follows its start, so it is conditioned on
+    the label at its start only; `inside` (legacy, leaks the future: it conditions on the window's
+    own end) keeps the whole window inside the segment, for reproducing old runs."""
 
     def __init__(
         self,
@@ -133,16 +148,20 @@ class TaskSampler:
         episode_length: int,
         window: int,
         min_segment: int = 20,
+        windows: Literal["start", "inside"] = "start",
     ) -> None:
         if episode_length < 1 or window < 1 or min_segment < 1:
             raise ConfigError(
                 f"episode_length={episode_length}, window={window}, min_segment={min_segment} "
                 "must all be >= 1"
             )
+        if windows not in WINDOW_MODES:
+            raise ConfigError(f"windows={windows!r}: use one of {list(WINDOW_MODES)}")
         self.asset_names, self.prices, self.labels = _normalise_inputs(prices, labels)
         self.episode_length = int(episode_length)
         self.window = int(window)
         self.min_segment = int(min_segment)
+        self.windows = windows
         parts = []
         for a, lab in enumerate(self.labels):
             first, last, label = label_runs(lab)
@@ -160,21 +179,49 @@ class TaskSampler:
         self._check_length(self.episode_length)
 
     # -- helpers
-    def _valid_counts(self, length: int) -> np.ndarray:
-        """Number of valid window starts of `length` decisions in each segment."""
+    def _start_range(self, length: int, windows: str) -> tuple[np.ndarray, np.ndarray]:
+        """First and number of valid start bars of a window of `length` decisions in each
+        segment: after the warm-up, and (`start`) fitting its asset with a settling bar or
+        (`inside`) ending with its settling bar inside the segment."""
         lo = np.maximum(self.segments[:, 1], self.window)
-        return np.maximum(self.segments[:, 2] - length - lo + 1, 0)
+        if windows == "inside":
+            hi = self.segments[:, 2] - length
+        else:
+            n_bars = np.array([len(p) for p in self.prices], dtype=np.int64)
+            hi = np.minimum(self.segments[:, 2], n_bars[self.segments[:, 0]] - 1 - length)
+        return lo, np.maximum(hi - lo + 1, 0)
 
-    def _check_length(self, length: int) -> np.ndarray:
-        counts = self._valid_counts(length)
-        if counts.sum() == 0:
+    def _check_length(self, length: int, windows: str | None = None) -> np.ndarray:
+        """Valid start counts per segment (`_start_range`); `DataError` naming the fix if none."""
+        windows = windows or self.windows
+        counts = self._start_range(length, windows)[1]
+        if counts.sum() > 0:
+            return counts
+        if windows == "inside":
             longest = int((self.segments[:, 2] - self.segments[:, 1] + 1).max())
             raise DataError(
                 f"no segment can hold a window of {length} decisions (+1 settling bar) after the "
                 f"{self.window}-bar observation warm-up; the longest segment has {longest} bars: "
                 "lower episode_length (or episodes per trial) or min_segment"
             )
-        return counts
+        raise DataError(f"no asset holds a window of {length} decisions after the {self.window}-bar "
+                        "warm-up; lower episode_length or episodes per trial")
+
+    @staticmethod
+    def _regime_index(labels: np.ndarray, n: int, rng: np.random.Generator, regimes: np.ndarray | None,
+                      length: int) -> np.ndarray:
+        """Index into `labels` of each of `n` windows: balanced (a random rotation of the regimes,
+        repeated, then shuffled) or the `regimes` asked for."""
+        if regimes is None:
+            return rng.permutation(np.resize(rng.permutation(len(labels)), n))
+        regimes = np.asarray(regimes, dtype=np.int64).reshape(-1)
+        reg_idx = np.searchsorted(labels, regimes).clip(0, len(labels) - 1)
+        if len(regimes) != n or not np.array_equal(labels[reg_idx], regimes):
+            raise DataError(
+                f"regimes must be {n} labels that have windows of {length} decisions "
+                f"(available: {labels.tolist()})"
+            )
+        return reg_idx
 
     @property
     def num_assets(self) -> int:
@@ -196,27 +243,21 @@ class TaskSampler:
         regimes: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`n` windows of `length` decisions (default `episode_length`) as int64 arrays
-        `(asset_idx, start, length, regime)`, windows uniform within a regime. Regimes are
+        `(asset_idx, start, length, regime)`, `regime` the label at the start. Regimes are
         balanced (each regime gets `n // R` or one more, which ones get the extra is random)
-        unless `regimes` (`n` labels) says which regime each window must come from."""
+        unless `regimes` (`n` labels) says which regime each window must start in. The start is
+        uniform over the regime's bars; the window then runs on (`windows="start"`, the same
+        draw as `sample_stream_arrays`) or stays inside the segment (legacy `"inside"`)."""
         if n < 1:
             raise ConfigError(f"n={n} tasks: ask for at least one")
         length = int(length or self.episode_length)
+        if self.windows == "start":
+            return self._start_conditioned(n, rng, length, regimes)
         counts = self._check_length(length)
         live = counts > 0
         seg, counts = self.segments[live], counts[live]
         labels = np.unique(seg[:, 3])
-        if regimes is None:
-            # balanced: a random rotation of the regimes, repeated, then shuffled
-            reg_idx = rng.permutation(np.resize(rng.permutation(len(labels)), n))
-        else:
-            regimes = np.asarray(regimes, dtype=np.int64).reshape(-1)
-            reg_idx = np.searchsorted(labels, regimes).clip(0, len(labels) - 1)
-            if len(regimes) != n or not np.array_equal(labels[reg_idx], regimes):
-                raise DataError(
-                    f"regimes must be {n} labels that have windows of {length} decisions "
-                    f"(available: {labels.tolist()})"
-                )
+        reg_idx = self._regime_index(labels, n, rng, regimes, length)
         cum = np.cumsum(counts)
         before = cum - counts
         # per regime, its range in the concatenated count space (segments are sorted by regime)
@@ -241,22 +282,23 @@ class TaskSampler:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`n` windows of `length` decisions that START in a regime segment (regimes balanced,
         start uniform over the segment's bars) and run on through whatever follows it, regime
-        changes included; windows are moved back where they would pass the asset's last bar.
-        Same arrays as `sample_task_arrays` (`regime` = the regime at the start)."""
+        changes included; a start is never so late that the window would pass the asset's last
+        bar. Same arrays as `sample_task_arrays` (`regime` = the regime at the start), whatever
+        the sampler's `windows`."""
         if n < 1:
             raise ConfigError(f"n={n} tasks: ask for at least one")
-        n_bars = np.array([len(p) for p in self.prices], dtype=np.int64)
-        latest = n_bars[self.segments[:, 0]] - 1 - int(length)  # last start that fits the asset
-        lo = np.maximum(self.segments[:, 1], self.window)
-        hi = np.minimum(self.segments[:, 2], latest)
-        live = hi >= lo
-        if not live.any():
-            raise DataError(f"no asset holds a window of {length} decisions after the {self.window}-bar "
-                            "warm-up; lower episode_length or episodes per trial")
-        seg, lo, hi = self.segments[live], lo[live], hi[live]
+        return self._start_conditioned(n, rng, int(length), None)
+
+    def _start_conditioned(self, n: int, rng: np.random.Generator, length: int,
+                           regimes: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """The start-conditioned draw: a regime per window, a segment of it with probability
+        proportional to its valid starts, a start uniform among them (one draw per regime)."""
+        lo, counts = self._start_range(length, "start")
+        self._check_length(length, "start")
+        live = counts > 0
+        seg, lo, counts = self.segments[live], lo[live], counts[live]
         labels = np.unique(seg[:, 3])
-        reg = labels[rng.permutation(np.resize(rng.permutation(len(labels)), n))]
-        counts = hi - lo + 1
+        reg = labels[self._regime_index(labels, n, rng, regimes, length)]
         pick = np.empty(n, dtype=np.int64)
         for label in labels:  # one draw per regime (a handful), not per task
             rows = np.flatnonzero(seg[:, 3] == label)
@@ -264,7 +306,7 @@ class TaskSampler:
             weights = counts[rows] / counts[rows].sum()  # uniform over the regime's bars
             pick[chosen] = rng.choice(rows, size=int(chosen.sum()), p=weights)
         start = lo[pick] + np.floor(rng.random(n) * counts[pick]).astype(np.int64)
-        return seg[pick, 0].copy(), start, np.full(n, int(length), dtype=np.int64), seg[pick, 3].copy()
+        return seg[pick, 0].copy(), start, np.full(n, length, dtype=np.int64), seg[pick, 3].copy()
 
     def sample_tasks(self, n: int, rng: np.random.Generator, *, length: int | None = None) -> list[Task]:
         """`sample_task_arrays` as a list of `Task`."""
@@ -274,7 +316,8 @@ class TaskSampler:
     def __repr__(self) -> str:
         return (
             f"TaskSampler(assets={self.asset_names}, segments={len(self.segments)}, "
-            f"regimes={self.regimes.tolist()}, episode_length={self.episode_length}, window={self.window})"
+            f"regimes={self.regimes.tolist()}, episode_length={self.episode_length}, window={self.window}, "
+            f"windows={self.windows!r})"
         )
 
 

@@ -46,7 +46,10 @@ def data() -> tuple[pd.DataFrame, pd.Series]:
 
 @pytest.fixture(scope="module")
 def sampler(data) -> TaskSampler:
-    return TaskSampler(*data, episode_length=24, window=4)
+    """Legacy `windows="inside"` draws: these tests check deployment against the env, not task
+    sampling, on agents trained for 1-2 iterations whose band / hold use is tuned to these draws
+    (with start-conditioned draws seed 0's RL² band trades 6 bars and its hold holds 4)."""
+    return TaskSampler(*data, episode_length=24, window=4, windows="inside")
 
 
 def _trained(case: str, sampler: TaskSampler, seed: int = 0) -> Agent:

@@ -1,4 +1,5 @@
-"""Tasks: time splits with an embargo, label runs, held-out tasks, the regime-balanced task sampler."""
+"""Tasks: time splits with an embargo, label runs, held-out tasks, the regime-balanced task sampler
+(start-conditioned windows by default; the legacy `windows="inside"` where a test checks it)."""
 
 from __future__ import annotations
 
@@ -105,21 +106,66 @@ def test_held_out_tasks_are_whole_segments():
 # ----------------------------------------------------------------------------- sampler
 
 
-@pytest.fixture
-def sampler() -> TaskSampler:
+def _two_assets(windows: str = "start") -> TaskSampler:
     a, b = _prices(400), _prices(300, start="2005-01-03")
     la = _labels(a, [(-1, 20), (0, 120), (1, 8), (2, 100), (0, 152)])
     lb = _labels(b, [(1, 150), (3, 10), (2, 140)])
-    return TaskSampler({"A": a, "B": b}, {"A": la, "B": lb}, episode_length=30, window=16, min_segment=20)
+    return TaskSampler({"A": a, "B": b}, {"A": la, "B": lb}, episode_length=30, window=16, min_segment=20,
+                       windows=windows)
 
 
-def test_sampler_windows_stay_inside_segments(sampler):
+@pytest.fixture
+def sampler() -> TaskSampler:
+    return _two_assets()
+
+
+@pytest.fixture
+def inside() -> TaskSampler:
+    """The legacy sampler (`windows="inside"`: every window inside one segment; leaks the future)."""
+    return _two_assets("inside")
+
+
+def test_sampler_windows_start_in_their_regime_and_run_on(sampler):
+    """Default: conditioned only on the label at the start; the window's end is not chosen by
+    the labels (windows that start near a segment's end cross into the next regime)."""
     rng = np.random.default_rng(0)
-    asset, start, length, regime = sampler.sample_task_arrays(2000, rng)
-    assert (length == 30).all()
+    asset, start, length, regime = sampler.sample_task_arrays(4000, rng)
+    assert sampler.windows == "start" and (length == 30).all()
     assert (start >= sampler.window).all()
+    n_bars = np.array([len(p) for p in sampler.prices])
+    assert (start + length <= n_bars[asset] - 1).all()  # decisions and the settling bar fit the asset
+    crosses = 0
     for a, s, n, r in zip(asset, start, length, regime, strict=True):
         lab = sampler.labels[a].to_numpy()
+        assert lab[s] == r
+        crosses += (lab[s : s + n + 1] != r).any()
+    assert 0.1 < crosses / len(start) < 0.5  # ~30-bar windows from 100-150-bar segments
+    # regime 0 on A: bars 20..139 and 248..399; starts up to the segment's last bar (not 30 bars
+    # before it, as inside windows) and up to bar 369 (399 - 30, where the window fits A)
+    reg0 = start[(asset == 0) & (regime == 0)]
+    assert set(reg0.tolist()) <= set(range(20, 140)) | set(range(248, 370))
+    assert reg0.min() == 20 and reg0.max() == 369 and ((reg0 > 109) & (reg0 <= 139)).sum() > 50
+
+
+def test_sampler_task_windows_equal_stream_windows(sampler, inside):
+    """`sample_task_arrays` draws what `sample_stream_arrays` draws (RL²'s `consecutive` trials
+    are `stream` trials), whatever the sampler's `windows`, for the same generator state."""
+    one = sampler.sample_task_arrays(500, np.random.default_rng(4), length=90)
+    for other in (sampler, inside):
+        two = other.sample_stream_arrays(500, np.random.default_rng(4), length=90)
+        for x, y in zip(one, two, strict=True):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(ConfigError, match="windows='future'"):
+        _two_assets("future")
+
+
+def test_legacy_inside_windows_stay_inside_segments(inside):
+    rng = np.random.default_rng(0)
+    asset, start, length, regime = inside.sample_task_arrays(2000, rng)
+    assert (length == 30).all()
+    assert (start >= inside.window).all()
+    for a, s, n, r in zip(asset, start, length, regime, strict=True):
+        lab = inside.labels[a].to_numpy()
         window_labels = lab[s : s + n + 1]  # decision bars and the settling bar
         assert len(window_labels) == n + 1
         assert (window_labels == r).all()
@@ -149,11 +195,17 @@ def test_sampler_is_deterministic_given_rng(sampler):
         np.testing.assert_array_equal(x, y)
 
 
-def test_sampler_longer_windows_and_errors(sampler):
-    # a 4-episode trial needs 121 bars: only the 140/150/152-bar segments fit
-    _, start, length, regime = sampler.sample_task_arrays(200, np.random.default_rng(2), length=120)
+def test_sampler_longer_windows_and_errors(sampler, inside):
+    # legacy: a 4-episode trial needs 121 bars inside a segment: only the 140/150/152-bar ones fit
+    _, start, length, regime = inside.sample_task_arrays(200, np.random.default_rng(2), length=120)
     assert (length == 120).all() and set(regime.tolist()) == {0, 1, 2}
-    with pytest.raises(DataError, match="no segment can hold a window of 500"):
+    with pytest.raises(DataError, match="no segment can hold a window of 200"):
+        inside.sample_task_arrays(4, np.random.default_rng(0), length=200)
+    # start-conditioned: 290 decisions fit only asset A (400 bars), from bars 20..109 (regime 0)
+    asset, start, _, regime = sampler.sample_task_arrays(200, np.random.default_rng(2), length=290)
+    assert (asset == 0).all() and (regime == 0).all() and start.min() == 20 and start.max() == 109
+    assert sampler.regimes_for(290).tolist() == [0] and sampler.regimes_for(200).tolist() == [0, 1, 2]
+    with pytest.raises(DataError, match="no asset holds a window of 500"):
         sampler.sample_task_arrays(4, np.random.default_rng(0), length=500)
     with pytest.raises(DataError, match="no labelled regime segment"):
         prices = _prices(50)
@@ -164,14 +216,19 @@ def test_sampler_longer_windows_and_errors(sampler):
         TaskSampler(prices, _labels(prices, [(0, 50)]).iloc[1:], episode_length=5, window=4)
 
 
-def test_sampler_draws_the_regimes_asked_for(sampler):
-    wanted = np.array([2, 2, 0, 1, 0])
-    asset, start, _, regime = sampler.sample_task_arrays(5, np.random.default_rng(3), regimes=wanted)
+def test_sampler_draws_the_regimes_asked_for(sampler, inside):
+    wanted = np.array([2, 2, 0, 1, 0] * 20)
+    asset, start, _, regime = sampler.sample_task_arrays(100, np.random.default_rng(3), regimes=wanted)
     np.testing.assert_array_equal(regime, wanted)
     for a, s, r in zip(asset, start, regime, strict=True):
-        assert (sampler.labels[a].to_numpy()[s : s + 31] == r).all()
-    with pytest.raises(DataError, match="available: \\[0, 1, 2\\]"):
-        sampler.sample_task_arrays(2, np.random.default_rng(3), regimes=np.array([0, 3]))
+        assert sampler.labels[a].to_numpy()[s] == r  # starts in the regime asked for
+    asset, start, _, regime = inside.sample_task_arrays(100, np.random.default_rng(3), regimes=wanted)
+    np.testing.assert_array_equal(regime, wanted)
+    for a, s, r in zip(asset, start, regime, strict=True):
+        assert (inside.labels[a].to_numpy()[s : s + 31] == r).all()  # legacy: all inside
+    for smp in (sampler, inside):
+        with pytest.raises(DataError, match="available: \\[0, 1, 2\\]"):
+            smp.sample_task_arrays(2, np.random.default_rng(3), regimes=np.array([0, 3]))
 
 
 def test_stream_windows_start_in_a_regime_and_may_cross_into_the_next() -> None:

@@ -1,11 +1,12 @@
 """RL²: a GRU actor-critic trained with recurrent PPO over trials; adaptation is in-context.
 
-A trial is `episodes_per_trial` consecutive episodes of `episode_length` decisions from ONE
-regime segment (the sampler draws a window of `episodes_per_trial * episode_length` decisions
-inside a segment; episode j covers its j-th stretch), or, with `trial_sampling="same_regime"`,
-independent windows of one regime label (for regimes whose segments are shorter than a
-trial), or, with `"stream"`, consecutive stretches that start in a regime and run on across
-regime changes, as when trading. Position and equity restart at each episode (as the env does), the GRU hidden state is
+A trial is `episodes_per_trial` consecutive episodes of `episode_length` decisions: the sampler
+draws a window of `episodes_per_trial * episode_length` decisions and episode j covers its j-th
+stretch. `trial_sampling="consecutive"` takes the sampler's own draw (by default it starts in a
+regime and runs on across regime changes, as when trading; a legacy `windows="inside"` sampler
+keeps it inside one segment), `"stream"` always the start-conditioned draw, and the legacy
+`"same_regime"` independent windows starting in one regime label (linked by hindsight labels:
+see `RL2Config.trial_sampling`). Position and equity restart at each episode (as the env does), the GRU hidden state is
 carried across the episodes of a trial and reset between trials. The network's input at bar t is the observation, the previous position (/
 max_position), the previous reward (x `reward_scale`) and a flag that the previous step ended
 an episode. The trial is the unit of learning: returns are discounted across episode boundaries
@@ -112,6 +113,8 @@ class RL2Agent(TorchAgent):
             try:
                 sampler.regimes_for(steps)
             except DataError as exc:
+                if sampler.windows != "inside":
+                    raise
                 raise DataError(f"{exc}; or set the RL² option trial_sampling: same_regime or stream") from None
         elif h.trial_sampling == "stream":
             sampler.sample_stream_arrays(1, numpy_generator(0), length=steps)  # fails early if none fits
