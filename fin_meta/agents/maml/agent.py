@@ -4,7 +4,8 @@ recent bars adapt to the current regime.
 Meta-training (`fit`), per iteration (`collect`: steps 1-2; `update`: steps 3-5):
 
 1. draw M tasks (`TaskSampler.sample_task_arrays`, regimes balanced): windows of
-   `support_length + query_length` decisions inside one regime segment;
+   `support_length + query_length` decisions that start in a regime (the sampler conditions on
+   the label at the start only, so the query is not chosen to continue the support's regime);
 2. roll the meta-policy theta out on each task's SUPPORT window (the first `support_length`
    decisions) in a `VectorTradingEnv` of M x E envs (`set_tasks`);
 3. inner loop: k gradient-ascent steps of each task's own copy of the parameters on its
@@ -199,7 +200,7 @@ class MAMLAgent(TorchAgent):
                               env=env, returns=ReturnsTable(sampler.prices, self.device))
 
     def collect(self, sampler: TaskSampler, ctx: MAMLFitContext) -> SupportRollout:
-        """Draw M tasks (support + query windows in one regime segment) and roll theta's
+        """Draw M tasks (support + query windows starting in a regime) and roll theta's
         per-task copies out on their support windows."""
         hp = self.hparams
         asset, start, _, _ = sampler.sample_task_arrays(hp.meta_batch_size, ctx.rng,
