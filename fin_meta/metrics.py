@@ -22,18 +22,8 @@ from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError, DataError
 
 __all__ = [
-    "STAT_KEYS",
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "annualised_sharpe",
-    "sortino",
-    "max_drawdown",
-    "drawdown",
-    "calmar",
-    "summary_stats",
-    "bootstrap_ci",
-    "block_length_for",
+    "STAT_KEYS", "total_return", "cagr", "annual_volatility", "annualised_sharpe", "sortino",
+    "max_drawdown", "drawdown", "calmar", "summary_stats", "bootstrap_ci", "block_length_for",
 ]
 
 STAT_KEYS: tuple[str, ...] = (
@@ -41,10 +31,12 @@ STAT_KEYS: tuple[str, ...] = (
     "cagr",
     "annual_volatility",
     "sharpe",
+    "gross_sharpe",
     "sortino",
     "calmar",
     "max_drawdown",
     "turnover",
+    "cost_drag",
     "n_trades",
     "exposure",
 )
@@ -193,6 +185,9 @@ def summary_stats(
     traded: object,
     periods_per_year: float = BARS_PER_YEAR,
     equity: object | None = None,
+    *,
+    gross_returns: object | None = None,
+    costs: object | None = None,
 ) -> dict[str, float] | pd.DataFrame:
     """The standard metrics of one strategy (1-D inputs -> dict) or many (2-D ``bars x columns``
     inputs -> DataFrame, one row per column, named after a DataFrame's columns).
@@ -200,18 +195,29 @@ def summary_stats(
     Inputs, all the same shape: ``returns`` per-bar strategy returns (after costs); ``positions``
     the target exposure held after each bar's trade (fraction of equity); ``traded`` the one-way
     traded fraction of equity at each bar (|new weight - drifted weight|, 0 where no order);
-    optionally ``equity``, the already computed ``cumprod(1 + returns)`` (saves a pass).
+    optionally ``equity``, the already computed ``cumprod(1 + returns)`` (saves a pass);
+    ``gross_returns``, the per-bar returns of the same positions with zero costs, and ``costs``,
+    the cost paid at each bar (fees + slippage) as a fraction of the equity before that bar's
+    trade (both None: `gross_sharpe` / `cost_drag` are NaN, unknown).
 
     Keys (`STAT_KEYS`):
       total_return       compounded return over all bars, fraction
       cagr               compound annual growth rate, fraction per year
       annual_volatility  std(returns, ddof=1) * sqrt(periods_per_year), fraction per year
-      sharpe             annualised Sharpe ratio, risk-free 0
+      sharpe             annualised Sharpe ratio, risk-free 0, net of costs
+      gross_sharpe       the same of ``gross_returns`` (the same positions without costs)
       sortino            annualised Sortino ratio, target 0
       calmar             cagr / |max_drawdown|
       max_drawdown       worst peak-to-trough fall of equity, negative fraction
       turnover           mean annual one-way traded fraction of equity: mean(traded) * periods_per_year
                          (1.0 = the whole equity bought or sold once a year)
+      cost_drag          mean per-bar cost times periods_per_year, a fraction of equity per year
+                         (0.01 = costs take 1% of equity a year). Per bar the net return is
+                         ``(1 + gross[t]) (1 - costs[t]) - 1`` to first order, so cost_drag is
+                         the gap between the gross and net mean returns, annualised (up to second-
+                         order terms: ``costs x returns``, and vectorbt sizing a target on the
+                         equity before its costs, `fin_meta.backtest.engine`); a flat cost rate
+                         c gives ``c * turnover``
       n_trades           number of bars with an order (traded > 0), a count
       exposure           mean |position|, fraction of equity (1.0 = always fully invested long or short)
     """
@@ -219,12 +225,21 @@ def summary_stats(
     pos = _aligned(positions, r.shape, "positions")
     trd = _aligned(traded, r.shape, "traded")
     eq = np.cumprod(1.0 + r, axis=0) if equity is None else _aligned(equity, r.shape, "equity")
+    gross = None if gross_returns is None else _aligned(gross_returns, r.shape, "gross_returns")
+    cost = None if costs is None else _aligned(costs, r.shape, "costs")
     n_bars = r.shape[0]
     root = np.sqrt(periods_per_year)
 
     mean = r.mean(axis=0)
     scratch = np.subtract(r, mean)  # the one temporary array, reused below
     std = np.sqrt(_sum_of_squares(scratch) / (n_bars - 1)) if n_bars > 1 else np.zeros_like(mean)
+    unknown = np.full(mean.shape, np.nan)
+    if gross is None or gross is r:  # the same returns (no costs): the same Sharpe, bit for bit
+        gross_sharpe = unknown if gross is None else _safe_ratio(mean, std) * root
+    else:  # one pass, no temporary: mean and sum of squares (returns are small, no cancellation)
+        g_mean = gross.mean(axis=0)
+        g_var = (_sum_of_squares(gross) - n_bars * g_mean**2) / max(n_bars - 1, 1)
+        gross_sharpe = _safe_ratio(g_mean, np.sqrt(np.maximum(g_var, 0.0))) * root
     np.minimum(r, 0.0, out=scratch)
     downside = np.sqrt(_sum_of_squares(scratch) / n_bars)
     np.abs(pos, out=scratch)
@@ -237,10 +252,12 @@ def summary_stats(
         "cagr": cagr_,
         "annual_volatility": std * root,
         "sharpe": _safe_ratio(mean, std) * root,
+        "gross_sharpe": gross_sharpe,
         "sortino": _safe_ratio(mean, downside) * root,
         "calmar": _safe_ratio(cagr_, -mdd),
         "max_drawdown": mdd,
         "turnover": trd.mean(axis=0) * periods_per_year,
+        "cost_drag": unknown if cost is None else cost.mean(axis=0) * periods_per_year,
         "n_trades": np.count_nonzero(trd, axis=0),  # traded >= 0: nonzero means an order
         "exposure": exposure,
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from fin_meta.config.experiment import load_config
+from fin_meta.metrics import STAT_KEYS
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
 TINY = [
@@ -48,6 +49,8 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -
 
 
 def train_steps(client: MlflowClient, run_id: str, prefix: str = "train.") -> dict[str, list[int]]:
-    """Logged steps of every `<prefix>*` metric of a run, sorted."""
-    keys = [k for k in client.get_run(run_id).data.metrics if k.startswith(prefix)]
+    """Logged steps of every per-iteration `<prefix>*` metric of a run, sorted (not the in-sample
+    backtest's `train.<stat>[.<column>]`, logged once after training)."""
+    keys = [k for k in client.get_run(run_id).data.metrics
+            if k.startswith(prefix) and k.removeprefix(prefix).split(".")[0] not in STAT_KEYS]
     return {k: sorted(m.step for m in client.get_metric_history(run_id, k)) for k in keys}

@@ -24,7 +24,7 @@ from strategies import available_strategies
 
 STATS_KEYS = {
     "total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar",
-    "max_drawdown", "turnover", "n_trades", "exposure",
+    "max_drawdown", "turnover", "n_trades", "exposure", "gross_sharpe", "cost_drag",
 }  # fmt: skip
 """The stats keys DESIGN.md promises for every backtested column."""
 PERIOD = ["--start", "2015-01-01", "--end", "2016-12-31"]

@@ -23,9 +23,10 @@ SETS = [arg for item in TINY for arg in ("--set", item)]
         (["--resume", ""], "--resume needs a run id"),
         (["--resume", "0123abcd", "--no-track"], "cannot be combined with --no-track"),
         (["--resume", "0123abcd", "--set", "seed=1"], "--set needs an experiment file"),
+        (["--resume", "0123abcd", "--offline-html"], "--offline-html cannot be combined with --resume"),
         ([], "give an experiment file"),
     ],
-    ids=["empty-id", "no-track", "set-without-file", "nothing"],
+    ids=["empty-id", "no-track", "set-without-file", "offline-html-on-resume", "nothing"],
 )
 def test_run_argument_errors_are_one_line(capsys, tmp_path, monkeypatch, args, needle):
     monkeypatch.chdir(tmp_path)
@@ -39,8 +40,16 @@ def test_run_argument_errors_are_one_line(capsys, tmp_path, monkeypatch, args, n
     [
         (["evaluation.strategy_params={sma_cross: {fast: 60}}"], "sma_cross"),
         (["data.test_start=2018-11-01", "data.test_end=2020-12-31"], "the test period of sample:sp500 has 40 bars"),
+        (["agent.patience=2"], "agent.patience: needs a validation period: set data.val_start"),
+        (["data.train_end=2009-12-31", "data.val_start=2010-02-03", "agent.patience=0"],
+         "agent.patience: input should be greater than or equal to 1"),
+        (["data.val_start=2005-06-01"], "val_start (2005-06-01) must be after train_end (2010-12-31)"),
+        (["data.train_end=2009-12-31", "data.val_start=2010-11-01"],
+         "the validation period of sample:sp500 has 44 bars (2010-11-01 .. 2011-01-03), fewer than "
+         "evaluation.min_test_bars=252"),
     ],
-    ids=["strategy-param", "short-test-period"],
+    ids=["strategy-param", "short-test-period", "patience-without-validation", "patience-0", "val-before-train-end",
+         "short-validation-period"],
 )
 def test_bad_settings_fail_before_training_and_before_any_store(capsys, tmp_path, monkeypatch, sets, needle):
     monkeypatch.chdir(tmp_path)
@@ -81,3 +90,20 @@ def test_ctrl_c_then_resume_without_flags(capsys, tmp_path, monkeypatch):
     assert code == 2 and f"run {run_id} is FINISHED" in one_line_error(err)
     again = client.get_run(run_id)
     assert (again.info.status, again.info.end_time) == ("FINISHED", finished.info.end_time)
+
+
+def test_offline_html_flag_sets_the_config(capsys, monkeypatch):
+    import fin_meta.pipeline
+    from fin_meta.errors import FinMetaError
+
+    seen = []
+
+    def fake_run(cfg, **kwargs):
+        seen.append(cfg)
+        raise FinMetaError("stopped before running")
+
+    monkeypatch.setattr(fin_meta.pipeline, "run_experiment", fake_run)
+    for extra, expected in (([], False), (["--offline-html"], True), (["--set", "tracking.offline_html=true"], True)):
+        code, _, err = cli(capsys, "run", str(QUICKSTART), "--no-track", *extra)
+        assert code == 2 and "stopped before running" in err
+        assert seen[-1].tracking.offline_html is expected

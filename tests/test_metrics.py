@@ -146,3 +146,25 @@ def test_block_length_is_about_a_month_of_bars():
     assert block_length_for(300, periods_per_year=52) == 4.0
     assert block_length_for(120, periods_per_year=12) == 1.0
     assert block_length_for(10) == 10.0  # never longer than the series
+
+
+def test_summary_stats_gross_sharpe_and_cost_drag() -> None:
+    rng = np.random.default_rng(2)
+    gross = rng.normal(0.0005, 0.01, (250, 2))
+    costs = np.abs(rng.normal(0, 2e-4, (250, 2)))
+    net = (1 + gross) * (1 - costs) - 1
+    pos, traded = np.full((250, 2), 0.5), costs / 1e-3
+    frame = summary_stats(net, pos, traded, gross_returns=gross, costs=costs)
+    np.testing.assert_allclose(frame["gross_sharpe"], annualised_sharpe(gross), rtol=1e-12)
+    np.testing.assert_allclose(frame["sharpe"], annualised_sharpe(net), rtol=1e-12)
+    np.testing.assert_allclose(frame["cost_drag"], costs.mean(axis=0) * 252, rtol=1e-12)
+    np.testing.assert_allclose(frame["cost_drag"], 1e-3 * frame["turnover"], rtol=1e-12)  # a flat cost rate
+    np.testing.assert_allclose(frame["cost_drag"], (gross.mean(axis=0) - net.mean(axis=0)) * 252, rtol=0.01)
+    assert (frame["gross_sharpe"] > frame["sharpe"]).all()
+    one = net[:, 0]
+    same = summary_stats(one, pos[:, 0], traded[:, 0], gross_returns=one, costs=np.zeros(250))
+    assert same["gross_sharpe"] == same["sharpe"] and same["cost_drag"] == 0.0
+    unknown = summary_stats(net[:, 0], pos[:, 0], traded[:, 0])  # not given: unknown, not zero
+    assert np.isnan(unknown["gross_sharpe"]) and np.isnan(unknown["cost_drag"])
+    with pytest.raises(DataError, match="gross_returns: shape"):
+        summary_stats(net, pos, traded, gross_returns=gross[:10])

@@ -28,6 +28,12 @@ daily bars, 12 for monthly, ...); vectorbt's own ``year_freq`` default (365 days
 by fin-meta: `BacktestResult.returns_acc` / `BacktestResult.vbt_stats` give vectorbt's metrics
 with the same bars per year.
 
+Gross and costs: `BacktestResult.gross_returns` are the returns of the same target positions
+without costs, from the accounting (``w[t-1] r[t]``: what vectorbt gives with fees = slippage =
+0, to floating point, without a second simulation); `BacktestResult.costs` is what each bar's
+fill paid (fees plus slippage) as a fraction of the equity before it, read from the order
+records. `stats` gives `gross_sharpe` and `cost_drag` (`fin_meta.metrics.summary_stats`).
+
 Ruin: when a column's equity reaches zero (a short through a rally, leverage), the strategy is
 ruined: its equity stays at zero from that bar on (return -1 on the bar, 0 after, no more
 trades), `BacktestResult.ruined_at` gives the date and a `RuinWarning` says so.
@@ -41,6 +47,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from fin_meta.accounting import bar_returns
 from fin_meta.backtest.result import BacktestResult
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError, DataError, StrategyError
@@ -171,12 +178,12 @@ def _run_vectorbt(close: pd.Series | pd.DataFrame, positions: pd.Series | pd.Dat
 
 
 def _portfolio_arrays(portfolio: vbt.Portfolio, close: np.ndarray, init_cash: float,
-                      n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(equity, returns, traded) as bars x columns arrays (F-ordered) from the order records."""
+                      n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(equity, returns, traded, costs) as bars x columns arrays (F-ordered) from the order records."""
     from fin_meta.backtest.nb import portfolio_arrays_nb  # numba: vectorbt's engine, loaded with it
 
     close_2d = np.ascontiguousarray(close.reshape(close.shape[0], -1))
-    equity_cb, traded_cb, ok = portfolio_arrays_nb(
+    equity_cb, traded_cb, cost_cb, ok = portfolio_arrays_nb(
         portfolio.order_records, close_2d, np.full(n_cols, float(init_cash))
     )
     if not ok:  # vectorbt changed its record layout: fail loudly, never silently
@@ -186,12 +193,26 @@ def _portfolio_arrays(portfolio: vbt.Portfolio, close: np.ndarray, init_cash: fl
     returns[0] = equity[0] - 1.0
     np.divide(equity[1:], equity[:-1], out=returns[1:])
     returns[1:] -= 1.0
-    return equity, returns, traded_cb.T
+    return equity, returns, traded_cb.T, cost_cb.T
 
 
-def _apply_ruin(equity: np.ndarray, returns: np.ndarray, traded: np.ndarray) -> np.ndarray:
+def _gross_returns(close: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-bar returns of the target weights `values` (bars x columns) without costs, from the
+    accounting: ``w[t-1] r[t]`` (0 at bar 0), what vectorbt gives with fees = slippage = 0 (to
+    floating point). A bar with a return <= -1 ruins the column (-1 on it, 0 after)."""
+    r = bar_returns(close)
+    gross = np.zeros_like(values)
+    np.multiply(values[:-1], r[1:].reshape(len(r) - 1, -1), out=gross[1:])
+    dead = gross <= -1.0
+    if dead.any():
+        _ruin_columns(np.cumprod(np.maximum(1.0 + gross, 0.0), axis=0), gross)
+    return gross
+
+
+def _ruin_columns(equity: np.ndarray, returns: np.ndarray, *per_bar: np.ndarray) -> np.ndarray:
     """In place: from the first bar whose equity is <= 0, equity is 0, the return of that bar
-    -1 and of every later bar 0, nothing is traded. Returns the ruin bar per column (-1: never)."""
+    -1 and of every later bar 0, and the `per_bar` arrays (traded, costs) 0 after that bar.
+    Returns the ruin bar per column (-1: never)."""
     dead = equity <= 0.0
     ruined = np.where(dead.any(axis=0), dead.argmax(axis=0), -1)
     if (ruined < 0).all():
@@ -201,7 +222,8 @@ def _apply_ruin(equity: np.ndarray, returns: np.ndarray, traded: np.ndarray) -> 
     equity[after] = 0.0
     returns[after] = 0.0
     returns[bars == ruined] = -1.0
-    traded[after & (bars > ruined)] = 0.0
+    for arr in per_bar:
+        arr[after & (bars > ruined)] = 0.0
     return ruined
 
 
@@ -248,13 +270,16 @@ def backtest(
     single = isinstance(positions, pd.Series)
     # a Series stays a Series so that the vectorbt Portfolio is one-column shaped (pf.value() a Series)
     portfolio = _run_vectorbt(close, frame.iloc[:, 0] if single else frame, fees, slippage, init_cash, freq)
-    equity, returns, traded = _portfolio_arrays(portfolio, close.to_numpy(), init_cash, values.shape[1])
-    ruined = _apply_ruin(equity, returns, traded)
+    equity, returns, traded, costs = _portfolio_arrays(portfolio, close.to_numpy(), init_cash, values.shape[1])
+    ruined = _ruin_columns(equity, returns, traded, costs)
+    gross = returns if fees == 0.0 and slippage == 0.0 else _gross_returns(close.to_numpy(), values)
     per_year = _resolve_bars_per_year(prices, bars_per_year)
     if single:
-        stats = summary_stats(returns[:, 0], values[:, 0], traded[:, 0], per_year, equity=equity[:, 0])
+        net = returns[:, 0]
+        stats = summary_stats(net, values[:, 0], traded[:, 0], per_year, equity=equity[:, 0],
+                              gross_returns=net if gross is returns else gross[:, 0], costs=costs[:, 0])
     else:
-        stats = summary_stats(returns, values, traded, per_year, equity=equity)
+        stats = summary_stats(returns, values, traded, per_year, equity=equity, gross_returns=gross, costs=costs)
         stats.index = frame.columns
     ruined_at = pd.Series([frame.index[i] if i >= 0 else pd.NaT for i in ruined], index=frame.columns,
                           dtype="datetime64[ns]" if isinstance(frame.index, pd.DatetimeIndex) else object)
@@ -275,6 +300,8 @@ def backtest(
         positions=frame.iloc[:, 0] if single else frame,
         traded=wrap(traded),
         portfolio=portfolio,
+        gross_returns=wrap(gross),
+        costs=wrap(costs),
         bars_per_year=per_year,
         ruined_at=ruined_at,
     )

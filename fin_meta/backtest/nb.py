@@ -1,4 +1,5 @@
-"""Numba kernel that turns vectorbt's order records into equity, returns and traded fractions.
+"""Numba kernel that turns vectorbt's order records into equity, returns, traded fractions and
+the costs paid.
 
 vectorbt's own ``Portfolio.value()`` derives the same equity from the same order records, but
 through several full-size intermediate frames (cash flow, cash, asset flow, assets, asset value),
@@ -17,19 +18,22 @@ __all__ = ["portfolio_arrays_nb"]
 
 @njit(cache=True)
 def portfolio_arrays_nb(records, close, init_cash):  # pragma: no cover - compiled by numba
-    """Equity (portfolio value / ``init_cash``) and traded fractions per column and bar.
+    """Equity (portfolio value / ``init_cash``), traded fractions and costs per column and bar.
 
     records: vectorbt order records (fields col, idx, size, price, fees, side; side 1 = sell),
     sorted by column then bar with at most one order per bar, as ``Portfolio.from_orders`` writes
     them without cash sharing. close: (n_bars, 1) shared by all columns, or (n_bars, n_cols).
     init_cash: (n_cols,). Returns ``equity (n_cols, n_bars)``, ``traded (n_cols, n_bars)``
-    (|shares bought or sold| x close / value before the trade, 0 without an order) and ``ok``,
-    False when the records were not in that order (the outputs are then meaningless).
+    (|shares bought or sold| x close / value before the trade, 0 without an order), ``cost
+    (n_cols, n_bars)`` (the fees plus the slippage paid, |shares| x |fill price - close|, over
+    the value before the trade) and ``ok``, False when the records were not in that order (the
+    outputs are then meaningless).
     """
     n_bars = close.shape[0]
     n_cols = init_cash.shape[0]
     equity = np.empty((n_cols, n_bars))
     traded = np.zeros((n_cols, n_bars))
+    cost = np.zeros((n_cols, n_bars))
     n_records = records.shape[0]
     k = 0
     for col in range(n_cols):
@@ -44,10 +48,12 @@ def portfolio_arrays_nb(records, close, init_cash):  # pragma: no cover - compil
                 size = records[k]["size"]
                 if records[k]["side"] == 1:
                     size = -size
+                fill = records[k]["price"]
                 if value_before > 0:
                     traded[col, i] = abs(size) * p / value_before
+                    cost[col, i] = (records[k]["fees"] + abs(size) * abs(fill - p)) / value_before
                 shares += size
-                cash -= size * records[k]["price"] + records[k]["fees"]
+                cash -= size * fill + records[k]["fees"]
                 k += 1
             equity[col, i] = (cash + shares * p) * scale
-    return equity, traded, k == n_records
+    return equity, traded, cost, k == n_records

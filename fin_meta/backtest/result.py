@@ -36,9 +36,11 @@ class BacktestResult:
     DataFrame-shaped (one column per strategy) for many.
 
     stats: `fin_meta.metrics.summary_stats` of the strategy returns: a dict for a Series of
-        positions, a DataFrame (index = strategy columns) for a DataFrame of positions. Keys:
-        total_return, cagr, annual_volatility, sharpe, sortino, calmar, max_drawdown, turnover,
-        n_trades (filled orders), exposure (mean |position|) -- units in `summary_stats`.
+        positions, a DataFrame (index = strategy columns) for a DataFrame of positions. Keys
+        (`fin_meta.metrics.STAT_KEYS`): total_return, cagr, annual_volatility, sharpe (net of
+        costs), gross_sharpe (the same positions without costs), sortino, calmar, max_drawdown,
+        turnover (per year), cost_drag (costs paid, fraction of equity per year), n_trades
+        (filled orders), exposure (mean |position|) -- units in `summary_stats`.
     returns: strategy return of each bar after costs, ``equity[t] / equity[t-1] - 1``.
     equity: portfolio value divided by ``init_cash``: 1.0 before bar 0's trade (so bar 0 already
         includes the cost of the first trade). ``portfolio.value()`` is the same in currency.
@@ -49,6 +51,8 @@ class BacktestResult:
         series is not cut at ruin).
     bars_per_year: what every annualised figure used (252 daily, 12 monthly, ...).
     ruined_at: per column, the date its equity reached zero (NaT: never; see `backtest`).
+    gross_returns: return of each bar of the same positions without costs (``w[t-1] r[t]``).
+    costs: fees plus slippage paid at each bar, a fraction of the equity before the trade.
     """
 
     stats: dict[str, float] | pd.DataFrame
@@ -59,6 +63,8 @@ class BacktestResult:
     portfolio: vbt.Portfolio
     bars_per_year: float = float(BARS_PER_YEAR)
     ruined_at: pd.Series | None = None
+    gross_returns: pd.Series | pd.DataFrame | None = None
+    costs: pd.Series | pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         equity = _frame(self.equity)
@@ -98,10 +104,13 @@ class BacktestResult:
             )
         regimes = sorted(pd.unique(aligned[present]))
         returns, positions, traded = (_frame(x) for x in (self.returns, self.positions, self.traded))
+        gross, costs = (None if x is None else _frame(x) for x in (self.gross_returns, self.costs))
         parts = {}
         for regime in regimes:
             mask = present & aligned.eq(regime).to_numpy(dtype=bool, na_value=False)
-            part = summary_stats(returns[mask], positions[mask], traded[mask], self.bars_per_year)
+            part = summary_stats(returns[mask], positions[mask], traded[mask], self.bars_per_year,
+                                 gross_returns=None if gross is None else gross[mask],
+                                 costs=None if costs is None else costs[mask])
             part["n_bars"] = int(mask.sum())
             parts[regime] = part
         table = pd.concat(parts, names=["regime", "column"]).swaplevel(0, 1)

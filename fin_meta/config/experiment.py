@@ -1,5 +1,5 @@
 """Experiment files: the root model `ExperimentConfig` (its sections are in
-`fin_meta.config.sections`), `load_config` / `parse_config` with `--set` overrides, and
+`fin_meta.config.sections` and `fin_meta.config.agent`), `load_config` / `parse_config` with `--set` overrides, and
 `config_to_dict` / `dump_config` for logging and saving a run's config.
 
 An experiment file has the sections `data`, `features`, `regimes`, `env`, `agent`,
@@ -22,8 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fin_meta.agents import hparams_model
+from fin_meta.config.agent import AgentSection
 from fin_meta.config.sections import (
-    AgentSection,
     DataConfig,
     EvaluationConfig,
     RegimeConfig,
@@ -103,6 +103,18 @@ class ExperimentConfig(BaseModel):
             )
         if self.tracking.experiment is None:
             self.tracking = self.tracking.model_copy(update={"experiment": self.name})
+        return self
+
+    @model_validator(mode="after")
+    def _validation_needs_a_period(self) -> ExperimentConfig:
+        for key in ("eval_every", "patience"):
+            value = getattr(self.agent, key)
+            if value is not None and self.data.val_start is None:
+                raise field_error(
+                    "ExperimentConfig", ("agent", key),
+                    f"needs a validation period: set data.val_start (agent.{key} evaluates the agent "
+                    "on it; nothing is chosen on the test period)", value,
+                )
         return self
 
 

@@ -1,6 +1,6 @@
 """The sections of an experiment file, one pydantic model each: `data` (DataConfig), `regimes`
-(RegimeConfig), `agent` (AgentSection), `evaluation` (EvaluationConfig) and `tracking`
-(TrackingConfig); `env` is `fin_meta.envs.EnvConfig`.
+(RegimeConfig), `evaluation` (EvaluationConfig) and `tracking` (TrackingConfig); `agent` is
+`fin_meta.config.agent.AgentSection`, `env` is `fin_meta.envs.EnvConfig`.
 
 Choices come from their one home: algorithms from the registry `fin_meta.agents.ALGOS` (with
 their hyperparameter models, `hparams_model`), regime methods from `fin_meta.regimes.METHODS`,
@@ -16,7 +16,7 @@ quarter) converted to bars of that frequency.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from fin_meta.agents import ALGOS, hparams_model
+from fin_meta.agents import hparams_model
 from fin_meta.config.yaml_io import field_error, unknown_key_message
 from fin_meta.regimes import METHODS
 from fin_meta.regimes.base import parse_params
@@ -42,9 +42,9 @@ from strategies import available_strategies, strategy_defaults
 
 __all__ = [
     "DEFAULT_BASELINES",
+    "one_of",
     "DataConfig",
     "RegimeConfig",
-    "AgentSection",
     "EvaluationConfig",
     "TrackingConfig",
 ]
@@ -55,8 +55,9 @@ DEFAULT_BASELINES: tuple[str, ...] = ("buy_and_hold", "sma_cross", "momentum", "
 _STRICT = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
-def _one_of(value: Any, choices: Iterable[str]) -> Any:
-    """`value` if it is one of `choices`, else a ValueError naming them all (one line)."""
+def one_of(value: Any, choices: Iterable[str]) -> Any:
+    """`value` if it is one of `choices`, else a ValueError naming them all (one line): for
+    pydantic validators of every section."""
     names = list(choices)
     if value not in names:
         listed = ", ".join(map(repr, names[:-1])) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
@@ -78,12 +79,8 @@ Date = Annotated[dt.date, BeforeValidator(_read_date)]
 """A calendar date; text is read by `parse_date`."""
 
 
-def _known_algo(value: str) -> str:
-    return _one_of(value, ALGOS)
-
-
 def _known_method(value: str) -> str:
-    return _one_of(value, METHODS)
+    return one_of(value, METHODS)
 
 
 def _check_source(value: str) -> str:
@@ -202,61 +199,6 @@ class RegimeConfig(BaseModel):
         return self
 
 
-class AgentSection(BaseModel):
-    """The agent: `algo`, its training budget and device, and its hyperparameters as further
-    keys of the same section (`lr`, `num_envs`, `hidden_size`, ...), checked against the
-    algorithm's own model (`fin_meta.agents.hparams_model(algo)`)."""
-
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
-
-    algo: Annotated[str, AfterValidator(_known_algo)]
-    """An algorithm of the registry `fin_meta.agents.ALGOS`: `rl2` (recurrent, adapts in
-    context), `maml` (adapts by gradient steps) or `ppo` (pooled, non-meta baseline)."""
-    iterations: int = Field(100, ge=1)
-    """Training iterations (meta-iterations for rl2/maml)."""
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
-    """`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`."""
-
-    _RESERVED: ClassVar[tuple[str, ...]] = ("seed",)
-
-    @classmethod
-    def config_keys(cls, raw: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Valid keys (-> annotation) of an agent section whose algo is `raw["algo"]` (None
-        while the algo is unknown: its own error comes first)."""
-        algo = raw.get("algo")
-        if algo not in ALGOS:
-            return None
-        keys = {name: f.annotation for name, f in cls.model_fields.items()}
-        for name, f in hparams_model(algo).model_fields.items():
-            if name not in cls._RESERVED:
-                keys.setdefault(name, f.annotation)
-        return keys
-
-    @model_validator(mode="after")
-    def _check_hparams(self) -> AgentSection:
-        extra = dict(self.__pydantic_extra__ or {})
-        for key in self._RESERVED:
-            if key in extra:
-                raise field_error(
-                    "AgentSection", (key,),
-                    f"set the experiment's top-level `{key}` instead; one seed drives the data, "
-                    "the tasks and the agent",
-                    extra[key],
-                )
-        model = hparams_model(self.algo)
-        shared = {k: getattr(self, k) for k in type(self).model_fields if k in model.model_fields}
-        hparams = model.model_validate({**extra, **shared})
-        own = set(type(self).model_fields) | set(self._RESERVED)
-        # keep every hyperparameter (defaults included) so logged params describe the run fully
-        self.__pydantic_extra__ = {k: getattr(hparams, k) for k in model.model_fields if k not in own}
-        return self
-
-    @property
-    def hparams(self) -> dict[str, Any]:
-        """The algorithm's hyperparameters given in (or defaulted for) this section."""
-        return dict(self.__pydantic_extra__ or {})
-
-
 def _check_steps(value: list[int]) -> list[int]:
     if any(k < 0 for k in value) or value != sorted(set(value)):
         raise ValueError(f"{value} must be increasing, distinct and >= 0, e.g. [0, 1, 2, 5]")
@@ -283,8 +225,9 @@ class EvaluationConfig(BaseModel):
     bootstrap_samples: int = Field(1000, ge=100)
     """Bootstrap resamples of the 95% confidence intervals of Sharpe ratios."""
     min_test_bars: int | None = Field(None, ge=2)
-    """Fewest bars a test period may have; shorter is refused before training (a Sharpe over a
-    few dozen bars means little). None: one year of the data's bars (252 daily, 12 monthly)."""
+    """Fewest bars a scored period (the test period, and the validation period when
+    `data.val_start` is set) may have; shorter is refused before training (a Sharpe over a few
+    dozen bars means little). None: one year of the data's bars (252 daily, 12 monthly)."""
     ppo: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the pooled PPO baseline (`PPOConfig` keys, e.g. `{num_envs: 512,
     lr: 1.0e-4}`; defaults otherwise). Its seed and device are the experiment's, its budget
@@ -343,3 +286,6 @@ class TrackingConfig(BaseModel):
     """MLflow experiment name (None: the experiment's `name`)."""
     tracking_uri: str | None = None
     """MLflow store (None: $MLFLOW_TRACKING_URI, else `sqlite:///mlflow.db` in the working folder)."""
+    offline_html: bool = False
+    """Embed plotly.js in the interactive HTML charts (about 4.5 MB each, open offline); False
+    loads it from its CDN when a chart is opened (`fin-meta run --offline-html` for one run)."""

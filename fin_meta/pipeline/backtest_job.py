@@ -53,7 +53,8 @@ class BacktestJob:
 
     def print_report(self, echo: Callable[[str], Any]) -> None:
         """Print the results table, the regime breakdown and where the run was logged."""
-        echo(f"{self.source}: {len(self.stats)} strategies, sorted by Sharpe (95% bootstrap CI)")
+        echo(f"{self.source}: {len(self.stats)} strategies, sorted by net Sharpe (95% bootstrap CI), "
+             "fees+slippage included")
         echo(format_results_table(self.table))
         if self.by_regime is not None:
             cols = [c for c in ("sharpe", "total_return", "annual_volatility", "max_drawdown") if c in self.by_regime]
@@ -105,10 +106,12 @@ def run_backtest_job(
     tracking_uri: str | None = None,
     data_dir: Path | None = None,
     progress: bool = True,
+    offline_html: bool = False,
 ) -> BacktestJob:
     """Run the backtest job end to end and return what it produced (see `BacktestJob`). `fees`:
     fraction of traded value; `slippage`: fraction of the price; `plot`: also write the equity
-    and drawdown chart (PNG) there."""
+    and drawdown chart (PNG) there; `offline_html`: the logged HTML chart embeds plotly.js
+    (opens offline) instead of loading it from its CDN."""
     prices = load_prices(source, start, end, data_dir=data_dir)
     available = available_strategies(strategies_dir)
     names = list(available) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
@@ -136,6 +139,6 @@ def run_backtest_job(
     }
     tags = {"data.source": source, "data.hash": prices_hash(prices), "job": "backtest"}
     with start_run(experiment, params=run_params, tags=tags, tracking_uri=tracking_uri, enabled=track) as tracker:
-        log_evaluation(tracker, evaluation, "test")
+        log_evaluation(tracker, evaluation, "test", offline_html=offline_html)
         job.run_id = tracker.run_id
     return job

@@ -30,20 +30,23 @@ def min_test_bars_of(src: SourceData, min_test_bars: int | None) -> int:
 
 
 def check_test_length(sources: Sequence[SourceData], min_test_bars: int | None) -> None:
-    """`ConfigError` (one line) when a source's test period has fewer bars than `min_test_bars`
-    (None: one year of its bars): Sharpe and CAGR over a few dozen bars mean little."""
+    """`ConfigError` (one line) when a source's test period, or its validation period when it
+    has one, has fewer bars than `min_test_bars` (None: one year of its bars): Sharpe and CAGR
+    over a few dozen bars mean little, and early stopping on them would choose on noise."""
     for src in sources:
         need = min_test_bars_of(src, min_test_bars)
-        if len(src.test) >= need:
-            continue
-        test = src.test.index
-        given = "" if min_test_bars is not None else f" (one year of {frequency_name(src.bars_per_year)} bars)"
-        cut = "".join(f"; {note}" for note in src.notes)
-        raise ConfigError(
-            f"the test period of {src.source} has {len(test)} bars ({test[0].date()} .. {test[-1].date()}{cut}), "
-            f"fewer than evaluation.min_test_bars={need}{given}: move data.test_start earlier, use data "
-            "that reach further, or lower evaluation.min_test_bars"
-        )
+        for name, frame, fix in (("test", src.test, "move data.test_start earlier, use data that reach further"),
+                                 ("validation", src.val, "move data.val_start earlier")):
+            if frame is None or len(frame) >= need:
+                continue
+            index = frame.index
+            given = "" if min_test_bars is not None else f" (one year of {frequency_name(src.bars_per_year)} bars)"
+            cut = "".join(f"; {note}" for note in src.notes)
+            raise ConfigError(
+                f"the {name} period of {src.source} has {len(index)} bars ({index[0].date()} .. {index[-1].date()}"
+                f"{cut}), fewer than evaluation.min_test_bars={need}{given}: {fix}, or lower "
+                "evaluation.min_test_bars"
+            )
 
 
 @dataclass

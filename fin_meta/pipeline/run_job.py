@@ -1,10 +1,15 @@
 """`run_experiment(config)`: data -> regimes -> tasks -> meta-train -> meta-test -> walk forward
 -> one backtest against baselines -> MLflow. What `fin-meta run` and `make demo` do.
 
-Every source is split into train / test periods with an embargo; training tasks are regime
-segments of the training period; the agent (and the pooled PPO baseline) are then walked forward
-online over the test period, with a year of bars before it as context only (causal: positions at
-t use bars up to t). Nothing downstream reaches back upstream. This module orchestrates: it
+Every source is split into train / (validation) / test periods with an embargo; training tasks
+are regime segments of the training period only. With a validation period (`data.val_start`)
+the agent and the pooled PPO baseline are scored on it during training and the best checkpoint
+is kept, with early stopping after `agent.patience` evaluations without improvement
+(`fin_meta.pipeline.training`); nothing is chosen on the test period. The agents are then walked
+forward online over each period, with a year of bars before it as context only (causal:
+positions at t use bars up to t), and backtested against the rule strategies: the test period,
+and beside it the in-sample (training) and validation periods, net and gross of costs. Nothing
+downstream reaches back upstream. This module orchestrates: it
 unpacks the config, runs the stages (`fin_meta.pipeline.stages`), which compute, then hands their
 values to `fin_meta.tracking.records`, which logs.
 
@@ -18,7 +23,7 @@ config and last checkpoints, and gives the same results as the run uninterrupted
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +47,10 @@ from fin_meta.pipeline.stages import (
     meta_test,
     rule_positions,
     task_sampler,
-    train,
+    validation_scores,
 )
 from fin_meta.pipeline.summary import describe_run, markdown_table, run_name, summary_table
+from fin_meta.pipeline.training import Trained, Validation, train
 from fin_meta.seeding import seed_everything
 from fin_meta.tasks import TaskSampler
 from fin_meta.tracking import flatten_params, prices_hash, start_run
@@ -104,10 +110,11 @@ def run_experiment(
         for src in sources:
             say(_INDENT + src.describe())
         check_test_length(sources, evaluation.min_test_bars)
+    periods = _periods(sources)
     with clock("regimes"):
         say(f"[2/5] baselines' positions, regimes ({regimes.method}), tasks and meta-test segments")
-        rules = [rule_positions(src.walk, _rule_names(cfg), evaluation.strategy_params, evaluation.strategies_dir)
-                 for src in sources]
+        rules = {period: [rule_positions(src.period(period)[1], _rule_names(cfg), evaluation.strategy_params,
+                                         evaluation.strategies_dir) for src in sources] for period in periods}
         labels = [detect_labels(src, regimes.method, regimes.params, regimes.min_length,
                                 hindsight_tasks=regimes.task_labels == "hindsight") for src in sources]
         sampler = task_sampler(sources, labels, episode_length=episode_length, window=cfg.env.window,
@@ -129,31 +136,40 @@ def run_experiment(
         experiment, uri, resume_id = cfg.tracking.experiment or cfg.name, cfg.tracking.tracking_uri, None
     else:
         experiment, uri, resume_id = point.experiment, point.tracking_uri, point.run_id
-    periods = [src.describe() for src in sources]
+    described = [src.describe() for src in sources]
     name = None if point is not None else run_name(cfg.agent.algo, cfg.data.sources, cfg.seed)
     run_id: str | None = None
     try:
         with start_run(experiment, run_name=name, params=params, tags=tags, tracking_uri=uri,
                        enabled=cfg.tracking.enabled, resume_run_id=resume_id) as tracker:
             run_id = tracker.run_id
-            set_description(tracker, _description(cfg, periods, None, held))
+            set_description(tracker, _description(cfg, described, None, held))
             tracker.log_dict(config_to_dict(cfg), CONFIG_ARTIFACT)
             with clock("train"):
                 say(f"[3/5] meta-training {cfg.agent.algo} for {cfg.agent.iterations} iterations")
-                agents = _train_agents(cfg, agents, sampler, tracker, say, resume=point is not None, progress=progress)
+                trained = _train_agents(cfg, agents, sampler, tracker, say, sources, resume=point is not None,
+                                        progress=progress)
+                agents = {key: t.agent for key, t in trained.items()}
+                notes = [t.describe(key, cfg.agent.iterations) for key, t in trained.items()]
+                for line in notes:
+                    say(_INDENT + line)
             with clock("meta_test"):
                 say(f"[4/5] meta-test: adaptation curves at {evaluation.adaptation_steps}")
                 adaptation = meta_test(agents, sources, held.bounds, evaluation.adaptation_steps,
                                        bootstrap_samples=evaluation.bootstrap_samples, seed=cfg.seed)
             with clock("backtest"):
-                say("[5/5] walk-forward over the test period and backtest against baselines")
-                evaluations = [_evaluate(cfg, src, agents, rule, lab.causal)
-                               for src, rule, lab in zip(sources, rules, labels, strict=True)]
-            summary = summary_table(evaluations)
+                say(f"[5/5] walk-forward over the {', '.join(periods)} periods and backtest against baselines")
+                scored = {period: [_evaluate(cfg, src, agents, rule, lab.causal if period == "test" else None, period)
+                                   for src, rule, lab in zip(sources, rules[period], labels, strict=True)]
+                          for period in periods}
+            evaluations = scored.pop("test")
+            summary = summary_table(evaluations, scored)
             with clock("log"):
-                _log_results(tracker, agents[cfg.agent.algo], adaptation, evaluations, dict(clock.timings))
+                last_step = max(t.iterations for t in trained.values())
+                _log_results(tracker, agents[cfg.agent.algo], adaptation, scored, evaluations, dict(clock.timings),
+                             offline_html=cfg.tracking.offline_html, val_step=last_step)
                 log_summary(tracker, summary, markdown_table(summary))
-                set_description(tracker, _description(cfg, periods, summary, held))
+                set_description(tracker, _description(cfg, described, summary, held, notes))
     except KeyboardInterrupt as exc:
         if run_id is not None:
             message = (f"interrupted: MLflow run {run_id} keeps its last checkpoint; continue it with: "
@@ -171,8 +187,11 @@ def run_experiment(
         tracking_uri=uri,
         wall_s=sum(clock.timings.values()),
         timings=clock.timings,
-        periods=periods,
+        periods=described,
         meta_test_note=held.note,
+        in_sample=scored["train"],
+        validation=scored.get("val", []),
+        training=notes,
     )
 
 
@@ -190,6 +209,11 @@ def _run_params(cfg: ExperimentConfig, sources: list[SourceData]) -> dict[str, s
     params = flatten_params(config_to_dict(cfg))
     params["data.bars_per_year"] = ", ".join(dict.fromkeys(str(float(src.bars_per_year)) for src in sources))
     return params
+
+
+def _periods(sources: list[SourceData]) -> list[str]:
+    """The periods every source is scored on: `train` (in-sample), `val` when set, `test`."""
+    return ["train", *(["val"] if all(src.val is not None for src in sources) else []), "test"]
 
 
 def _rule_names(cfg: ExperimentConfig) -> list[str]:
@@ -215,43 +239,61 @@ def _make_agents(cfg: ExperimentConfig) -> dict[str, Agent]:
 
 
 def _train_agents(cfg: ExperimentConfig, agents: dict[str, Agent], sampler: TaskSampler, tracker: Tracker,
-                  say: Echo, *, resume: bool, progress: bool) -> dict[str, Agent]:
-    """Train every agent of `_make_agents` for the experiment's budget, in order; a baseline
-    logs `<algo>.train.*` and checkpoints to `checkpoint_<algo>/`. `resume`: from the checkpoints."""
+                  say: Echo, sources: list[SourceData], *, resume: bool, progress: bool) -> dict[str, Trained]:
+    """Train every agent of `_make_agents` for the experiment's budget, in order, validated on
+    the sources' validation periods when they have one; a baseline logs `<algo>.train.*` (and
+    `<algo>.val.*`) and checkpoints to `checkpoint_<algo>/`. `resume`: from the checkpoints."""
+    validation = None
+    if all(src.val is not None for src in sources):
+        env = cfg.env
+
+        def score(agent: Agent) -> dict[str, float]:
+            return validation_scores(agent, sources, fees=env.fees, slippage=env.slippage,
+                                     max_position=env.max_position)
+
+        validation = Validation(score, cfg.agent.evaluation_interval, cfg.agent.patience)
     trained = {}
     for key, agent in agents.items():
         main = key == cfg.agent.algo
         if not main:
             say(f"{_INDENT}pooled {key.upper()} baseline")
         trained[key] = train(agent, sampler, cfg.agent.iterations, tracker,
-                             checkpoint="checkpoint" if main else f"checkpoint_{key}",
-                             metric_prefix="train." if main else f"{key}.train.", resume=resume, progress=progress)
+                             checkpoint="checkpoint" if main else f"checkpoint_{key}", prefix="" if main else f"{key}.",
+                             resume=resume, progress=progress, validation=validation)
     return trained
 
 
 def _evaluate(cfg: ExperimentConfig, src: SourceData, agents: dict[str, Agent], rules: pd.DataFrame,
-              causal: pd.Series) -> Evaluation:
-    """`stages.evaluate` of one source: the agents, the rule strategies' positions `rules`."""
+              causal: pd.Series | None, period: str = "test") -> Evaluation:
+    """`stages.evaluate` of one source's `period`: the agents, the rule strategies' positions
+    `rules` (over that period's walk frame), per regime with the `causal` labels when given."""
     ev = cfg.evaluation
-    return evaluate(asset_name(src.source), src.test, src.walk, agents, rules, fees=cfg.env.fees,
+    frame, walk = src.period(period)
+    return evaluate(asset_name(src.source), frame, walk, agents, rules, fees=cfg.env.fees,
                     slippage=cfg.env.slippage, max_position=cfg.env.max_position,
                     bootstrap_samples=ev.bootstrap_samples, seed=cfg.seed, labels=causal)
 
 
-def _description(cfg: ExperimentConfig, periods: list[str], summary: pd.DataFrame | None, held: HeldOut) -> str:
+def _description(cfg: ExperimentConfig, periods: list[str], summary: pd.DataFrame | None, held: HeldOut,
+                 notes: Sequence[str] = ()) -> str:
     """The run's description from its own config (`summary.describe_run`)."""
     return describe_run(cfg.agent.algo, cfg.data.sources, cfg.seed, cfg.agent.iterations, periods, summary,
-                        [held.note] if held.note else [])
+                        [*notes, *([held.note] if held.note else [])])
 
 
-def _log_results(tracker: Tracker, agent: Agent, adaptation: Any, evaluations: list[Evaluation],
-                 timings: dict[str, float]) -> None:
-    """Log the meta-test, the agent, the timings, then every evaluation with the test metrics last."""
+def _log_results(tracker: Tracker, agent: Agent, adaptation: Any, scored: dict[str, list[Evaluation]],
+                 evaluations: list[Evaluation], timings: dict[str, float], *, offline_html: bool,
+                 val_step: int) -> None:
+    """Log the meta-test, the agent (the one tested), the timings, the in-sample and validation
+    evaluations (tables and metrics, no charts; the selected `val.*` at step `val_step`, the end
+    of training), then every test evaluation with the test metrics last."""
     if adaptation is not None:
         log_meta_test(tracker, adaptation.curves, adaptation.summary)
     log_agent_model(tracker, agent, evaluations[0].prices if evaluations else None)  # a real input example
     tracker.log_metrics({f"time.{k}_s": v for k, v in timings.items()})
-    multi = len(evaluations) > 1
-    for ev in evaluations:
-        log_evaluation(tracker, ev, f"test/{ev.name}" if multi else "test")
-    log_mean_over_sources(tracker, evaluations)
+    for period, evs in [*scored.items(), ("test", evaluations)]:
+        step = val_step if period == "val" else None
+        for ev in evs:
+            log_evaluation(tracker, ev, f"{period}/{ev.name}" if len(evs) > 1 else period, plots=period == "test",
+                           offline_html=offline_html, step=step)
+        log_mean_over_sources(tracker, evs, prefix=f"{period}.", step=step)

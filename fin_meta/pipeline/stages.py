@@ -1,10 +1,11 @@
-"""The stages of the jobs. Each computes and returns values; none writes to MLflow except through
-the training callback (per-iteration metrics and checkpoints, built from the tracker). Each
-takes the values it reads, not the experiment config: `run_job` and `backtest_job` unpack it.
-The checks of the periods and the meta-test's segments live in `fin_meta.pipeline.checks`.
+"""The stages of the jobs. Each computes and returns values; none writes to MLflow (training,
+which logs per-iteration metrics and checkpoints as it goes, is `fin_meta.pipeline.training`).
+Each takes the values it reads, not the experiment config: `run_job` and `backtest_job` unpack
+it. The checks of the periods and the meta-test's segments live in `fin_meta.pipeline.checks`.
 
-Data flows one way: sources -> labels -> task sampler -> rule positions, trained agents ->
-meta-test and `evaluate` (one backtest per source) -> `fin_meta.tracking.records`.
+Data flows one way: sources -> labels -> task sampler (training period only) -> rule
+positions, trained agents (scored on the validation period by `validation_scores`) ->
+meta-test and `evaluate` (one backtest per source and period) -> `fin_meta.tracking.records`.
 """
 
 from __future__ import annotations
@@ -21,18 +22,18 @@ from fin_meta.agents import Agent
 from fin_meta.backtest import Evaluation, backtest
 from fin_meta.backtest.report import results_table
 from fin_meta.data import load_prices
+from fin_meta.errors import ConfigError
 from fin_meta.frequency import bars_per_year_of, frequency_name, in_bars
 from fin_meta.metatest import adaptation_curves, summarise_curves
 from fin_meta.regimes import detect_regimes
 from fin_meta.regimes.segments import merged_labels
 from fin_meta.splits import split_periods
 from fin_meta.tasks import TaskSampler
-from fin_meta.tracking.checkpoints import Checkpointer
-from fin_meta.tracking.run import Tracker
 from strategies import strategy_positions
 
 __all__ = [
     "CONTEXT_YEARS",
+    "VALIDATION_METRICS",
     "Adaptation",
     "SourceData",
     "SourceLabels",
@@ -44,23 +45,36 @@ __all__ = [
     "meta_test",
     "rule_positions",
     "task_sampler",
-    "train",
+    "validation_scores",
+    "with_context",
 ]
 
 CONTEXT_YEARS = 1.0
 """Years of bars before the test period that the walk-forward sees as context (`context_bars`)."""
 
 
+VALIDATION_METRICS = ("sharpe", "gross_sharpe", "turnover", "cost_drag")
+"""What `validation_scores` gives (`BacktestResult.stats` keys; net Sharpe decides)."""
+
+
 def context_bars(prices: pd.DataFrame) -> int:
-    """Bars of context before the test period: one year of `prices`' bars (252 daily, 12 monthly)."""
+    """Bars of context before a scored period: one year of `prices`' bars (252 daily, 12 monthly)."""
     return in_bars(CONTEXT_YEARS, bars_per_year_of(prices))
+
+
+def with_context(prices: pd.DataFrame, period: pd.DataFrame) -> pd.DataFrame:
+    """The bars of `prices` that a walk-forward over `period` sees: `period` preceded by up to
+    `context_bars` bars (fewer where the data start later)."""
+    first = prices.index.get_loc(period.index[0])
+    return prices.iloc[max(0, first - context_bars(prices)) : first + len(period)]
 
 
 @dataclass
 class SourceData:
     """One source's prices: the whole frame, its train, (validation) and test periods, and the
-    walk-forward frame (`walk`) = the test period preceded by up to `context_bars` bars of
-    context. `notes`: where the asked periods reach past the data (they were cut)."""
+    walk-forward frames, each period preceded by up to `context_bars` bars of context
+    (`with_context`): `walk` (test), `val_walk`, `train_walk` (the in-sample walk). `notes`:
+    where the asked periods reach past the data (they were cut)."""
 
     source: str
     full: pd.DataFrame
@@ -69,6 +83,14 @@ class SourceData:
     walk: pd.DataFrame
     val: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    val_walk: pd.DataFrame | None = None
+    train_walk: pd.DataFrame | None = None
+
+    def period(self, name: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """`(period, walk frame)` of `"train"`, `"val"` or `"test"`; None without that period."""
+        pairs = {"train": (self.train, self.train_walk), "val": (self.val, self.val_walk), "test": (self.test, self.walk)}
+        frame, walk = pairs[name]
+        return None if frame is None or walk is None else (frame, walk)
 
     @property
     def test_start(self) -> int:
@@ -133,11 +155,11 @@ def load_sources(
     out = []
     for source, prices in loaded.items():
         parts = split_periods(prices, **periods)
-        test = parts["test"]
-        first = prices.index.get_loc(test.index[0])
-        walk = prices.iloc[max(0, first - context_bars(prices)) : first + len(test)]
-        out.append(SourceData(source, prices, parts["train"], test, walk, parts.get("val"),
-                              _cut_notes(prices.index, periods)))
+        val = parts.get("val")
+        out.append(SourceData(source, prices, parts["train"], parts["test"], with_context(prices, parts["test"]), val,
+                              _cut_notes(prices.index, periods),
+                              val_walk=None if val is None else with_context(prices, val),
+                              train_walk=with_context(prices, parts["train"])))
     return out
 
 
@@ -174,26 +196,19 @@ def task_sampler(sources: Sequence[SourceData], labels: Sequence[SourceLabels], 
                        episode_length=episode_length, window=window, min_segment=min_segment)
 
 
-def train(agent: Agent, sampler: TaskSampler, iterations: int, tracker: Tracker, *, checkpoint: str = "checkpoint",
-          metric_prefix: str = "train.", resume: bool = False, progress: bool = True) -> Agent:
-    """Train `agent` for `iterations` iterations in all. The callback logs each iteration's
-    metrics as `<metric_prefix><name>` and saves a checkpoint (artifact folder `checkpoint`) every
-    fifth of the budget and at the end; `resume` continues from the run's last checkpoint of that
-    name (the agent returned is then the checkpoint's, trained on)."""
-    checkpoints = Checkpointer(tracker, name=checkpoint)
-    restored, done = checkpoints.restore() if resume else (None, 0)
-    agent = restored if restored is not None else agent
-    every = max(1, iterations // 5)
-
-    def on_iteration(iteration: int, metrics: dict[str, float]) -> None:
-        step = done + iteration
-        tracker.log_metrics({metric_prefix + k: v for k, v in metrics.items()}, step=step)
-        if (step + 1) % every == 0 or step + 1 == iterations:
-            checkpoints.save(agent, step + 1)
-
-    if iterations > done:
-        agent.fit(sampler, iterations=iterations - done, callback=on_iteration, progress=progress)
-    return agent
+def validation_scores(agent: Agent, sources: Sequence[SourceData], *, fees: float, slippage: float,
+                      max_position: float) -> dict[str, float]:
+    """Walk `agent` over every source's validation period (with its context, `val_walk`) and
+    backtest its positions there net of `fees` and `slippage`: the mean over the sources of its
+    `VALIDATION_METRICS` (net and gross Sharpe, turnover and cost drag per year). What early
+    stopping watches; the test period is never read."""
+    stats = []
+    for src in sources:
+        if src.val is None or src.val_walk is None:
+            raise ConfigError(f"validation: {src.source} has no validation period; set data.val_start")
+        positions = agent.positions(src.val_walk).loc[src.val.index]
+        stats.append(backtest(src.val, positions, fees=fees, slippage=slippage, max_position=max_position).stats)
+    return {key: float(np.mean([s[key] for s in stats])) for key in VALIDATION_METRICS}
 
 
 def meta_test(agents: Mapping[str, Agent], sources: Sequence[SourceData], bounds: Sequence[Sequence[tuple[int, int]]],
