@@ -245,3 +245,13 @@ def test_pooled_ppo_hyperparameters_are_checked_and_reach_the_baseline(minimal: 
     hp = baseline_hparams(cfg, "ppo")
     assert (hp.num_envs, hp.lr, hp.seed, hp.device) == (32, 1.0e-4, cfg.seed, cfg.agent.device)
     assert baseline_hparams(load_config(minimal), "ppo").num_envs == 256  # PPOConfig default
+
+
+def test_task_windows_default_to_start_conditioned():
+    """Training windows are conditioned on the label at their start unless the legacy,
+    future-leaking `inside` is asked for explicitly."""
+    from fin_meta.config import load_config
+
+    quickstart = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
+    assert load_config(quickstart).regimes.task_windows == "start"
+    assert load_config(quickstart, ["regimes.task_windows=inside"]).regimes.task_windows == "inside"

@@ -183,6 +183,10 @@ class RegimeConfig(BaseModel):
     task_labels: Literal["hindsight", "causal"] = "hindsight"
     """Labels that group training tasks: `hindsight` (smoothed; allowed for grouping only) or
     `causal` (the labels an agent could know at the time). Test-time labels are always causal."""
+    task_windows: Literal["start", "inside"] = "start"
+    """Where a training window may lie: `start` (conditioned only on the label at its start; it
+    runs on through whatever follows) or `inside` (legacy: the whole window inside one segment,
+    which conditions on the future and teaches that trends persist; only to reproduce old runs)."""
 
     @model_validator(mode="after")
     def _check_params(self) -> RegimeConfig:

@@ -118,7 +118,7 @@ def run_experiment(
         labels = [detect_labels(src, regimes.method, regimes.params, regimes.min_length,
                                 hindsight_tasks=regimes.task_labels == "hindsight") for src in sources]
         sampler = task_sampler(sources, labels, episode_length=episode_length, window=cfg.env.window,
-                               min_segment=regimes.min_length)
+                               min_segment=regimes.min_length, windows=regimes.task_windows)
         agents = _make_agents(cfg)
         held = held_out(agents, sources, [lab.causal for lab in labels], evaluation.adaptation_steps,
                         min_length=regimes.min_length, episode_length=episode_length)

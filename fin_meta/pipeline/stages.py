@@ -190,10 +190,11 @@ def detect_labels(src: SourceData, method: str, params: Mapping[str, Any], min_l
 
 
 def task_sampler(sources: Sequence[SourceData], labels: Sequence[SourceLabels], *, episode_length: int,
-                 window: int, min_segment: int) -> TaskSampler:
-    """The sampler of training tasks: regime segments of every source's training period."""
+                 window: int, min_segment: int, windows: str = "start") -> TaskSampler:
+    """The sampler of training tasks: regime segments of every source's training period
+    (`windows`: `TaskSampler`'s start-conditioned default, or the legacy `inside`)."""
     return TaskSampler([src.train for src in sources], [lab.train for lab in labels],
-                       episode_length=episode_length, window=window, min_segment=min_segment)
+                       episode_length=episode_length, window=window, min_segment=min_segment, windows=windows)
 
 
 def validation_scores(agent: Agent, sources: Sequence[SourceData], *, fees: float, slippage: float,

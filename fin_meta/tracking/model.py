@@ -38,8 +38,9 @@ URI_PREFIXES: tuple[str, ...] = ("runs:/", "models:/")
 AGENT_ARTIFACT = "agent_dir"
 """The saved agent directory's name inside the model's artifacts (read by `pyfunc.py`)."""
 
-_EXAMPLE_BARS_PAST_WINDOW = 8
-"""Bars of the model's input example beyond the agent's observation window."""
+_EXAMPLE_BARS_PAST_WINDOW = 300
+"""Bars of the model's input example beyond the agent's observation window: enough for every
+agent to decide (RL²'s trial deployment replays 4 x 63 bars of context)."""
 _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -121,11 +122,11 @@ def log_agent_model(tracker: Tracker, agent: Agent, prices: pd.DataFrame | None 
 
 
 def input_example(window: int, prices: pd.DataFrame | None = None) -> pd.DataFrame:
-    """A model input as MLflow stores it beside the model (JSON keeps no index): `window + 8`
-    bars of prices with their dates in a `date` column; the last bars of `prices` when given,
-    else a steady rise of 0.1% a bar on business days."""
+    """A model input as MLflow stores it beside the model (JSON keeps no index): `window + 300`
+    bars of prices with their dates in a `date` column; the last bars of `prices` when it has
+    that many, else a steady rise of 0.1% a bar on business days."""
     bars = window + _EXAMPLE_BARS_PAST_WINDOW
-    if prices is None:
+    if prices is None or len(prices) < bars:
         close = 100.0 * 1.001 ** np.arange(bars)
         prices = pd.DataFrame(
             {"open": close, "high": close * 1.002, "low": close * 0.998, "close": close, "volume": 1e6},

@@ -97,7 +97,7 @@ def latest_run_id(
     return runs[0].info.run_id
 
 
-KEY_METRICS = ("test.sharpe", "test.sharpe_net", "test.sharpe_gross", "test.max_drawdown", "test.turnover")
+KEY_METRICS = ("test.sharpe", "test.gross_sharpe", "test.cost_drag", "test.max_drawdown", "test.turnover")
 """The metrics `compare_runs` shows by default, in this order, when a run logged them: the
 main strategy's test Sharpe (net of costs; gross, before costs, when logged), max drawdown
 (a negative fraction of equity), turnover (per year)."""
