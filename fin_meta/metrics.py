@@ -275,12 +275,9 @@ def _resample_indices(
     block_length: float | None,
     block: Literal["stationary", "circular"],
 ) -> np.ndarray:
-    """Bootstrap bar indices, shape (n_bars, n_resamples).
-
-    iid (block_length None): each bar drawn independently. Block bootstrap: indices run in
-    blocks of consecutive bars (wrapping round the end), each block starting at a random bar;
-    ``stationary`` blocks have geometric lengths with mean ``block_length`` (Politis-Romano),
-    ``circular`` blocks have the fixed length ``block_length``."""
+    """Bootstrap bar indices, shape (n_bars, n_resamples): iid (``block_length`` None), or in
+    blocks of consecutive bars wrapping round the end, each from a random bar; ``stationary``
+    blocks have geometric lengths of mean ``block_length`` (Politis-Romano), ``circular`` fixed."""
     if block_length is None:
         return rng.integers(0, n_bars, size=(n_bars, n_resamples))
     t = np.arange(n_bars)[:, None]
@@ -297,9 +294,9 @@ def _resample_indices(
 
 
 def block_length_for(n_bars: int, periods_per_year: float = BARS_PER_YEAR) -> float:
-    """Mean block length (bars) of the stationary bootstrap used for every reported CI: about
-    one month of bars (21 daily bars, 4 weekly, 1 monthly), at most `n_bars`. Blocks keep the
-    autocorrelation of returns and the clustering of their volatility inside each resample."""
+    """Mean block length (bars) of the stationary bootstrap of every reported CI: a month of bars
+    (21 daily, 4 weekly, 1 monthly), at most `n_bars`; blocks keep autocorrelation and clustered
+    volatility inside each resample."""
     return float(min(max(1.0, round(periods_per_year / 12.0)), max(1, int(n_bars))))
 
 
@@ -311,10 +308,12 @@ def bootstrap_ci(
     rng: np.random.Generator | None = None,
     block_length: float | None = None,
     block: Literal["stationary", "circular"] = "stationary",
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval ``(low, high)`` of ``statistic`` of one return series.
+) -> tuple[float, float] | list[tuple[float, float]]:
+    """Percentile bootstrap confidence interval ``(low, high)`` of ``statistic`` of one return
+    series; for a ``bars x columns`` array, one interval per column from the SAME resampled bars
+    (paired across columns, and one index draw instead of one per column).
 
-    ``statistic`` is called once on a ``bars x n_resamples`` array and must return one value per
+    ``statistic`` is called on a ``bars x n_resamples`` array and must return one value per
     column (every function of this module does). ``rng`` is required (no hidden global state).
     ``block_length`` (bars) switches from the iid bootstrap to a block bootstrap that keeps
     autocorrelation: ``block="stationary"`` (random geometric block lengths, mean
@@ -322,8 +321,8 @@ def bootstrap_ci(
     (NaN) are dropped; if none is left the interval is (NaN, NaN).
     """
     r = _as_returns(returns)
-    if r.ndim != 1:
-        raise DataError(f"returns: bootstrap_ci takes one return series (1-D), got shape {r.shape}")
+    if r.ndim not in (1, 2):
+        raise DataError(f"returns: bootstrap_ci takes a return series or bars x columns, got shape {r.shape}")
     if not isinstance(rng, np.random.Generator):
         raise ConfigError("rng: pass a numpy Generator, e.g. fin_meta.seeding.numpy_generator(seed)")
     if int(n_resamples) < 1:
@@ -337,9 +336,14 @@ def bootstrap_ci(
             f"block_length: must be between 1 and the number of bars ({r.shape[0]}), got {block_length}"
         )
     idx = _resample_indices(r.shape[0], int(n_resamples), rng, block_length, block)
-    values = np.asarray(statistic(r[idx]), dtype=np.float64).reshape(-1)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
+    cis = [_percentiles(statistic(column[idx]), confidence) for column in r.reshape(r.shape[0], -1).T]
+    return cis[0] if r.ndim == 1 else cis
+
+
+def _percentiles(values: FloatOrArray, confidence: float) -> tuple[float, float]:
+    """The central `confidence` interval of the finite `values` (NaN, NaN when none is)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if (values := values[np.isfinite(values)]).size == 0:
         return (float("nan"), float("nan"))
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])

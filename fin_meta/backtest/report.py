@@ -40,20 +40,20 @@ def results_table(
     the returns' dates, 252 for daily bars); its CI comes from a stationary block bootstrap of
     the bars (blocks of about a month, `metrics.block_length_for`: returns cluster in volatility,
     an iid bootstrap would make the interval too narrow), seeded so reruns print the same
-    interval. `ruined_at` (`BacktestResult.ruined_at`) adds the date each ruined column hit zero."""
+    interval; every column's interval comes from the same resampled bars. `ruined_at` (`BacktestResult.ruined_at`) adds the date each ruined column hit zero."""
     per_year = float(bars_per_year) if bars_per_year is not None else infer_bars_per_year(returns.index)
     block = block_length_for(len(returns), per_year)
-    rng = np.random.default_rng(seed)
+    columns = list(stats.index)
+    cis = bootstrap_ci(  # one draw of resampled bars shared by every column (paired intervals)
+        returns[columns].to_numpy().reshape(len(returns), -1),
+        statistic=lambda r: annualised_sharpe(r, per_year),
+        n_resamples=n_resamples,
+        confidence=confidence,
+        rng=np.random.default_rng(seed),
+        block_length=block,
+    )
     rows = []
-    for column in stats.index:
-        low, high = bootstrap_ci(
-            returns[column].to_numpy(),
-            statistic=lambda r: annualised_sharpe(r, per_year),
-            n_resamples=n_resamples,
-            confidence=confidence,
-            rng=rng,
-            block_length=block,
-        )
+    for column, (low, high) in zip(columns, cis, strict=True):
         row = stats.loc[column]
         rows.append(
             {
