@@ -3,20 +3,20 @@ whose process was killed, lines that fit the terminal) and `latest_run_id`."""
 
 from __future__ import annotations
 
-import select
 import subprocess
 import sys
 import textwrap
-import time
 
 import pandas as pd
 import pytest
 
 from fin_meta.errors import FinMetaError
 from fin_meta.tracking import TrackingError, compare_runs, latest_run_id, open_client, start_run
+from fin_meta.tracking import query as query_module
 from fin_meta.tracking.query import format_table
 from fin_meta.tracking.tags import HEARTBEAT_TAG
 from tests.test_cli import cli
+from tests.test_tracking_runs import FakeClock
 
 
 @pytest.fixture(scope="module")
@@ -117,27 +117,29 @@ def test_latest_run_and_latest_experiment(store):
 
 
 # STALE: a RUNNING run whose process died -----------------------------------------------------
-def test_killed_run_shows_stale_after_its_heartbeat_stops(store, capsys):
+def test_killed_run_shows_stale_after_its_heartbeat_stops(store, capsys, monkeypatch):
     code = textwrap.dedent(f"""
-        import time
+        import sys
         from fin_meta.tracking import start_run
         with start_run("killed", tracking_uri={store!r}) as tracker:
             tracker.log_metrics({{"test.sharpe": 0.5}})
             print(tracker.run_id, flush=True)
-            time.sleep(600)
+            sys.stdin.readline()  # alive until the test kills it
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 180)
-        run_id = proc.stdout.readline().strip() if ready else ""
+        run_id = proc.stdout.readline().strip()  # "" if the child died before starting its run
     finally:
         proc.kill()  # SIGKILL: no chance to mark the run FAILED
         proc.wait()
     assert run_id, "the child process did not start its run"
     client = open_client(store)
     assert client.get_run(run_id).info.status == "RUNNING"
+    beat = float(client.get_run(run_id).data.tags[HEARTBEAT_TAG])
+    clock = FakeClock(beat + 60)  # one minute after its last beat
+    monkeypatch.setattr(query_module, "time", clock)
     assert compare_runs("killed", tracking_uri=store).loc[run_id, "status"] == "RUNNING"  # just beat
-    client.set_tag(run_id, HEARTBEAT_TAG, str(int(time.time() - 11 * 60)))  # 11 minutes later
+    clock.now = beat + 11 * 60  # 11 minutes after it
     assert compare_runs("killed", tracking_uri=store).loc[run_id, "status"] == "STALE"
     assert compare_runs("killed", tracking_uri=store, stale_after=20).loc[run_id, "status"] == "RUNNING"
     status, out, err = cli(capsys, "compare", "--experiment", "killed", "--tracking-uri", store)

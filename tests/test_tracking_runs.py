@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -267,19 +266,35 @@ def test_disabled_tracker_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+class FakeClock:
+    """Stands in for the `time` module of `fin_meta.tracking.tags`: `time()` is `now`, moved by
+    the test (heartbeats are then asserted exactly, never against the wall clock)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
 def test_heartbeat_set_at_start_renewed_by_metrics_and_on_resume(store, client, monkeypatch):
-    before = int(time.time())
+    clock = FakeClock(1_000_000.0)
+    monkeypatch.setattr(tags_module, "time", clock)
+
+    def beat() -> str:
+        return client.get_run(run_id).data.tags[HEARTBEAT_TAG]
+
     with pytest.raises(KeyboardInterrupt):
         with start_run("heartbeat", tracking_uri=store) as tracker:
             run_id = tracker.run_id
-            assert before <= float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) <= time.time()
-            client.set_tag(run_id, HEARTBEAT_TAG, "0")  # as if the last beat were long ago
-            tracker.log_metrics({"m": 1.0})  # within the interval since the start: no write
-            assert client.get_run(run_id).data.tags[HEARTBEAT_TAG] == "0"
-            monkeypatch.setattr(tags_module, "HEARTBEAT_INTERVAL_S", 0.0)
-            tracker.log_metrics({"m": 2.0}, step=1)
-            assert float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) >= before
+            assert beat() == "1000000"  # set at the start
+            clock.now += tags_module.HEARTBEAT_INTERVAL_S - 1
+            tracker.log_metrics({"m": 1.0})  # within the interval: no write
+            assert beat() == "1000000"
+            clock.now += 2
+            tracker.log_metrics({"m": 2.0}, step=1)  # past it: renewed
+            assert beat() == str(int(clock.now))
             raise KeyboardInterrupt
-    client.set_tag(run_id, HEARTBEAT_TAG, "0")
+    clock.now += 5_000
     with start_run("heartbeat", tracking_uri=store, resume_run_id=run_id):
-        assert float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) >= before
+        assert beat() == str(int(clock.now))  # a resumed run beats again
