@@ -64,3 +64,9 @@ def test_ctrl_c_prints_interrupted_and_exits_130(capsys, monkeypatch):
     monkeypatch.setattr(fin_meta.data, "load_prices", interrupted)
     code, _, err = cli(capsys, "data", "show", "sample:sp500")
     assert code == 130 and err.strip().splitlines()[-1] == "interrupted"
+
+
+def test_param_errors_name_the_flag_the_user_typed(capsys):
+    code, _, err = cli(capsys, "regimes", "sample:sp500", *PERIOD, "-p", "trend_window")
+    line = one_line_error(err)
+    assert code == 2 and "--param 'trend_window'" in line and "--set" not in line

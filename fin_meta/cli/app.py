@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 
 from fin_meta.constants import __version__
-from fin_meta.errors import ConfigError
 
 __all__ = ["app", "data_app", "parse_params", "pandas_display"]
 
@@ -80,10 +79,7 @@ def parse_params(items: list[str], flag: str) -> dict[str, Any]:
 
     parsed: dict[str, Any] = {}
     for item in items:
-        try:
-            override = parse_override(item)
-        except ConfigError as exc:  # the parser speaks of --set; the user typed `flag`
-            raise ConfigError(str(exc).replace("--set", flag, 1)) from exc
+        override = parse_override(item, flag=flag, example="window=20")
         parsed[".".join(override.path)] = override.value
     return parsed
 

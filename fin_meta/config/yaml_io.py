@@ -156,14 +156,15 @@ class Override:
     value: Any = field(compare=False)
 
 
-def parse_override(text: str) -> Override:
+def parse_override(text: str, flag: str = "--set", example: str = "agent.lr=1e-3") -> Override:
     """Parse `agent.lr=1e-3`: the value is read as YAML (`3`, `0.5`, `true`, `null`, `[a, b]`,
-    `2012-12-31` become int, float, bool, None, list, date); anything else stays a string."""
+    `2012-12-31` become int, float, bool, None, list, date); anything else stays a string.
+    `flag` and `example` name the option in errors (`--set`, or `--param` with `window=20`)."""
     key, sep, value = text.partition("=")
     parts = tuple(p.strip() for p in key.strip().split("."))
     if not sep or not all(parts):
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. agent.lr=1e-3")
-    parsed = parse_yaml(value, source=f"--set {text}").data
+        raise ConfigError(f"{flag} {text!r}: expected KEY=VALUE, e.g. {flag} {example}")
+    parsed = parse_yaml(value, source=f"{flag} {text}").data
     return Override(text=text, path=parts, value=parsed)
 
 
