@@ -185,15 +185,11 @@ def _check_output(name: str, pos: Any, index: pd.Index) -> pd.Series:
     return pd.Series(values, index=index, name=name)
 
 
-def strategy_positions(
-    name: str,
-    prices: pd.DataFrame,
-    params: Mapping[str, Any] | None = None,
-    strategies_dir: str | Path | None = None,
-) -> pd.Series:
-    """Positions of strategy `name` on `prices` with `params` over its defaults (float64 Series
-    named `name`, in [-1, 1]). Unknown name or parameter -> StrategyError listing valid ones;
-    text values (from the CLI) are converted to the type of the default."""
+def _resolve(
+    name: str, params: Mapping[str, Any] | None, strategies_dir: str | Path | None
+) -> tuple[ModuleType, dict[str, Any]]:
+    """The strategy module `name` and its keyword arguments: `params` checked against its
+    defaults (unknown one -> StrategyError listing the valid ones), text converted to their type."""
     module = get_strategy(name, strategies_dir)
     defaults = strategy_defaults(module)
     given = dict(params or {})
@@ -203,7 +199,19 @@ def strategy_positions(
             f"strategy {name!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
             f"valid: {', '.join(defaults) or '(none)'}"
         )
-    kwargs = {k: _coerce(name, k, v, defaults[k]) for k, v in given.items()}
+    return module, {k: _coerce(name, k, v, defaults[k]) for k, v in given.items()}
+
+
+def strategy_positions(
+    name: str,
+    prices: pd.DataFrame,
+    params: Mapping[str, Any] | None = None,
+    strategies_dir: str | Path | None = None,
+) -> pd.Series:
+    """Positions of strategy `name` on `prices` with `params` over its defaults (float64 Series
+    named `name`, in [-1, 1]). Unknown name or parameter -> StrategyError listing valid ones;
+    text values (from the CLI) are converted to the type of the default."""
+    module, kwargs = _resolve(name, params, strategies_dir)
     positions = _check_output(name, _call_positions(name, module, prices, kwargs), prices.index)
     if _is_user_strategy(module):  # a user's file is audited before anything trades on it
         verdict = audit_look_ahead(
@@ -223,9 +231,7 @@ def audit_strategy(
 ) -> Any:
     """The look-ahead verdict (`fin_meta.lookahead.LookAheadVerdict`) of strategy `name` on
     `prices`: built-in or user strategy alike (a peeking user strategy is not refused here: the
-    verdict says where it peeks)."""
-    module = get_strategy(name, strategies_dir)
-    defaults = strategy_defaults(module)
-    kwargs = {k: _coerce(name, k, v, defaults.get(k)) for k, v in dict(params or {}).items()}
+    verdict says where it peeks). Bad names and parameters raise as in `strategy_positions`."""
+    module, kwargs = _resolve(name, params, strategies_dir)
     return audit_look_ahead(lambda frame: _call_positions(name, module, frame, kwargs), prices,
                             name=f"strategy {name!r}")

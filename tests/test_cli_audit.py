@@ -70,3 +70,8 @@ def test_param_errors_name_the_flag_the_user_typed(capsys):
     code, _, err = cli(capsys, "regimes", "sample:sp500", *PERIOD, "-p", "trend_window")
     line = one_line_error(err)
     assert code == 2 and "--param 'trend_window'" in line and "--set" not in line
+
+
+def test_audit_with_an_unknown_parameter_is_one_line(capsys):
+    code, _, err = cli(capsys, "audit", "momentum", *PERIOD, "-p", "lookbak=20")
+    assert code == 2 and "has no parameter(s) 'lookbak'" in one_line_error(err)
