@@ -23,7 +23,7 @@ config and last checkpoints, and gives the same results as the run uninterrupted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +83,16 @@ def run_experiment(
     tracking_uri: str | None = None,
     echo: Echo | None = None,
     progress: bool = True,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> ExperimentOutcome:
     """Run one experiment end to end (see the module docstring); `config` is an
     `ExperimentConfig` or the path of an experiment file. `resume` (a run id or unique prefix)
     continues that MLflow run from its own `config.yaml` and last checkpoints: `config` may then
     be left out (given, it must agree); `tracking_uri` names the run's store (default: the
     config's, else the default store). A FINISHED run is refused and left as it is. Ctrl-C
-    during a tracked run says how to resume it. Returns an `ExperimentOutcome`."""
+    during a tracked run says how to resume it. `extra_tags` are added to the run's tags (e.g.
+    `tracking.nesting.child_tags` to make it a seed or trial of a parent run). Returns an
+    `ExperimentOutcome`."""
     cfg = config if config is None or isinstance(config, ExperimentConfig) else load_config(config)
     point: ResumePoint | None = None
     if resume is not None:
@@ -131,6 +134,7 @@ def run_experiment(
         "data.hash": prices_hash({s.source: s.full for s in sources}),
         "agent.algo": cfg.agent.algo,
         "job": "run",
+        **(extra_tags or {}),
     }
     if point is None:
         experiment, uri, resume_id = cfg.tracking.experiment or cfg.name, cfg.tracking.tracking_uri, None
