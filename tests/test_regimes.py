@@ -326,7 +326,7 @@ def test_accuracy_against_synthetic_ground_truth():
     true regimes (4 of them: uniform chance 0.25; a constant label scores the majority share)."""
     scores: dict[str, list[float]] = {"trend_vol": [], "hmm": [], "majority": []}
     for seed in (0, 1, 2):
-        prices, truth = synthetic_regimes(4000, seed)
+        prices, truth = synthetic_regimes(4000, seed, preset="easy")
         fit_end = prices.index[1999]
         test = slice(2000, None)
         scores["majority"].append(truth.iloc[test].value_counts(normalize=True).max())

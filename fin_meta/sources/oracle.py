@@ -14,17 +14,17 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.errors import DataError, StrategyError
-from fin_meta.sources.synthetic import SYNTHETIC_REGIMES, RegimeSpec
+from fin_meta.sources.synthetic import RegimeSpec, regime_specs
 
 __all__ = ["oracle_positions", "POLICIES"]
 
-POLICIES: tuple[str, ...] = ("follow", "fade", "long", "flat")
+POLICIES: tuple[str, ...] = ("follow", "fade", "long", "short", "flat")
 """`RegimeSpec.best_policy` values the oracle knows: hold the sign of the last return, its
-opposite, a steady long, or nothing."""
+opposite, a steady long, a steady short, or nothing."""
 
 
-def _specs(regimes: Mapping[int, RegimeSpec] | Sequence[RegimeSpec]) -> dict[int, RegimeSpec]:
-    specs = list(regimes.values()) if isinstance(regimes, Mapping) else list(regimes)
+def _specs(regimes: Mapping[int, RegimeSpec] | Sequence[RegimeSpec] | str | None) -> dict[int, RegimeSpec]:
+    specs = regime_specs(regimes)
     unknown = {s.name: s.best_policy for s in specs if s.best_policy not in POLICIES}
     if unknown:
         raise StrategyError(f"the oracle does not know the best_policy of regimes {unknown}; "
@@ -35,7 +35,7 @@ def _specs(regimes: Mapping[int, RegimeSpec] | Sequence[RegimeSpec]) -> dict[int
 def oracle_positions(
     prices: pd.DataFrame,
     labels: pd.Series,
-    regimes: Mapping[int, RegimeSpec] | Sequence[RegimeSpec] = SYNTHETIC_REGIMES,
+    regimes: Mapping[int, RegimeSpec] | Sequence[RegimeSpec] | str | None = None,
     *,
     max_position: float = 1.0,
     long_position: float | None = None,
@@ -44,7 +44,8 @@ def oracle_positions(
 
     At bar t with true regime `labels[t]` and last return r[t] = close[t]/close[t-1] - 1:
     `follow` -> `max_position * sign(r[t])`, `fade` -> `-max_position * sign(r[t])`,
-    `long` -> `long_position` (default `max_position`), `flat` -> 0. Bar 0 (no return yet) and
+    `long` -> `long_position` (default `max_position`), `short` -> `-long_position`, `flat` -> 0.
+    `regimes`: the specs or a preset name (default: the default preset). Bar 0 (no return yet) and
     bars whose label is not a known regime (e.g. -1) are flat."""
     if not isinstance(prices, pd.DataFrame) or "close" not in prices:
         raise DataError("oracle_positions needs a prices DataFrame with a 'close' column")
@@ -67,8 +68,8 @@ def oracle_positions(
     for label, spec in specs.items():
         policy[lab == label] = spec.best_policy
     pos = np.select(
-        [policy == "follow", policy == "fade", policy == "long"],
-        [max_position * sign, -max_position * sign, np.full(close.size, hold)],
+        [policy == "follow", policy == "fade", policy == "long", policy == "short"],
+        [max_position * sign, -max_position * sign, np.full(close.size, hold), np.full(close.size, -hold)],
         default=0.0,
     )
     pos = np.where(known, pos, 0.0)
