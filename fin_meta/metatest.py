@@ -10,6 +10,12 @@ curves across segments (mean and a percentile-bootstrap confidence interval);
 
 Segments are given as bar ranges `[start, end)` of a prices frame (or of one frame in a list, for
 several assets); accepted forms are listed in `segment_bounds`.
+
+That per-segment protocol starts each agent fresh exactly at a regime change, which a live
+trader cannot do. The HONEST curve, `curve_by_time_since_change`, scores what an agent really
+trades (its walk-forward returns over whole test paths) bucketed by the bars since the regime
+last changed (true labels on synthetic data, causal detection dates on real data): if an agent
+adapts, its return rises with the time since a change.
 """
 
 from __future__ import annotations
@@ -23,12 +29,17 @@ import pandas as pd
 from fin_meta.agents import Agent
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.metrics import bootstrap_ci
+from fin_meta.metrics import bootstrap_ci, resample_indices
 
-__all__ = ["segment_bounds", "adaptation_curves", "adaptation_context", "summarise_curves"]
+__all__ = ["segment_bounds", "adaptation_curves", "adaptation_context", "summarise_curves", "TIME_BUCKETS",
+           "curve_by_time_since_change", "curve_rise"]
 
 CURVE_COLUMNS = ["agent", "segment", "asset", "start", "end", "eval_start", "regime", "k", "mean_log_return"]
 SUMMARY_COLUMNS = ["agent", "k", "mean", "ci_low", "ci_high", "n_segments"]
+TIME_BUCKETS: tuple[int, ...] = (0, 10, 30, 100)
+"""Lower edges (bars since the regime changed) of the honest curve's buckets: 0-9, 10-29,
+30-99, 100+."""
+HONEST_COLUMNS = ["agent", "bucket", "n_bars", "mean", "ci_low", "ci_high"]
 
 
 def segment_bounds(
@@ -165,3 +176,65 @@ def summarise_curves(
 def _column_means(x: np.ndarray) -> np.ndarray:
     """Mean of each resample (bootstrap_ci passes `segments x n_resamples`)."""
     return np.mean(x, axis=0)
+
+
+def curve_by_time_since_change(
+    returns: pd.DataFrame,
+    since_change: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    buckets: Sequence[int] = TIME_BUCKETS,
+    block_length: float = 21.0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """The honest adaptation curve: mean per-bar return of each column of `returns` (bars x
+    agents, what they really traded, in time order) over the bars whose `since_change` (bars since
+    the regime changed, same length) falls in each bucket, with a stationary-block-bootstrap CI
+    (mean block `block_length` bars) resampling the bucket's bars, paired across agents. Columns
+    `agent, bucket, n_bars, mean, ci_low, ci_high` (returns in the units given, per bar)."""
+    since = np.asarray(since_change)
+    if since.shape != (len(returns),):
+        raise DataError(f"since_change has shape {since.shape}; it needs one value per bar of returns ({len(returns)})")
+    edges = sorted(int(b) for b in buckets)
+    if not edges or edges[0] != 0:
+        raise ConfigError(f"buckets {list(buckets)}: give lower edges starting at 0, e.g. {list(TIME_BUCKETS)}")
+    which = np.searchsorted(edges, since, side="right") - 1
+    rows = []
+    for i, lo in enumerate(edges):
+        name = f"{lo}+" if i == len(edges) - 1 else f"{lo}-{edges[i + 1] - 1}"
+        bars = returns.to_numpy(np.float64)[which == i]
+        if len(bars) < 2:
+            continue
+        cis = bootstrap_ci(bars, statistic=_column_means, n_resamples=n_resamples, confidence=confidence,
+                           rng=rng, block_length=min(block_length, len(bars)))
+        for col, mean, (low, high) in zip(returns.columns, bars.mean(axis=0), cis, strict=True):
+            rows.append((col, name, len(bars), float(mean), low, high))
+    return pd.DataFrame(rows, columns=HONEST_COLUMNS)
+
+
+def curve_rise(
+    returns: np.ndarray,
+    since_change: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    buckets: Sequence[int] = TIME_BUCKETS,
+    block_length: float = 21.0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """How much one agent's honest curve rises: mean return of the last bucket minus the first
+    (per bar), with a CI from block-resampling each bucket's bars independently. Returns
+    `(rise, ci_low, ci_high)`."""
+    r, since = np.asarray(returns, np.float64), np.asarray(since_change)
+    edges = sorted(int(b) for b in buckets)
+    first = r[since < edges[1]] if len(edges) > 1 else r
+    last = r[since >= edges[-1]]
+    if first.size < 2 or last.size < 2:
+        raise DataError("curve_rise: the first and the last bucket need >= 2 bars each")
+    draws = [part[resample_indices(part.size, n_resamples, rng, min(block_length, part.size), "stationary")].mean(axis=0)
+             for part in (first, last)]
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(draws[1] - draws[0], [alpha, 1.0 - alpha])
+    return float(last.mean() - first.mean()), float(low), float(high)
+

@@ -23,7 +23,7 @@ from fin_meta.errors import ConfigError, DataError
 
 __all__ = [
     "STAT_KEYS", "total_return", "cagr", "annual_volatility", "annualised_sharpe", "sortino",
-    "max_drawdown", "drawdown", "calmar", "summary_stats", "bootstrap_ci", "block_length_for",
+    "max_drawdown", "drawdown", "calmar", "summary_stats", "bootstrap_ci", "block_length_for", "resample_indices",
 ]
 
 STAT_KEYS: tuple[str, ...] = (
@@ -268,7 +268,7 @@ def summary_stats(
     return frame
 
 
-def _resample_indices(
+def resample_indices(
     n_bars: int,
     n_resamples: int,
     rng: np.random.Generator,
@@ -335,7 +335,7 @@ def bootstrap_ci(
         raise ConfigError(
             f"block_length: must be between 1 and the number of bars ({r.shape[0]}), got {block_length}"
         )
-    idx = _resample_indices(r.shape[0], int(n_resamples), rng, block_length, block)
+    idx = resample_indices(r.shape[0], int(n_resamples), rng, block_length, block)
     cis = [_percentiles(statistic(column[idx]), confidence) for column in r.reshape(r.shape[0], -1).T]
     return cis[0] if r.ndim == 1 else cis
 

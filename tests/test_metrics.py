@@ -11,7 +11,6 @@ import pytest
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.metrics import (
     STAT_KEYS,
-    _resample_indices,
     annual_volatility,
     annualised_sharpe,
     bootstrap_ci,
@@ -19,6 +18,7 @@ from fin_meta.metrics import (
     calmar,
     drawdown,
     max_drawdown,
+    resample_indices,
     sortino,
     summary_stats,
     total_return,
@@ -130,11 +130,11 @@ def test_block_bootstrap_widens_the_interval_for_autocorrelated_returns() -> Non
     assert (circ[1] - circ[0]) > 2.0 * (iid[1] - iid[0])
 
 
-def test_resample_indices_form_blocks() -> None:
-    idx = _resample_indices(100, 7, np.random.default_rng(2), 10, "circular")
+def testresample_indices_form_blocks() -> None:
+    idx = resample_indices(100, 7, np.random.default_rng(2), 10, "circular")
     steps = (np.diff(idx, axis=0) % 100)[np.arange(1, 100) % 10 != 0]
     assert idx.shape == (100, 7) and np.all(steps == 1)
-    idx = _resample_indices(20000, 3, np.random.default_rng(2), 25.0, "stationary")
+    idx = resample_indices(20000, 3, np.random.default_rng(2), 25.0, "stationary")
     new_blocks = np.count_nonzero((np.diff(idx, axis=0) % 20000) != 1)
     assert 20000 * 3 / new_blocks == pytest.approx(25.0, rel=0.1)  # mean block length
 

@@ -20,6 +20,7 @@ __all__ = [
     "merged_labels",
     "held_out_runs",
     "held_out_segments",
+    "bars_since_change",
 ]
 
 SEGMENT_COLUMNS = ["start", "end", "label", "n_bars"]
@@ -142,3 +143,13 @@ def held_out_segments(labels: pd.Series, min_length: int, *, start: int = 0) -> 
     what `fin_meta.metatest.adaptation_curves` takes."""
     first, last, _ = held_out_runs(labels, min_length, start=start)
     return [(int(a), int(b) + 1) for a, b in zip(first, last, strict=True)]
+
+
+def bars_since_change(labels: pd.Series | np.ndarray) -> np.ndarray:
+    """Bars since the label last changed, per bar (0 on the first bar of each run, int64): the
+    time since the regime changed, read from true labels (synthetic data) or causal ones."""
+    values = _label_values(labels) if isinstance(labels, pd.Series) else np.asarray(labels)
+    t = np.arange(values.size)
+    start = np.r_[True, values[1:] != values[:-1]] if values.size else np.zeros(0, bool)
+    return (t - np.maximum.accumulate(np.where(start, t, 0))).astype(np.int64)
+
