@@ -62,13 +62,13 @@ def budget(quick: bool) -> Budget:
 
     stream = {"episodes_per_trial": 8, "trial_sampling": "stream", "num_envs": 16 if quick else 64}
     learned = {
-        "ppo": Learned("ppo", it(400), {"num_envs": 32 if quick else 256}),
-        "ppo_regime_probs": Learned("ppo", it(400), {"num_envs": 32 if quick else 256},
+        "ppo": Learned("ppo", it(320), {"num_envs": 32 if quick else 256}),
+        "ppo_regime_probs": Learned("ppo", it(320), {"num_envs": 32 if quick else 256},
                                     features=("realised_vol", "regime_probs")),
-        "rppo": Learned("rppo", it(120), dict(stream)),
-        "rl2": Learned("rl2", it(120), dict(stream), meta=True),
-        "maml": Learned("maml", it(800), {"meta_batch_size": 16 if quick else 64}, meta=True),
-        "maml_no_adapt": Learned("maml", it(800), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
+        "rppo": Learned("rppo", it(100), dict(stream)),
+        "rl2": Learned("rl2", it(100), dict(stream), meta=True),
+        "maml": Learned("maml", it(640), {"meta_batch_size": 16 if quick else 64}, meta=True),
+        "maml_no_adapt": Learned("maml", it(640), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
     }
     if quick:
         return Budget(n_train=6, n_test=1, train_bars=1260, test_bars=1260, learned=learned)
