@@ -19,7 +19,7 @@ def observation_stats(prices: Sequence[pd.DataFrame], config: EnvConfig) -> tupl
     of all `prices` frames, repeated for every bar of the window; the position slot gets mean 0
     and std `max_position`. Use it on the training period only (it then leaks nothing)."""
     rows = [
-        observation_features(p, config.window, config.features)[first_decision_bar(config.window) - 1 :]
+        observation_features(p, config.window, config.features, config.regime_model)[first_decision_bar(config.window) - 1 :]
         for p in prices
     ]
     feats = np.concatenate(rows, axis=0)  # [sum T, F]

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from fin_meta.envs.features import FEATURES, feature_names
+from fin_meta.envs.features import KNOWN_FEATURES, feature_names
+from fin_meta.envs.regime_features import RegimeModel
 from fin_meta.envs.rewards import REWARDS
 from fin_meta.errors import ConfigError
 
@@ -49,7 +50,13 @@ class EnvConfig(BaseModel):
     """Decisions per episode when windows are drawn at random; None = the whole series of the asset."""
 
     features: list[str] = Field(default_factory=list)
-    """Extra causal per-bar features after the log return (see `fin_meta.envs.features.FEATURES`)."""
+    """Extra causal per-bar features after the log return (see `fin_meta.envs.features`:
+    `FEATURES`, and `regime_probs`, which needs `regime_model`)."""
+
+    regime_model: RegimeModel | None = None
+    """The HMM that the `regime_probs` feature filters with, fitted on the training period only
+    (`fin_meta.envs.regime_features.fit_regime_features`; `fin-meta run` fits it, replacing any
+    given here): plain floats, saved with the agent. None without that feature."""
 
     action: Literal["continuous", "discrete", "discrete_hold"] = "continuous"
     """"continuous": a target in [-max_position, max_position]; "discrete": {0, 1, 2} = short, flat,
@@ -89,9 +96,9 @@ class EnvConfig(BaseModel):
     @field_validator("features")
     @classmethod
     def _known_features(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in FEATURES]
+        unknown = [name for name in value if name not in KNOWN_FEATURES]
         if unknown:
-            raise ValueError(f"unknown features {unknown}; choose from {sorted(FEATURES)}")
+            raise ValueError(f"unknown features {unknown}; choose from {list(KNOWN_FEATURES)}")
         if len(set(value)) != len(value):
             raise ValueError(f"features {value} name a feature twice")
         return value
@@ -128,5 +135,6 @@ def make_config(config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
 
 
 def observation_size(config: EnvConfig) -> int:
-    """Length of one observation vector: window * (1 + len(features)) + 1 (the position)."""
-    return config.window * len(feature_names(config.features)) + 1
+    """Length of one observation vector: window * F + 1 (the position), F = 1 + one per extra
+    feature (K for `regime_probs`; without a fitted `regime_model` it is a one-line `ConfigError`)."""
+    return config.window * len(feature_names(config.features, config.regime_model)) + 1

@@ -1,8 +1,10 @@
 """Per-bar observation features: the single place that turns prices into what an agent sees.
 
-`observation_features(prices, window, features)` returns an array [T, F] whose row t uses data
-up to and including close t only (causal). Column 0 is always the log return of close,
-log(close[t] / close[t-1]) (0.0 on the first bar); the extra columns follow in the order asked.
+`observation_features(prices, window, features, regime_model)` returns an array [T, F] whose
+row t uses data up to and including close t only (causal). Column 0 is always the log return of
+close, log(close[t] / close[t-1]) (0.0 on the first bar); the extra columns follow in the order
+asked: one per `FEATURES` name, K for `regime_probs` (the filtered probabilities of the HMM in
+`EnvConfig.regime_model`, fitted on the training period: `fin_meta.envs.regime_features`).
 
 An observation at decision bar t (layout shared by `TradingEnv`, `VectorTradingEnv` and the
 agents' walk-forward `positions(prices)`) is a flat vector of `window * F + 1` numbers:
@@ -19,10 +21,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from fin_meta.envs.regime_features import (
+    REGIME_FEATURE,
+    RegimeModel,
+    regime_feature_names,
+    regime_probabilities,
+)
 from fin_meta.errors import DataError
 
 __all__ = [
     "FEATURES",
+    "MODEL_FEATURES",
+    "KNOWN_FEATURES",
     "feature_names",
     "observation_features",
     "observation_table",
@@ -84,12 +94,24 @@ FEATURES: dict[str, FeatureFn] = {
 }
 """Extra causal per-bar features by name: fn(prices, window) -> array [T]. Add one here."""
 
+MODEL_FEATURES: dict[str, str] = {
+    REGIME_FEATURE: "K columns: filtered HMM state probabilities (EnvConfig.regime_model, fitted on training prices)",
+}
+"""Extra features computed with a model fitted on the training period (travels in the EnvConfig)."""
+
+KNOWN_FEATURES: tuple[str, ...] = tuple(sorted([*FEATURES, *MODEL_FEATURES]))
+"""Every name `features` may hold."""
+
 _NEEDS: dict[str, tuple[str, ...]] = {"volume_z": ("volume",), "hl_range": ("high", "low")}
 
 
-def feature_names(features: Sequence[str] = ()) -> list[str]:
-    """Column names of `observation_features`: "log_return" then the extras in order."""
-    return ["log_return", *features]
+def feature_names(features: Sequence[str] = (), regime_model: RegimeModel | None = None) -> list[str]:
+    """Column names of `observation_features`: "log_return" then the extras in order
+    (`regime_probs`: `regime_p0..regime_p{K-1}`, which needs `regime_model`)."""
+    names = ["log_return"]
+    for name in features:
+        names += regime_feature_names(regime_model) if name == REGIME_FEATURE else [name]
+    return names
 
 
 def first_decision_bar(window: int) -> int:
@@ -100,9 +122,9 @@ def first_decision_bar(window: int) -> int:
 def _check_prices(prices: pd.DataFrame, window: int, features: Sequence[str]) -> None:
     if not isinstance(prices, pd.DataFrame):
         raise DataError(f"prices must be a pandas DataFrame with a 'close' column, got {type(prices).__name__}")
-    unknown = [name for name in features if name not in FEATURES]
+    unknown = [name for name in features if name not in KNOWN_FEATURES]
     if unknown:
-        raise DataError(f"unknown features {unknown}; choose from {sorted(FEATURES)}")
+        raise DataError(f"unknown features {unknown}; choose from {list(KNOWN_FEATURES)}")
     needed = {"close"}.union(*(_NEEDS.get(name, ()) for name in features))
     missing = sorted(needed - set(prices.columns))
     if missing:
@@ -121,12 +143,21 @@ def _check_prices(prices: pd.DataFrame, window: int, features: Sequence[str]) ->
         )
 
 
-def observation_features(prices: pd.DataFrame, window: int, features: Sequence[str] = ()) -> np.ndarray:
-    """Per-bar features [T, 1 + len(features)], float64, row t from data up to close t only."""
+def observation_features(prices: pd.DataFrame, window: int, features: Sequence[str] = (),
+                         regime_model: RegimeModel | None = None) -> np.ndarray:
+    """Per-bar features [T, F] (F = `len(feature_names(features, regime_model))`), float64, row t
+    from data up to close t only. `regime_model`: the fitted HMM that `regime_probs` needs."""
     features = list(features)
+    if REGIME_FEATURE in features:
+        regime_feature_names(regime_model)  # the one-line error before any work
     _check_prices(prices, window, features)
-    columns = [log_close_returns(prices)] + [FEATURES[name](prices, window) for name in features]
-    return np.stack(columns, axis=1)
+    columns = [log_close_returns(prices)[:, None]]
+    for name in features:
+        if name == REGIME_FEATURE:
+            columns.append(regime_probabilities(prices, regime_model))
+        else:
+            columns.append(FEATURES[name](prices, window)[:, None])
+    return np.concatenate(columns, axis=1)
 
 
 def observation_table(features_TF: np.ndarray, window: int) -> np.ndarray:

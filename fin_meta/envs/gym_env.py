@@ -77,7 +77,7 @@ class TradingEnv(gym.Env):
         self.training = bool(training)
         cfg = self.config
         self._holds_target = holds_target(cfg)
-        features = observation_features(prices, cfg.window, cfg.features)
+        features = observation_features(prices, cfg.window, cfg.features, cfg.regime_model)
         self._table = observation_table(features, cfg.window).astype(np.float32)
         self._ret = simple_returns(prices).tolist()  # floats: the step runs on Python scalars
         self._dates = list(prices.index)  # Timestamps, for O(1) lookups per step

@@ -140,7 +140,7 @@ class VectorTradingEnv:
         next_return = np.zeros((len(assets), t_max), dtype=np.float64)
         for a, prices in enumerate(assets):
             try:
-                features = observation_features(prices, cfg.window, cfg.features)
+                features = observation_features(prices, cfg.window, cfg.features, cfg.regime_model)
             except DataError as exc:
                 raise DataError(f"asset {self.asset_names[a]!r}: {exc}") from None
             table[a, : len(prices)] = observation_table(features, cfg.window)

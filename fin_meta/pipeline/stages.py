@@ -22,6 +22,8 @@ from fin_meta.agents import Agent
 from fin_meta.backtest import Evaluation, backtest
 from fin_meta.backtest.report import results_table
 from fin_meta.data import load_prices
+from fin_meta.envs.config import EnvConfig
+from fin_meta.envs.regime_features import fit_regime_features
 from fin_meta.errors import ConfigError
 from fin_meta.frequency import bars_per_year_of, frequency_name, in_bars
 from fin_meta.metatest import adaptation_curves, summarise_curves
@@ -41,6 +43,7 @@ __all__ = [
     "context_bars",
     "detect_labels",
     "evaluate",
+    "fit_env_features",
     "load_sources",
     "meta_test",
     "rule_positions",
@@ -187,6 +190,17 @@ def detect_labels(src: SourceData, method: str, params: Mapping[str, Any], min_l
     train = detect_regimes(src.train, method=method, causal=not hindsight_tasks, fit_end=fit_end, **params)
     causal = detect_regimes(src.full, method=method, causal=True, fit_end=fit_end, **params)
     return SourceLabels(train=merged_labels(train, min_length), causal=causal.loc[src.walk.index])
+
+
+def fit_env_features(env: EnvConfig, sources: Sequence[SourceData], method: str,
+                     params: Mapping[str, Any]) -> EnvConfig:
+    """`env` with the models its features need, fitted on the training periods only
+    (`fin_meta.envs.regime_features.fit_regime_features`): with `regime_probs`, ONE HMM on every
+    source's training frame (each its own sequence, one standardisation), so the feature means
+    the same on every asset and on new data; its parameters are the regime section's when
+    `method` is "hmm" (`params`), else `HMMParams`' defaults. Without such a feature: `env`."""
+    hmm_params = dict(params) if method == "hmm" else {}
+    return fit_regime_features(env, [src.train for src in sources], **hmm_params)
 
 
 def task_sampler(sources: Sequence[SourceData], labels: Sequence[SourceLabels], *, episode_length: int,

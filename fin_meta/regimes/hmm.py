@@ -11,6 +11,7 @@ Units: log returns per bar; volatility annualised with the prices' bars per year
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +32,9 @@ __all__ = [
     "forward_filter",
     "hmm_probabilities",
     "hmm_state_names",
+    "trailing_features",
+    "emission_loglik",
+    "filtered_state_probabilities",
 ]
 
 
@@ -71,8 +75,15 @@ def hmm_features(close: pd.Series, p: HMMParams) -> np.ndarray:
     the trailing volatility annualised with the close's bars per year (floored at 1e-8). NaN
     rows in warm-up. A default `vol_window` (None) is a month of the close's bars."""
     window = resolve_windows(p, "hmm", close).vol_window
+    return trailing_features(close, window, bars_per_year_of(close))
+
+
+def trailing_features(close: pd.Series, vol_window: int, bars_per_year: float) -> np.ndarray:
+    """`hmm_features` with the window (bars) and the annualisation (bars per year) given: shape
+    (n, 2), the log return per bar and the log of the trailing `vol_window`-bar volatility
+    annualised with `bars_per_year` (floored at 1e-8); row t uses closes up to t; NaN in warm-up."""
     log_ret = np.log(close).diff()
-    vol = log_ret.rolling(window, min_periods=window).std() * np.sqrt(bars_per_year_of(close))
+    vol = log_ret.rolling(vol_window, min_periods=vol_window).std() * np.sqrt(bars_per_year)
     return np.column_stack([log_ret.to_numpy(), np.log(np.maximum(vol.to_numpy(), 1e-8))])
 
 
@@ -92,9 +103,11 @@ class FittedHMM:
         return (x - self.center) / self.scale
 
 
-def fit_hmm(x: np.ndarray, p: HMMParams) -> FittedHMM:
+def fit_hmm(x: np.ndarray, p: HMMParams, lengths: Sequence[int] | None = None) -> FittedHMM:
     """Fit a full-covariance Gaussian HMM on the rows of `x` (fit period, no NaN), scaled by
     the fit period's mean and std; best of `n_init` seeded restarts by log-likelihood.
+    `lengths`: the rows are consecutive sequences of these lengths (e.g. several assets'
+    training periods; no transition across a seam); None: one sequence.
     BLAS/OpenMP run single-threaded here: the matrices are tiny (n_states x features), and
     thread pools only add contention (10x slower on a busy 2-core machine)."""
     from hmmlearn.hmm import GaussianHMM  # slow to import: only when fitting
@@ -112,8 +125,8 @@ def fit_hmm(x: np.ndarray, p: HMMParams) -> FittedHMM:
                 tol=1e-4,
                 random_state=p.seed + i,
             )
-            model.fit(z)
-            score = model.score(z)
+            model.fit(z, lengths)
+            score = model.score(z, lengths)
             if np.isfinite(score) and score > best_score:
                 best, best_score = model, score
     if best is None:
@@ -156,16 +169,21 @@ def forward_filter(log_start: np.ndarray, log_trans: np.ndarray, log_emit: np.nd
     return np.exp(out - logsumexp(out, axis=1, keepdims=True))
 
 
-def _emission_loglik(fitted: FittedHMM, z: np.ndarray) -> np.ndarray:
+def emission_loglik(z: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarray:
+    """Gaussian log-likelihoods (T, K) of the rows of `z` (T, D) under each state's mean (K, D)
+    and full covariance (K, D, D)."""
     from scipy.stats import multivariate_normal  # slow to import: only when labelling
 
-    model = fitted.model
     return np.column_stack(
         [
-            multivariate_normal(mean=model.means_[k], cov=model.covars_[k], allow_singular=True).logpdf(z)
-            for k in range(model.n_components)
+            multivariate_normal(mean=means[k], cov=covars[k], allow_singular=True).logpdf(z)
+            for k in range(len(means))
         ]
-    ).reshape(len(z), model.n_components)
+    ).reshape(len(z), len(means))
+
+
+def _emission_loglik(fitted: FittedHMM, z: np.ndarray) -> np.ndarray:
+    return emission_loglik(z, fitted.model.means_, fitted.model.covars_)
 
 
 def hmm_probabilities(fitted: FittedHMM, x: np.ndarray, causal: bool) -> np.ndarray:
@@ -201,3 +219,19 @@ def hmm_state_names(fitted: FittedHMM) -> dict[int, str]:
             name, k = f"{base}-{k}", k + 1
         names[label] = name
     return names
+
+
+def filtered_state_probabilities(
+    z: np.ndarray, start: np.ndarray, trans: np.ndarray, means: np.ndarray, covars: np.ndarray
+) -> np.ndarray:
+    """Filtered probabilities P(state_t | rows up to t), shape (T, K), of an HMM given as plain
+    arrays (start (K,), transition (K, K) from row to column, means (K, D), covariances
+    (K, D, D); columns in the order of these states) on standardised rows `z` (T, D). A row with
+    a NaN (warm-up) is no evidence: the belief only moves through the transitions there."""
+    valid = np.isfinite(z).all(axis=1)
+    log_emit = np.zeros((len(z), len(start)))
+    with threadpool_limits(limits=1):
+        if valid.any():
+            log_emit[valid] = emission_loglik(z[valid], means, covars)
+        with np.errstate(divide="ignore"):
+            return forward_filter(np.log(start), np.log(trans), log_emit)

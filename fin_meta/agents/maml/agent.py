@@ -26,6 +26,9 @@ detector's label changes) re-adapt theta on the support window of the `adapt_win
 that ended at p (settled at close p: only past data) and trade with those parameters until the
 next adaptation.
 
+With `adapt=False` (the control without adaptation, see `MAMLConfig.adapt`) steps 2-3 and
+every deployment adaptation are skipped: the outer step trains theta itself on the query windows.
+
 Meta-test (`adaptation_curve`): see its docstring.
 """
 
@@ -39,16 +42,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fin_meta.agents.deploy import Feedback, walk_forward
+from fin_meta.agents.deploy import walk_forward
 from fin_meta.agents.maml.config import MAMLConfig
-from fin_meta.agents.maml.core import (
-    MAMLNet,
-    Params,
-    PolicyMLP,
-    acting_means,
-    expand_params,
-    inner_adapt,
-)
+from fin_meta.agents.maml.core import MAMLNet, Params, PolicyMLP, expand_params, inner_adapt
+from fin_meta.agents.maml.deploy import AdaptedPolicy, adaptation_points
 from fin_meta.agents.maml.objectives import TradingObjectives
 from fin_meta.agents.maml.rollout import Batch, ReturnsTable, rollout, select_params
 from fin_meta.agents.networks import Normalizer
@@ -58,24 +55,10 @@ from fin_meta.envs.actions import action_size
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.vector_env import VectorTradingEnv
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.regimes import detect_regimes
 from fin_meta.seeding import torch_generator
 from fin_meta.tasks import TaskSampler
 
 __all__ = ["MAMLAgent", "MAMLFitContext", "SupportRollout"]
-
-
-class _AdaptedPolicy:
-    """Deployment `StepPolicy`: at decision bar t, the parameters of the latest adaptation
-    completed by close t (`which[t - first]` indexes `sets`; 0 = the meta-policy theta)."""
-
-    def __init__(self, objectives: TradingObjectives, sets: list[Params], which: np.ndarray, first: int) -> None:
-        self.objectives, self.sets, self.which, self.first = objectives, sets, which, first
-
-    def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
-        params = self.sets[self.which[int(feedback.bar[0]) - self.first]]
-        actions = self.objectives.actions(acting_means(self.objectives.policy, params, obs_NO.view(1, 1, -1)))
-        return actions.reshape(1, *actions.shape[2:])
 
 
 @dataclass
@@ -92,12 +75,12 @@ class MAMLFitContext(FitContext):
 class SupportRollout:
     """The collected half of a meta step: the M tasks (`asset_m`, support start bars
     `start_m`), theta's per-task copies `params_m` (views attached to theta) and their
-    rollout `batch` on the support windows."""
+    rollout `batch` on the support windows (None with `adapt=False`: nothing adapts)."""
 
     asset_m: torch.Tensor
     start_m: torch.Tensor
     params_m: Params
-    batch: Batch
+    batch: Batch | None
 
 
 class MAMLAgent(TorchAgent):
@@ -196,18 +179,20 @@ class MAMLAgent(TorchAgent):
                                training=True)
         self.net.train()
         return MAMLFitContext(rng=rng, gen=gen, optimizer=self.optimizer(),
-                              env_steps_per_iteration=m * e * (hp.support_length + hp.query_length),
+                              env_steps_per_iteration=m * e * ((hp.support_length if hp.adapt else 0) + hp.query_length),
                               env=env, returns=ReturnsTable(sampler.prices, self.device))
 
     def collect(self, sampler: TaskSampler, ctx: MAMLFitContext) -> SupportRollout:
         """Draw M tasks (support + query windows starting in a regime) and roll theta's
-        per-task copies out on their support windows."""
+        per-task copies out on their support windows (not with `adapt=False`: batch None)."""
         hp = self.hparams
         asset, start, _, _ = sampler.sample_task_arrays(hp.meta_batch_size, ctx.rng,
                                                         length=hp.support_length + hp.query_length)
         asset_m = torch.as_tensor(asset, device=self.device)
         start_m = torch.as_tensor(start, device=self.device)
         params_m = self._task_params(hp.meta_batch_size, requires_grad=True)
+        if not hp.adapt:
+            return SupportRollout(asset_m, start_m, params_m, None)
         batch = rollout(ctx.env, self.policy, params_m, asset_m, start_m, hp.support_length, ctx.returns,
                         envs_per_task=hp.envs_per_task, noise_std_m=self._noise(params_m),
                         noise_tme=self._train_draws(hp.support_length))
@@ -218,12 +203,14 @@ class MAMLAgent(TorchAgent):
         query windows, one outer Adam step. Metrics: `query_return` (mean per-bar net log return
         of the adapted policies on their query windows), `episode_return` (the query window's
         total), `support_return_pre` / `support_return_post` (before / after adaptation),
-        `loss`, `grad_norm`, `inner_lr` (mean inner step size)."""
+        `loss`, `grad_norm`, `inner_lr` (mean inner step size). With `adapt=False` theta itself
+        plays the query windows, and the support and inner-step metrics are left out."""
         hp, objectives = self.hparams, self.objectives
         q_len = hp.query_length
-        history = inner_adapt(support.params_m, self.step_sizes(), objectives.inner(support.batch), hp.inner_steps,
-                              create_graph=not hp.first_order)
-        adapted = history[-1]
+        adapted = support.params_m
+        if support.batch is not None:
+            adapted = inner_adapt(support.params_m, self.step_sizes(), objectives.inner(support.batch),
+                                  hp.inner_steps, create_graph=not hp.first_order)[-1]
         query = rollout(ctx.env, self.policy, adapted, support.asset_m, support.start_m + hp.support_length, q_len,
                         ctx.returns, envs_per_task=hp.envs_per_task, noise_std_m=self._noise(adapted),
                         noise_tme=self._train_draws(q_len))
@@ -233,25 +220,26 @@ class MAMLAgent(TorchAgent):
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), hp.max_grad_norm)
         ctx.optimizer.step()
         with torch.no_grad():
-            pre = objectives.mean_log_return(support.params_m, support.batch).mean()
-            post = objectives.mean_log_return(adapted, support.batch).mean()
             q_ret = objectives.executed_log_returns(query).mean(dim=(1, 2))
-        return {
-            "loss": float(loss.detach()),
-            "query_return": float(q_ret.mean()),
-            "episode_return": float(q_ret.mean() * q_len),
-            "support_return_pre": float(pre),
-            "support_return_post": float(post),
-            "grad_norm": float(grad_norm),
-            "inner_lr": float(torch.cat([v.reshape(-1) for v in self.step_sizes().values()]).mean().detach()),
-        }
+            metrics = {"loss": float(loss.detach()), "query_return": float(q_ret.mean()),
+                       "episode_return": float(q_ret.mean() * q_len), "grad_norm": float(grad_norm)}
+            if support.batch is not None:
+                metrics.update(
+                    support_return_pre=float(objectives.mean_log_return(support.params_m, support.batch).mean()),
+                    support_return_post=float(objectives.mean_log_return(adapted, support.batch).mean()),
+                    inner_lr=float(torch.cat([v.reshape(-1) for v in self.step_sizes().values()]).mean()),
+                )
+        return metrics
 
     # ------------------------------------------------------------------ adaptation
     def _adapt(self, prices: pd.DataFrame, returns: ReturnsTable, starts: np.ndarray, length: int,
                steps: int) -> list[Params]:
         """Adapt theta on the support windows of `length` decisions starting at bars `starts` of
-        `prices` (all at once): parameters after 0..steps inner steps, detached."""
+        `prices` (all at once): parameters after 0..steps inner steps, detached (steps 0: theta's
+        copies, no rollout)."""
         m = int(len(starts))
+        if steps == 0:
+            return [{n: p.detach() for n, p in self._task_params(m, requires_grad=False).items()}]
         env = VectorTradingEnv(prices, m * self.hparams.envs_per_task, device=self.device,
                                seed=self.hparams.seed, config=self.env_config)
         params_m = self._task_params(m, requires_grad=False)
@@ -265,18 +253,8 @@ class MAMLAgent(TorchAgent):
         return [{n: p.detach() for n, p in h.items()} for h in history]
 
     def adaptation_points(self, prices: pd.DataFrame) -> np.ndarray:
-        """Decision bars at which deployment re-adapts (sorted): `window + adapt_window`, then
-        every `adapt_every` bars, plus (optionally) bars where the causal regime label changes."""
-        hp, w = self.hparams, first_decision_bar(self.env_config.window)
-        first, n_bars = w + hp.deploy_window, len(prices)
-        if hp.deploy_steps == 0 or first > n_bars - 1:
-            return np.zeros(0, dtype=np.int64)
-        points = np.arange(first, n_bars, hp.adapt_every, dtype=np.int64)
-        if hp.adapt_on_regime_change:
-            lab = detect_regimes(prices, method=hp.regime_method, causal=True).to_numpy()
-            change = np.flatnonzero((lab[1:] != lab[:-1]) & (lab[1:] >= 0)) + 1
-            points = np.union1d(points, change[change >= first])
-        return points
+        """Decision bars at which deployment re-adapts (`maml.deploy.adaptation_points`)."""
+        return adaptation_points(prices, self.hparams, first_decision_bar(self.env_config.window))
 
     @torch.no_grad()
     def positions(self, prices: pd.DataFrame) -> pd.Series:
@@ -297,7 +275,7 @@ class MAMLAgent(TorchAgent):
             sets += [select_params(adapted, torch.tensor([i], device=self.device)) for i in range(points.size)]
         # parameters in force at each decision bar: 0 = theta, i = after the i-th adaptation
         which = np.searchsorted(points, np.arange(w, n_bars), side="right")
-        values = walk_forward(prices, cfg, _AdaptedPolicy(self.objectives, sets, which, w), device=self.device)
+        values = walk_forward(prices, cfg, AdaptedPolicy(self.objectives, sets, which, w), device=self.device)
         return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
 
     def context_bars(self, steps: Sequence[int]) -> int:
@@ -315,7 +293,7 @@ class MAMLAgent(TorchAgent):
         decisions just before `e` (explore/adapt: a rollout of theta, then k inner steps); the
         evaluation part is traded from flat by the parameters after k steps, without further
         adaptation. Returns {k: mean per-bar net log return on the evaluation part} (k = 0 is
-        the unadapted meta-policy)."""
+        the unadapted meta-policy; with `adapt=False` every k trades theta)."""
         cfg = self.env_config
         w = first_decision_bar(cfg.window)
         s0 = max(int(start), w)
@@ -333,8 +311,9 @@ class MAMLAgent(TorchAgent):
                             f"leaves {n_sup} support and {n_eval} evaluation decisions; it needs >= 2 and >= 1")
         ks = sorted({int(k) for k in steps})
         returns = ReturnsTable([prices], self.device)
-        history = self._adapt(prices, returns, np.array([eval_start - n_sup]), n_sup, max(ks))
-        params = {n: torch.cat([history[k][n] for k in ks]) for n in history[0]}
+        history = self._adapt(prices, returns, np.array([eval_start - n_sup]), n_sup,
+                              max(ks) if self.hparams.adapt else 0)
+        params = {n: torch.cat([history[min(k, len(history) - 1)][n] for k in ks]) for n in history[0]}
         env = VectorTradingEnv(prices, len(ks), device=self.device, seed=self.hparams.seed, config=cfg)
         zeros = torch.zeros(len(ks), dtype=torch.long, device=self.device)
         evaluation = rollout(env, self.policy, params, zeros, zeros + eval_start, n_eval, returns)

@@ -10,7 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["MAMLConfig"]
+__all__ = ["ADAPT_ONLY", "MAMLConfig"]
+
+ADAPT_ONLY = ("inner_steps", "inner_lr", "learn_inner_lr", "step_sizes", "first_order", "adapt_window",
+              "adapt_every", "adapt_steps", "adapt_on_regime_change", "regime_method")
+"""Keys that only matter when the agent adapts (`adapt: true`); with `adapt: false` they must
+keep their defaults."""
 
 
 class MAMLConfig(BaseModel):
@@ -31,6 +36,17 @@ class MAMLConfig(BaseModel):
     positions — valid because a trader's positions do not move prices — with observations taken
     from the environment rollout. `score`: the likelihood-ratio (REINFORCE) gradient of a
     Gaussian policy with a per-time-step baseline over `envs_per_task` sampled rollouts."""
+
+    adapt: bool = True
+    """False: the control without adaptation, the pooled pathwise MLP. Same network, tasks,
+    objective and outer loop, but no inner loop in training or deployment. Each outer step is
+    Adam on theta maximising the mean over the M tasks of the outer objective of theta's OWN
+    positions on the query windows: pathwise, `reward_scale` x the mean per-bar utility
+    `g - risk_aversion/2 * g^2` of the net log returns g (training cost pressure included);
+    score, the REINFORCE surrogate of that utility. The query windows are those of adapt=True
+    (`query_length` bars after `support_length` bars that nothing is trained on). Deployment
+    trades theta throughout. It tells adaptation from objective. The keys of `ADAPT_ONLY` must
+    then keep their defaults."""
 
     inner_steps: int = Field(1, ge=1, le=10)
     """k: policy-gradient steps of the inner loop during meta-training."""
@@ -105,6 +121,14 @@ class MAMLConfig(BaseModel):
         if self.estimator == "score" and self.envs_per_task < 2:
             raise ValueError("estimator='score' needs envs_per_task >= 2 (its baseline is the "
                              "mean over a task's rollouts); set envs_per_task, e.g. 8")
+        if not self.adapt:
+            fields = type(self).model_fields
+            given = [f"{key}={getattr(self, key)!r}" for key in ADAPT_ONLY
+                     if getattr(self, key) != fields[key].get_default(call_default_factory=True)]
+            if given:
+                them = "them" if len(given) > 1 else "it"
+                raise ValueError(f"with adapt: false (no adaptation) {', '.join(given)} would be ignored; "
+                                 f"remove {them} (back to the default) or set adapt: true")
         return self
 
     @property
@@ -114,5 +138,7 @@ class MAMLConfig(BaseModel):
 
     @property
     def deploy_steps(self) -> int:
-        """Inner steps of a deployment adaptation."""
+        """Inner steps of a deployment adaptation (0 with `adapt=False`)."""
+        if not self.adapt:
+            return 0
         return self.adapt_steps if self.adapt_steps is not None else self.inner_steps
