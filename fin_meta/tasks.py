@@ -308,6 +308,13 @@ class TaskSampler:
         start = lo[pick] + np.floor(rng.random(n) * counts[pick]).astype(np.int64)
         return seg[pick, 0].copy(), start, np.full(n, length, dtype=np.int64), seg[pick, 3].copy()
 
+    def window_labels(self, asset: np.ndarray, start: np.ndarray, length: int) -> np.ndarray:
+        """The label at each decision bar of the windows `(asset, start)`: int64 `[N, length]`,
+        `labels[asset][start + k]`, -1 unlabelled (a training target only, never an input)."""
+        flat = np.concatenate([np.nan_to_num(np.asarray(lab, dtype=np.float64), nan=-1) for lab in self.labels])
+        offset = np.cumsum([0] + [len(lab) for lab in self.labels])[np.asarray(asset)] + np.asarray(start)
+        return flat.astype(np.int64)[offset[:, None] + np.arange(int(length))]
+
     def sample_tasks(self, n: int, rng: np.random.Generator, *, length: int | None = None) -> list[Task]:
         """`sample_task_arrays` as a list of `Task`."""
         a, s, n_, r = self.sample_task_arrays(n, rng, length=length)

@@ -187,7 +187,7 @@ def test_unknown_regime_param_and_strategy_param(tmp_path: Path):
         ("regimes.params.vol_quantile=2", "regimes", "vol_quantile"),
         ("env.window=0", "env.window", "greater than or equal to 1"),
         ("env.reward=sharpe", "env.reward", "unknown reward"),
-        ("agent.algo=dqn", "agent.algo", "'rl2', 'maml' or 'ppo'"),
+        ("agent.algo=dqn", "agent.algo", "'rl2', 'maml', 'ppo' or 'rppo'"),
         ("agent.device=gpu", "agent.device", "pattern"),
         ("agent.num_envs=0", "agent.num_envs", "greater than or equal to 1"),
         ("evaluation.baselines=[buy_and_hold, momentm]", "evaluation.baselines[1]", "unknown strategy 'momentm'"),

@@ -53,6 +53,8 @@ ALGOS: dict[str, AlgoSpec] = {
                      "adapts by gradient steps"),
     "ppo": AlgoSpec("fin_meta.agents.ppo.agent:PPOAgent", "fin_meta.agents.ppo.config:PPOConfig",
                     "pooled, non-meta baseline"),
+    "rppo": AlgoSpec("fin_meta.agents.rl2.recurrent_ppo:RecurrentPPOAgent",
+                     "fin_meta.agents.rl2.config:RecurrentPPOConfig", "recurrent, no meta-learning (control)"),
 }
 """The one algorithm registry: name -> `AlgoSpec`. Add an algorithm here (see CONTRIBUTING.md)."""
 
@@ -81,7 +83,8 @@ def agent_class(algo: str) -> type[Agent]:
 
 
 def hparams_model(algo: str) -> type[BaseModel]:
-    """The hyperparameter model of `algo` (`PPOConfig`, `RL2Config`, `MAMLConfig`; torch-free)."""
+    """The hyperparameter model of `algo` (`PPOConfig`, `RL2Config`, `MAMLConfig`,
+    `RecurrentPPOConfig`; torch-free)."""
     return _import(_spec(algo).hparams)
 
 

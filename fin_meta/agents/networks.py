@@ -1,5 +1,5 @@
 """Policy and value networks: an MLP actor-critic (pooled PPO, usable by MAML) and a GRU
-actor-critic (RL²), sharing one action head.
+actor-critic (RL² and the recurrent PPO control), sharing one action head.
 
 Actions (`fin_meta.envs.actions`): `continuous` -> a Gaussian over the target position (or, with
 a no-trade band, over (target, half-width): a diagonal Gaussian of size 2) with a
@@ -8,7 +8,8 @@ mean clipped to `[low, high]` (per component). `discrete` -> a categorical over 
 `{short, flat, long}`; `discrete_hold` adds 3 = hold.
 Sampling takes an explicit `torch.Generator` (no global random state).
 
-Suffixes: N batch, T time, O observation size, I recurrent input size, H hidden size.
+Suffixes: N batch, T time, O observation size, I recurrent input size, H hidden size, S recurrent
+state size (H, or 2H with a separate critic), C regime classes.
 """
 
 from __future__ import annotations
@@ -158,13 +159,31 @@ class MLPActorCritic(nn.Module):
         return self.critic(self.norm(obs_NO)).squeeze(-1)
 
 
-class GRUActorCritic(nn.Module):
-    """RL² network: input `[obs, prev_action, prev_reward, done]` -> linear+tanh encoder -> GRU
-    -> actor head and critic head (shared recurrent trunk).
+def _recurrent_trunk(input_size: int, encoder_size: int, hidden_size: int) -> tuple[nn.Linear, nn.GRU]:
+    """A linear (+tanh in `forward`) encoder and a one-layer GRU (orthogonal weights, zero biases)."""
+    encoder = _init(nn.Linear(input_size, encoder_size), 2**0.5)
+    gru = nn.GRU(encoder_size, hidden_size)
+    for name, p in gru.named_parameters():
+        if "weight" in name:
+            nn.init.orthogonal_(p)
+        else:
+            nn.init.zeros_(p)
+    return encoder, gru
 
-    `forward(x_TNI, h_NH)` runs a whole sequence (BPTT over a trial, batched across N);
+
+class GRUActorCritic(nn.Module):
+    """RL² network: input `[obs, prev_action, prev_reward, done]` (`feedback`; the observation
+    alone without) -> linear+tanh encoder -> GRU -> actor head and critic head.
+
+    `separate_critic=False`: one recurrent trunk feeds both heads. `True`: the critic has its own
+    encoder and GRU, so the value loss sends no gradient into the policy's trunk; the hidden state
+    and the features are then the actor's and the critic's side by side (`[..., 2H]`).
+    `add_belief_head(classes)` adds a linear head on the actor's features that predicts the
+    regime label (a training-only auxiliary target; deployment never needs it).
+
+    `forward(x_TNI, h_NS)` runs a whole sequence (BPTT over a trial, batched across N);
     step-by-step use is the same call with T = 1, so collection and training share weights and
-    numerics."""
+    numerics. S = `state_size` (H, or 2H with a separate critic)."""
 
     def __init__(
         self,
@@ -176,41 +195,69 @@ class GRUActorCritic(nn.Module):
         encoder_size: int = 64,
         hidden_size: int = 64,
         init_log_std: float = -0.5,
+        feedback: bool = True,
+        separate_critic: bool = False,
     ) -> None:
         super().__init__()
         self.obs_size = obs_size
-        self.input_size = obs_size + 3  # + previous action, previous reward, done flag
+        self.feedback = feedback
+        self.input_size = obs_size + (3 if feedback else 0)  # + previous action, previous reward, done flag
         self.hidden_size = hidden_size
+        self.separate_critic = separate_critic
+        self.state_size = hidden_size * (2 if separate_critic else 1)
         self.norm = Normalizer(obs_size)
-        self.encoder = _init(nn.Linear(self.input_size, encoder_size), 2**0.5)
-        self.gru = nn.GRU(encoder_size, hidden_size)
-        for name, p in self.gru.named_parameters():
-            if "weight" in name:
-                nn.init.orthogonal_(p)
-            else:
-                nn.init.zeros_(p)
+        self.encoder, self.gru = _recurrent_trunk(self.input_size, encoder_size, hidden_size)
         self.head = ActionHead(hidden_size, kind, low, high, init_log_std)
         self.critic = _init(nn.Linear(hidden_size, 1), 1.0)
+        if separate_critic:
+            self.critic_encoder, self.critic_gru = _recurrent_trunk(self.input_size, encoder_size, hidden_size)
+        self.belief: nn.Linear | None = None
+
+    def add_belief_head(self, classes: int) -> None:
+        """Add the belief head: logits over `classes` regime labels from the actor's features."""
+        self.belief = _init(nn.Linear(self.hidden_size, classes), 1.0).to(self.critic.weight.device)
 
     def initial_state(self, n: int, device: torch.device | None = None) -> torch.Tensor:
-        """Zero hidden state `[1, N, H]` (the start of a trial)."""
-        return torch.zeros(1, n, self.hidden_size, device=device or self.critic.weight.device)
+        """Zero hidden state `[1, N, S]` (the start of a trial)."""
+        return torch.zeros(1, n, self.state_size, device=device or self.critic.weight.device)
 
     def inputs(
         self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor, done: torch.Tensor
     ) -> torch.Tensor:
-        """Concatenate the recurrent input `[..., I]` (observation normalised here)."""
+        """Concatenate the recurrent input `[..., I]` (observation normalised here; the feedback
+        is dropped when the network has no `feedback` inputs)."""
+        if not self.feedback:
+            return self.norm(obs)
         return torch.cat(
             [self.norm(obs), prev_action.unsqueeze(-1), prev_reward.unsqueeze(-1), done.unsqueeze(-1)], -1
         )
 
-    def forward(self, x_TNI: torch.Tensor, h_NH: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden features `[T, N, H]` and the last hidden state `[1, N, H]`."""
-        out, h = self.gru(torch.tanh(self.encoder(x_TNI)), h_NH)
-        return out, h
+    def forward(
+        self, x_TNI: torch.Tensor, h_NS: torch.Tensor, *, critic: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features `[T, N, S]` and the last hidden state `[1, N, S]`. `critic=False` (deployment)
+        skips a separate critic: the features are the actor's `[T, N, H]`, its state stays put."""
+        if not self.separate_critic:
+            return self.gru(torch.tanh(self.encoder(x_TNI)), h_NS)
+        size = self.hidden_size
+        actor, h_a = self.gru(torch.tanh(self.encoder(x_TNI)), h_NS[..., :size].contiguous())
+        if not critic:
+            return actor, torch.cat([h_a, h_NS[..., size:]], -1)
+        value, h_c = self.critic_gru(torch.tanh(self.critic_encoder(x_TNI)), h_NS[..., size:].contiguous())
+        return torch.cat([actor, value], -1), torch.cat([h_a, h_c], -1)
+
+    def actor_features(self, feat: torch.Tensor) -> torch.Tensor:
+        """The policy's part `[..., H]` of `forward`'s features."""
+        return feat[..., : self.hidden_size]
 
     def distribution(self, feat: torch.Tensor) -> torch.distributions.Distribution:
-        return self.head.distribution(feat)
+        return self.head.distribution(self.actor_features(feat))
 
     def value(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.critic(feat).squeeze(-1)
+        return self.critic(feat[..., -self.hidden_size :]).squeeze(-1)
+
+    def belief_logits(self, feat: torch.Tensor) -> torch.Tensor:
+        """Regime-label logits `[..., C]` from the actor's features (needs `add_belief_head`)."""
+        if self.belief is None:
+            raise RuntimeError("this network has no belief head; call add_belief_head(classes) first")
+        return self.belief(self.actor_features(feat))

@@ -33,7 +33,8 @@ class AgentSection(BaseModel):
 
     algo: Annotated[str, AfterValidator(_known_algo)]
     """An algorithm of the registry `fin_meta.agents.ALGOS`: `rl2` (recurrent, adapts in
-    context), `maml` (adapts by gradient steps) or `ppo` (pooled, non-meta baseline)."""
+    context), `maml` (adapts by gradient steps), `ppo` (pooled, non-meta baseline) or `rppo`
+    (recurrent PPO on long streams: memory without meta-learning, a control)."""
     iterations: int = Field(100, ge=1)
     """Training iterations (meta-iterations for rl2/maml)."""
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")

@@ -140,9 +140,10 @@ def ppo_loss(
     return loss, stats
 
 
-Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
 """`evaluate(unit_idx) -> (new_logp, entropy, new_values)` for the selected units, shaped like
-`batch[key][unit_idx]`."""
+`batch[key][unit_idx]`, optionally followed by a weighted auxiliary loss (a scalar added to the
+PPO loss, e.g. RL²'s belief supervision; reported as `aux_loss`)."""
 
 
 def ppo_update(
@@ -172,11 +173,14 @@ def ppo_update(
         count = 0
         for start in range(0, units - mb + 1, mb):
             idx = order[start : start + mb]
-            new_logp, entropy, new_values = evaluate(idx)
+            new_logp, entropy, new_values, *aux = evaluate(idx)
             loss, stats = ppo_loss(
                 new_logp, batch["logp"][idx], batch["advantages"][idx], new_values,
                 batch["returns"][idx], entropy, weights,
             )
+            if aux:
+                loss = loss + aux[0]
+                stats["aux_loss"] = aux[0].detach()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             stats["grad_norm"] = nn.utils.clip_grad_norm_(params, max_grad_norm).detach()

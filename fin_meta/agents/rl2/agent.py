@@ -17,11 +17,16 @@ Training (one iteration): `collect` steps `num_envs` trials together with
 a minibatch is a set of whole trials and the GRU is re-run over the full trial (BPTT over
 T = episodes x length steps, batched across trials; no Python loop over envs). Deployment (`deploy_context`): the hidden state runs through
 every bar, or each decision ends a fresh trial over the most recent bars.
+
+Options: `separate_critic` gives the critic its own encoder and GRU; `belief_coef > 0` adds the
+belief-supervision loss (`fin_meta.agents.rl2.belief`). The recurrent PPO control `rppo`
+(`fin_meta.agents.rl2.recurrent_ppo`) reuses this machinery with class switches: no feedback
+inputs (`feedback_inputs`) and one episode per stream (`one_episode`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
 
@@ -32,6 +37,13 @@ import torch
 from fin_meta.agents.deploy import Feedback
 from fin_meta.agents.networks import GRUActorCritic
 from fin_meta.agents.ppo.core import PPOFitContext, compute_gae
+from fin_meta.agents.rl2.belief import (
+    add_belief_head,
+    attach_belief_head,
+    belief_loss,
+    belief_stats,
+    trial_labels,
+)
 from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.rl2.deploy import trial_positions
 from fin_meta.agents.torch_agent import TorchAgent
@@ -56,8 +68,8 @@ class _RecurrentPolicy:
             self.h = self.net.initial_state(obs_NO.shape[0], obs_NO.device)
         x = self.net.inputs(obs_NO.float(), feedback.prev_position, feedback.prev_reward * self.scale,
                             feedback.done)
-        feat, self.h = self.net(x.unsqueeze(0), self.h)
-        return self.net.head.mode_of(feat[0])
+        feat, self.h = self.net(x.unsqueeze(0), self.h, critic=False)
+        return self.net.head.mode_of(self.net.actor_features(feat[0]))
 
 
 @dataclass
@@ -65,12 +77,15 @@ class TrialRollout:
     """One iteration's trials, whole trials as the PPO units: `batch` holds `logp`,
     `advantages`, `returns` `[N, T]`; `inputs_TNI` / `actions_TN` are the recurrent inputs and
     actions to re-run the GRU over; `episode_return_JN` the summed unscaled reward of episode j
-    of each trial."""
+    (of `episode_length` bars) of each trial; `labels_TN` the regime label of every step (-1:
+    none) when the belief head trains, and `belief` its statistics at collection."""
 
     batch: dict[str, torch.Tensor]
     inputs_TNI: torch.Tensor
     actions_TN: torch.Tensor
     episode_return_JN: torch.Tensor
+    labels_TN: torch.Tensor | None = None
+    belief: dict[str, float] = field(default_factory=dict)
 
 
 class RL2Agent(TorchAgent):
@@ -79,14 +94,22 @@ class RL2Agent(TorchAgent):
     algo: ClassVar[str] = "rl2"
     config_cls = RL2Config
     stateful: ClassVar[bool] = True
+    feedback_inputs: ClassVar[bool] = True
+    """The GRU sees the previous position, reward and done flag besides the observation."""
+    one_episode: ClassVar[bool] = False
+    """A trial is one episode (position and equity run on) instead of `episodes_per_trial`."""
     hparams: RL2Config
     net: GRUActorCritic
 
     def build_network(self) -> GRUActorCritic:
         low, high = action_bounds(self.env_config)
         h = self.hparams
-        return GRUActorCritic(self.obs_size, self.env_config.action, low, high, encoder_size=h.encoder_size,
-                              hidden_size=h.hidden_size, init_log_std=h.init_log_std)
+        net = GRUActorCritic(self.obs_size, self.env_config.action, low, high, encoder_size=h.encoder_size,
+                             hidden_size=h.hidden_size, init_log_std=h.init_log_std,
+                             feedback=self.feedback_inputs, separate_critic=h.separate_critic)
+        if h.belief_coef > 0 and h.belief_classes is not None:  # else the first fit adds it
+            add_belief_head(net, h.belief_classes, h.seed)
+        return net
 
     def step_policy(self) -> _RecurrentPolicy:
         return _RecurrentPolicy(self.net, self.hparams.reward_scale, self.device)
@@ -107,6 +130,8 @@ class RL2Agent(TorchAgent):
     def fit_context(self, sampler: TaskSampler, rng: np.random.Generator, gen: torch.Generator) -> PPOFitContext:
         """`num_envs` envs over the sampler's prices, a buffer of one trial in each; fails early,
         naming the fix, when the sampler holds no window for the chosen `trial_sampling`."""
+        if self.hparams.belief_coef > 0:
+            self.hparams = attach_belief_head(self.net, self.hparams, sampler)  # before the optimiser
         h = self.hparams
         steps = h.episodes_per_trial * sampler.episode_length
         if h.trial_sampling == "consecutive":
@@ -125,54 +150,70 @@ class RL2Agent(TorchAgent):
         return PPOFitContext.create(h, env, steps=steps, input_size=self.net.input_size,
                                     rng=rng, gen=gen, optimizer=self.optimizer())
 
+    def _episodes(self, sampler: TaskSampler, rng: np.random.Generator,
+                  steps: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """`(asset, start, decisions)` of each episode of this iteration's `num_envs` trials of
+        `steps` decisions (see the module docstring)."""
+        h, n, length = self.hparams, self.hparams.num_envs, sampler.episode_length
+        if h.trial_sampling == "same_regime":  # a fresh window of the first one's regime per episode
+            asset, start, _, regime = sampler.sample_task_arrays(n, rng, length=length)
+            draws = [(asset, start)] + [sampler.sample_task_arrays(n, rng, regimes=regime)[:2]
+                                        for _ in range(h.episodes_per_trial - 1)]
+            return [(a, s, length) for a, s in draws]
+        draw = sampler.sample_stream_arrays if h.trial_sampling == "stream" else sampler.sample_task_arrays
+        asset, start, _, _ = draw(n, rng, length=steps)
+        if self.one_episode:
+            return [(asset, start, steps)]
+        return [(asset, start + j * length, length) for j in range(h.episodes_per_trial)]
+
     @torch.no_grad()
     def collect(self, sampler: TaskSampler, ctx: PPOFitContext) -> TrialRollout:
         """One trial in each of `num_envs` freshly sampled windows (see the module docstring),
         with GAE across the trial's episodes."""
         self.net.eval()
         h, env, buf, n = self.hparams, ctx.env, ctx.buffer, self.hparams.num_envs
-        length, episodes, device = sampler.episode_length, h.episodes_per_trial, self.device
-        consecutive = h.trial_sampling != "same_regime"  # stream trials are consecutive too
+        length, device = sampler.episode_length, self.device
         trial_end = torch.zeros(buf.steps, n, device=device)
         trial_end[-1] = 1.0  # bootstrapping stops only at the end of the trial
-        if h.trial_sampling == "stream":
-            asset, start, _, regime = sampler.sample_stream_arrays(n, ctx.rng, length=buf.steps)
-        else:
-            first_length = buf.steps if consecutive else length
-            asset, start, _, regime = sampler.sample_task_arrays(n, ctx.rng, length=first_length)
+        episodes = self._episodes(sampler, ctx.rng, buf.steps)
         hidden = self.net.initial_state(n, device)
         fb = Feedback.initial(n, device)
-        raw = torch.zeros(episodes, n, device=device)
-        for j in range(episodes):
-            if consecutive:
-                obs, _ = env.set_tasks(asset, start + j * length, [length] * n)
-            else:
-                if j > 0:  # a fresh window of the same regime for every episode
-                    asset, start, _, _ = sampler.sample_task_arrays(n, ctx.rng, regimes=regime)
-                obs, _ = env.set_tasks(asset, start, [length] * n)
-            for s in range(length):
+        raw = torch.zeros(h.episodes_per_trial, n, device=device)
+        logits = [] if h.belief_coef > 0 else None
+        step = 0
+        for asset, start, decisions in episodes:
+            obs, _ = env.set_tasks(asset, start, [decisions] * n)
+            for _ in range(decisions):
                 x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale, fb.done)
                 feat, hidden = self.net(x.unsqueeze(0), hidden)
                 dist = self.net.distribution(feat[0])
                 action = self.net.head.sample(dist, ctx.gen)
                 obs, reward, terminated, truncated, info = env.step(action)
                 reward = reward.float()
-                raw[j] += reward
-                buf.store(j * length + s, obs=x, action=action, logp=dist.log_prob(action),
-                          value=self.net.value(feat[0]), reward=reward * h.reward_scale,
-                          done=trial_end[j * length + s])
+                raw[step // length] += reward
+                buf.store(step, obs=x, action=action, logp=dist.log_prob(action), value=self.net.value(feat[0]),
+                          reward=reward * h.reward_scale, done=trial_end[step])
                 fb = Feedback(info["position"].float() / self.env_config.max_position, reward,
                               (terminated | truncated).float(), fb.bar)
+                if logits is not None:
+                    logits.append(self.net.belief_logits(feat[0]))
+                step += 1
         adv, ret = compute_gae(buf.rewards, buf.values, trial_end, torch.zeros(n, device=device),
                                h.gamma, h.gae_lambda)
         batch = {"logp": buf.logp.T, "advantages": adv.T, "returns": ret.T}
-        return TrialRollout(batch, buf.obs, buf.actions, raw)
+        rollout = TrialRollout(batch, buf.obs, buf.actions, raw)
+        if logits is not None:
+            rollout.labels_TN = trial_labels(sampler, episodes, h.belief_classes, device)
+            rollout.belief = belief_stats(torch.stack(logits), rollout.labels_TN)
+        return rollout
 
     def update(self, rollout: TrialRollout, ctx: PPOFitContext) -> dict[str, float]:
         """`epochs x minibatches` PPO steps over whole trials; metrics: `policy_loss`,
         `value_loss`, `entropy`, `approx_kl`, `clip_frac`, `grad_norm` (last epoch's means),
         `episode_return` (mean over episodes and trials), `first_episode_return` /
-        `last_episode_return` (the trial's first / last episode), `trial_return` (a trial's total)."""
+        `last_episode_return` (the trial's first / last episode), `trial_return` (a trial's total);
+        with the belief head `aux_loss` (its weighted loss, last epoch) and `belief_loss` /
+        `belief_accuracy` (cross-entropy in nats / accuracy on the collected trials, before the update)."""
         self.net.train()
         stats = ctx.update(partial(self._evaluate, rollout), rollout.batch, self.net.parameters())
         per_episode = rollout.episode_return_JN.mean(dim=1)
@@ -180,11 +221,14 @@ class RL2Agent(TorchAgent):
         stats["first_episode_return"] = float(per_episode[0])
         stats["last_episode_return"] = float(per_episode[-1])
         stats["trial_return"] = float(rollout.episode_return_JN.sum(0).mean())
-        return stats
+        return {**stats, **rollout.belief}
 
-    def _evaluate(self, rollout: TrialRollout,
-                  idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`(log-prob, entropy, value)` `[N', T]` of the trials `idx`, the GRU re-run over them."""
+    def _evaluate(self, rollout: TrialRollout, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`(log-prob, entropy, value)` `[N', T]` of the trials `idx`, the GRU re-run over them;
+        with the belief head, `belief_coef` x its cross-entropy as a fourth (auxiliary loss)."""
         feat, _ = self.net(rollout.inputs_TNI[:, idx], self.net.initial_state(len(idx), self.device))
         dist = self.net.distribution(feat)
-        return dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T
+        out = (dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T)
+        if rollout.labels_TN is None:
+            return out
+        return (*out, self.hparams.belief_coef * belief_loss(self.net.belief_logits(feat), rollout.labels_TN[:, idx]))

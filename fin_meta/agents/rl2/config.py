@@ -1,4 +1,5 @@
-"""Hyperparameters of RL² (torch-free, so configs validate fast); unknown keys are rejected."""
+"""Hyperparameters of RL² and of the recurrent PPO control `rppo` (torch-free, so configs validate
+fast); unknown keys are rejected."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pydantic import Field
 
 from fin_meta.agents.ppo.config import PPOLossConfig
 
-__all__ = ["RL2Config"]
+__all__ = ["RL2Config", "RecurrentPPOConfig"]
 
 
 class RL2Config(PPOLossConfig):
@@ -39,3 +40,31 @@ class RL2Config(PPOLossConfig):
     """Width of the input layer before the GRU (observation, previous action, reward, done)."""
     gamma: float = Field(0.99, ge=0, le=1)
     """Discount factor per bar (applied across episode boundaries inside a trial)."""
+    separate_critic: bool = False
+    """Give the critic its own encoder and GRU. Shared (False), the value loss's gradient reaches
+    the policy's recurrent trunk (on `synthetic:regimes`, 156x the policy's own gradient there
+    after one iteration, 10x after 20: `benchmarks/rl2_gradients.py`); separate, the policy's
+    trunk learns from the policy loss (and the belief loss) alone, at twice the GRU compute in
+    training (deployment runs the actor only)."""
+    belief_coef: float = Field(0.0, ge=0)
+    """Weight of the belief-supervision loss (> 0 turns it on): a linear head on the policy's GRU
+    state predicts the training task's regime label at every step (cross-entropy; Humplik et
+    al. 2019). Training only: `positions` never needs labels."""
+    belief_classes: int | None = Field(None, ge=2)
+    """Regime labels the belief head predicts (0 .. belief_classes-1). None: set by the first
+    `fit` from the task sampler (its largest regime label + 1) and saved with the agent."""
+
+
+class RecurrentPPOConfig(RL2Config):
+    """`rppo`, the recurrent control (memory without meta-learning): the GRU policy sees only
+    the observation (no previous action, reward or done flag), trains on start-conditioned
+    streams of `episodes_per_trial x episode_length` bars played as ONE episode with the hidden
+    state carried through, and trades with the state carried through every bar."""
+
+    episodes_per_trial: int = Field(4, ge=1)
+    """Stream length in episodes: a training stream is `episodes_per_trial x episode_length`
+    bars, one episode (position and equity run on), bootstrapping only at its end."""
+    trial_sampling: Literal["stream"] = "stream"
+    """Always `stream`: windows that start in a regime and run on across regime changes."""
+    deploy_context: Literal["stream"] = "stream"
+    """Always `stream`: the hidden state runs through every bar."""
