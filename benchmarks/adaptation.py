@@ -65,8 +65,10 @@ def budget(quick: bool) -> Budget:
         "ppo": Learned("ppo", it(320), {"num_envs": 32 if quick else 256}),
         "ppo_regime_probs": Learned("ppo", it(320), {"num_envs": 32 if quick else 256},
                                     features=("realised_vol", "regime_probs")),
-        "rppo": Learned("rppo", it(100), dict(stream)),
-        "rl2": Learned("rl2", it(100), dict(stream), meta=True),
+        # both recurrent agents get their own critic GRU (issue 11: the value gradient swamped the
+        # shared trunk); RL² also gets the belief head (predict the training regime label)
+        "rppo": Learned("rppo", it(100), {**stream, "separate_critic": True}),
+        "rl2": Learned("rl2", it(100), {**stream, "separate_critic": True, "belief_coef": 0.1}, meta=True),
         "maml": Learned("maml", it(640), {"meta_batch_size": 16 if quick else 64}, meta=True),
         "maml_no_adapt": Learned("maml", it(640), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
     }
