@@ -1,4 +1,5 @@
-"""Time splits: train / (validation) / test periods of one prices frame, with an embargo.
+"""Time splits: train / (validation) / test periods of one prices frame, with an embargo, and the
+folds of a walk-forward with refits (`walk_forward_folds`, rolling origin).
 
 Dates are calendar dates, inclusive, read by `fin_meta.sources.dates.parse_date`; the embargo
 is in bars: at least that many bars lie strictly between consecutive periods, so rolling
@@ -14,13 +15,16 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.frequency import bars_per_year_of, frequency_name, in_bars
+from fin_meta.frequency import bars_per_year, bars_per_year_of, frequency_name, in_bars
 from fin_meta.sources.dates import DateLike, parse_date
 
-__all__ = ["DEFAULT_EMBARGO_YEARS", "TimeSplit", "default_embargo", "split_periods"]
+__all__ = ["DEFAULT_EMBARGO_YEARS", "DEFAULT_REFIT_YEARS", "Fold", "TimeSplit", "default_embargo", "split_periods",
+           "walk_forward_folds"]
 
 DEFAULT_EMBARGO_YEARS = 1 / 12
 """The embargo when none is given: one month, as bars of the prices' frequency (at least 1)."""
+DEFAULT_REFIT_YEARS = 1.0
+"""A walk-forward refits this often when `refit_every` is not given: a year of bars (252 daily)."""
 
 
 def default_embargo(prices: pd.DataFrame) -> int:
@@ -143,3 +147,65 @@ def split_periods(
         embargo=None if embargo is None else int(embargo),
     )
     return split.split(prices)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward fold: bar positions `[first, end)` into the prices' index. The agent
+    trains on `train` bars only and then trades the `trade` bars; at least `embargo` bars lie
+    strictly between the last training bar and the first traded one."""
+
+    number: int
+    train: tuple[int, int]
+    trade: tuple[int, int]
+
+    def describe(self, index: pd.DatetimeIndex) -> str:
+        """`train 1999-01-04 .. 2012-12-01 (3,500 bars), trade 2013-01-02 .. 2013-12-31 (252 bars)`."""
+        return ", ".join(f"{name} {index[a].date()} .. {index[b - 1].date()} ({b - a:,} bars)"
+                         for name, (a, b) in (("train", self.train), ("trade", self.trade)))
+
+
+def walk_forward_folds(
+    index: pd.DatetimeIndex,
+    *,
+    test_start: DateLike,
+    test_end: DateLike = None,
+    refit_every: int | None = None,
+    train_bars: int | None = None,
+    embargo: int | None = None,
+    train_start: DateLike = None,
+    per_year: float | None = None,
+) -> list[Fold]:
+    """The folds of a walk-forward with refits over the test period `test_start .. test_end`
+    (dates, inclusive; `test_end=None`: the last bar) of `index`. Fold k trades the bars
+    `[c_k, d_k)`: consecutive blocks of `refit_every` bars (the last may be shorter) that tile the
+    test period exactly; it trains on `[a_k, b_k)` with `b_k = c_k - embargo` and `a_k` the first
+    training bar (`train_start`, else the first bar; `train_bars=None`: an expanding window) or
+    `b_k - train_bars` (a rolling window of that many bars, cut at the first training bar).
+    Not given, `refit_every` is a year of bars and `embargo` a month (`per_year`: bars per year,
+    None: inferred from `index`); given, they are bars. Settings the data cannot hold are one
+    line: `ConfigError` (a bad number, no training bar before the first fold), `DataError` (an
+    empty test period)."""
+    per_year = bars_per_year(index) if per_year is None else float(per_year)
+    refit = in_bars(DEFAULT_REFIT_YEARS, per_year) if refit_every is None else int(refit_every)
+    gap = in_bars(DEFAULT_EMBARGO_YEARS, per_year) if embargo is None else int(embargo)
+    for name, value, least in (("refit_every", refit, 1), ("train_bars", train_bars, 1), ("embargo", gap, 0)):
+        if value is not None and value < least:
+            raise ConfigError(f"evaluation.walk_forward.{name}={value} must be >= {least} bar{'s' * (least != 1)}")
+    first = 0 if train_start is None else int(index.searchsorted(parse_date(train_start, "train_start")))
+    lo = int(index.searchsorted(parse_date(test_start, "test_start")))
+    end = parse_date(test_end, "test_end")
+    hi = len(index) if end is None else int(index.searchsorted(end, side="right"))
+    if hi <= lo:
+        raise DataError(f"walk-forward: the test period is empty: no bars of the prices ({_span(index)}) fall in it; "
+                        "move data.test_start or data.test_end")
+    if lo - gap <= first:
+        start = index[first].date() if first < len(index) else "after the last bar"
+        raise ConfigError(
+            f"walk-forward: the first fold trades from {index[lo].date()}, so it must train on bars up to "
+            f"embargo={gap} bars before it, but only {max(0, lo - first)} bars lie between the first training bar "
+            f"({start}) and it: lower evaluation.walk_forward.embargo or start the test period later")
+    starts = range(lo, hi, refit)
+    return [Fold(number=k, train=(first if train_bars is None else max(first, c - gap - train_bars), c - gap),
+                 trade=(c, min(c + refit, hi)))
+            for k, c in enumerate(starts)]

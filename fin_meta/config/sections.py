@@ -47,6 +47,7 @@ __all__ = [
     "RegimeConfig",
     "EvaluationConfig",
     "TrackingConfig",
+    "WalkForwardConfig",
 ]
 
 DEFAULT_BASELINES: tuple[str, ...] = ("buy_and_hold", "sma_cross", "momentum", "mean_reversion", "vol_target")
@@ -209,6 +210,27 @@ def _check_steps(value: list[int]) -> list[int]:
     return value
 
 
+class WalkForwardConfig(BaseModel):
+    """A walk-forward with refits over the test period (rolling origin): each fold meta-trains on
+    the bars up to `embargo` bars before its block, then trades the next `refit_every` bars; the
+    blocks' positions are stitched into one test series (`fin_meta.splits.walk_forward_folds`)."""
+
+    model_config = _STRICT
+
+    refit_every: int | None = Field(None, ge=1)
+    """Bars traded by each fold before the agent is trained again. None: a year of the data's
+    bars (252 daily, 12 monthly)."""
+    train_bars: int | None = Field(None, ge=1)
+    """Training bars of each fold: None expands the window from the first training bar; N rolls
+    it (the latest N bars before the embargo)."""
+    embargo: int | None = Field(None, ge=0)
+    """Bars strictly between a fold's last training bar and its first traded bar. None: a month
+    of the data's bars (21 daily)."""
+    warm_start: bool = True
+    """Each fold continues training the previous fold's agent (True), or trains a fresh one
+    seeded per fold (False)."""
+
+
 class EvaluationConfig(BaseModel):
     """What the agent is compared with on the test period, and how."""
 
@@ -232,6 +254,9 @@ class EvaluationConfig(BaseModel):
     """Fewest bars a scored period (the test period, and the validation period when
     `data.val_start` is set) may have; shorter is refused before training (a Sharpe over a few
     dozen bars means little). None: one year of the data's bars (252 daily, 12 monthly)."""
+    walk_forward: WalkForwardConfig | None = None
+    """Walk-forward with refits over the test period (`{refit_every, train_bars, embargo,
+    warm_start}`; `{}` takes the defaults); None: one agent trained once on the training period."""
     ppo: dict[str, Any] = Field(default_factory=dict)
     """Hyperparameters of the pooled PPO baseline (`PPOConfig` keys, e.g. `{num_envs: 512,
     lr: 1.0e-4}`; defaults otherwise). Its seed and device are the experiment's, its budget
