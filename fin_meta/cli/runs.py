@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,22 +25,53 @@ def compare_cmd(
         float,
         typer.Option(help="Minutes without a heartbeat after which a RUNNING run shows as STALE."),
     ] = 10.0,
+    pbo: Annotated[
+        bool,
+        typer.Option("--pbo", help="Also compute the probability of backtest overfitting (CSCV) across the listed "
+                     "runs from their per-bar returns; logged with its logit histogram to a new MLflow run."),
+    ] = False,
+    on: Annotated[
+        str | None, typer.Option(help="--pbo: whose returns, 'test' (default) or 'validation'.")
+    ] = None,
+    blocks: Annotated[
+        int | None, typer.Option(help="--pbo: S, the even number of blocks the bars are cut into (default 16).")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="--pbo: also write the logit histogram (PNG) here.")] = None,
     tracking_uri: TrackingUriOpt = None,
 ) -> None:
-    """Compare runs side by side: the params that differ, test Sharpe, drawdown, turnover.
+    """Compare runs side by side: the params that differ, test Sharpe with its deflated (DSR) and
+    probabilistic (PSR) Sharpe ratios and the N trials the DSR accounts for, drawdown, turnover.
 
     A RUNNING run whose process died (no heartbeat for --stale-after minutes) shows as STALE.
+    --pbo: the probability that the best of the listed runs in-sample is overfit (PBO, CSCV).
 
     Lines fit the terminal; output to a file or a pipe keeps one line per run.
     """
+    from fin_meta.errors import ConfigError
+    from fin_meta.overfitting import DEFAULT_BLOCKS, check_blocks
     from fin_meta.tracking.query import compare_runs, format_table
 
+    if not pbo and (on is not None or blocks is not None or plot is not None):
+        raise ConfigError("--on, --blocks and --plot go with --pbo: add --pbo")
+    if pbo:  # bad input fails before any work
+        from fin_meta.tracking.pbo_runs import compare_pbo, period_folder
+
+        period_folder(on or "test")
+        check_blocks(DEFAULT_BLOCKS if blocks is None else blocks)
     table = compare_runs(
         experiment, metric=metric, top=top, tracking_uri=tracking_uri, show_all=show_all,
         stale_after=stale_after,
     )  # fmt: skip
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     typer.echo(format_table(table, width))
+    if pbo:
+        outcome = compare_pbo(list(table.index), on=on or "test", n_blocks=DEFAULT_BLOCKS if blocks is None else blocks,
+                              tracking_uri=tracking_uri, plot=plot)
+        typer.echo("")
+        for line in outcome.describe():
+            typer.echo(line)
+        if plot is not None:
+            typer.echo(f"wrote {plot}")
 
 
 @app.command("ui")

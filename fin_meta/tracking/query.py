@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from fin_meta.tracking.nesting import ROLE_TAG
 from fin_meta.tracking.store import (
     TrackingError,
     active_experiments,
@@ -16,6 +17,7 @@ from fin_meta.tracking.store import (
     resolve_tracking_uri,
 )
 from fin_meta.tracking.tags import last_heartbeat
+from fin_meta.tracking.trials import PBO_ROLE, TRIALS_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -97,10 +99,12 @@ def latest_run_id(
     return runs[0].info.run_id
 
 
-KEY_METRICS = ("test.sharpe", "test.gross_sharpe", "test.cost_drag", "test.max_drawdown", "test.turnover")
+KEY_METRICS = ("test.sharpe", "test.dsr", "test.psr", "test.gross_sharpe", "test.cost_drag", "test.max_drawdown",
+               "test.turnover")
 """The metrics `compare_runs` shows by default, in this order, when a run logged them: the
-main strategy's test Sharpe (net of costs; gross, before costs, when logged), max drawdown
-(a negative fraction of equity), turnover (per year)."""
+main strategy's test Sharpe (net of costs), its deflated and probabilistic Sharpe ratios
+(probabilities, 0..1; the N trials the DSR accounts for follow as the `trials` column), its
+gross Sharpe (before costs), max drawdown (a negative fraction of equity), turnover (per year)."""
 
 STALE = "STALE"
 """The status `compare_runs` shows for a RUNNING run whose process stopped beating."""
@@ -144,11 +148,13 @@ def compare_runs(
     """Runs of `experiment` (None: the most recently active one) side by side, one row each:
     `run_id` (first 8 characters; the full id is the index), `run_name`, `status`,
     `start_time` (UTC), then the params whose values differ between the listed runs, then the
-    `KEY_METRICS` the runs logged and the sorting `metric`. `show_all`: every param and every
+    `KEY_METRICS` the runs logged and the sorting `metric`, with `trials` (the N trials each
+    run's DSR accounts for, tag `dsr.trials`) after the DSR / PSR when a run logged them. `show_all`: every param and every
     metric (`test.<stat>` first, then other `test.*` such as `test.sharpe.buy_and_hold`, then
     the rest). Sorted by `metric` (descending unless `ascending`; runs without it last) and cut
     to the `top` N; `metric` may omit the `test.` prefix. A RUNNING run without a heartbeat
-    for `stale_after` minutes (its process was killed) shows the status `STALE`.
+    for `stale_after` minutes (its process was killed) shows the status `STALE`. The runs that
+    `fin-meta compare --pbo` logs its results to are not listed.
     Raises `TrackingError` for an unknown experiment (listing the existing ones), a metric no
     run logged (listing the available ones) or a missing store."""
     if top is not None and top < 1:
@@ -156,7 +162,8 @@ def compare_runs(
     if not stale_after >= 0:
         raise TrackingError(f"--stale-after must be at least 0 minutes, got {stale_after}")
     client = open_client(resolve_tracking_uri(tracking_uri), must_exist=True)
-    runs = search_all_runs(client, _experiment_ids(client, experiment))
+    runs = [run for run in search_all_runs(client, _experiment_ids(client, experiment))
+            if run.data.tags.get(ROLE_TAG) != PBO_ROLE]  # `compare --pbo` results are not runs to compare
     if not runs:
         raise TrackingError(
             f"MLflow experiment {experiment!r} has no runs yet in {client.tracking_uri}"
@@ -189,6 +196,11 @@ def compare_runs(
         shown = [m for m in KEY_METRICS if m in metrics.columns]
         shown += [] if sort_by in shown else [sort_by]
     table = pd.concat([info, params[param_names], metrics[shown]], axis=1)
+    trials = pd.to_numeric(pd.Series([r.data.tags.get(TRIALS_TAG) for r in listed], index=metrics.index))
+    if trials.notna().any():  # the N trials of the DSR, after the DSR / PSR columns
+        after = [c for c in ("test.dsr", "test.psr") if c in table.columns]
+        at = table.columns.get_loc(after[-1]) + 1 if after else len(table.columns)
+        table.insert(at, "trials", trials.astype("Int64"))
     table.index.name = "full_run_id"
     return table
 

@@ -9,6 +9,7 @@ sources; `<period>` is `test`, or for `fin-meta run` also `train` (in-sample) an
 `<name>` is the evaluation's asset name, e.g. `sp500`):
 
     <folder>/stats.csv  <folder>/results.csv  <folder>/by_regime.csv  <folder>/positions.csv
+    <folder>/returns.csv   (per-bar net returns of every column: what `fin-meta compare --pbo` reads)
     plots/equity_<name>.png  plots/equity_<name>.html  plots/regimes_<name>.png   (test only)
     meta_test/adaptation_segments.csv  meta_test/adaptation_curve.csv  plots/adaptation_curve.png
     test/summary.csv  test/summary.md   (every source and strategy: what a user came for)
@@ -31,6 +32,7 @@ import pandas as pd
 
 from fin_meta.backtest import Evaluation
 from fin_meta.plots.adaptation import plot_adaptation
+from fin_meta.plots.equity import plot_equity_png
 from fin_meta.plots.regimes import plot_regimes
 from fin_meta.tracking.run import Tracker
 
@@ -52,8 +54,9 @@ def log_evaluation(tracker: Tracker, evaluation: Evaluation, folder: str = "test
     if evaluation.by_regime is not None:
         tracker.log_table(evaluation.by_regime.reset_index(), f"{folder}/by_regime.csv")
     tracker.log_table(evaluation.positions.reset_index(), f"{folder}/positions.csv")
+    tracker.log_table(pd.DataFrame(result.returns).reset_index(), f"{folder}/returns.csv")
     if plots:
-        tracker.log_figure(result.plot, f"plots/equity_{name}.png")
+        tracker.log_figure(partial(plot_equity_png, result.equity), f"plots/equity_{name}.png")  # = result.plot
         tracker.log_figure(partial(result.plot_html, include_plotlyjs=True if offline_html else "cdn"),
                            f"plots/equity_{name}.html")
         if evaluation.labels is not None:
