@@ -5,7 +5,12 @@ at several N on the CPU (and on CUDA when present or asked for). Every env runs 
 of `--episode-length` decisions over the shipped S&P 500 sample (synthetic data if that cannot be
 loaded), with random actions drawn up front, so the figure is the env alone.
 
-    python benchmarks/env_throughput.py [--quick] [--device cpu|cuda|auto] [--max-n 1048576]
+    python benchmarks/env_throughput.py [--quick | --tiny] [--device cpu|cuda|auto] [--max-n 1048576]
+                                        [--json FILE]
+
+`--tiny` (seconds in all: the GPU check's `--dry-run`) also runs the device rows and the
+device comparison on the CPU, at tiny sizes. `--json FILE` writes the rows and the figures
+(rewritten after each row, so a crash keeps what was measured).
 
 OpenMP threads that spin while waiting collapse torch's CPU speed 10-50x when the cores are
 shared with other processes, so this script sets OMP_WAIT_POLICY=PASSIVE unless it is set.
@@ -14,15 +19,26 @@ shared with other processes, so this script sets OMP_WAIT_POLICY=PASSIVE unless 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+
+from fin_meta.fileio import atomic_write_text  # noqa: E402
+
+
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2."""
+    print(f"{Path(sys.argv[0]).name}: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _prices() -> tuple[pd.DataFrame, str]:
@@ -121,17 +137,36 @@ def compare_devices(prices: pd.DataFrame, kwargs: dict, device: str, n_envs: int
     return (float(((e1 - e0) / e0).abs().max()), float((r1 - r0).abs().max()), float((o1 - o0).abs().max()))
 
 
-def main() -> None:
+def _sizes(max_n: int, tiny: bool) -> list[int]:
+    """N of the device rows: powers of 4 from 4,096 below `max_n`, then `max_n` (tiny: `max_n` only)."""
+    return [max_n] if tiny else sorted({n for n in (4**k for k in range(6, 12)) if n < max_n} | {max_n})
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about 0.5 s per row)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke run in seconds: tiny sizes, device rows also on the CPU")
     parser.add_argument("--device", default="auto", help="device of the GPU rows: auto, cuda or cpu")
-    parser.add_argument("--max-n", type=int, default=2**20, help="largest N of the CUDA rows")
+    parser.add_argument("--max-n", type=int, default=None,
+                        help="largest N of the device rows (default 1048576; --tiny: 1024)")
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--episode-length", type=int, default=252)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    parser.add_argument("--cpu-n", default="1024,16384,131072", help="comma-separated N of the CPU rows")
-    args = parser.parse_args()
-    seconds = 0.5 if args.quick else 3.0
+    parser.add_argument("--cpu-n", default=None,
+                        help="comma-separated N of the CPU rows (default 1024,16384,131072; --tiny: 256)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows and figures to this file")
+    args = parser.parse_args(argv)
+    seconds = 0.05 if args.tiny else 0.5 if args.quick else 3.0
+    max_n = args.max_n or (1024 if args.tiny else 2**20)
+    cpu_n = args.cpu_n or ("256" if args.tiny else "1024,16384,131072")
+    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
+        _fail(f"--device {args.device!r}: use auto, cpu or cuda")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        _fail(f"--device {args.device}: CUDA is not available to torch {torch.__version__}; "
+              "use --device auto or cpu")
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    device = "cpu" if device == "auto" else device
     if args.threads:
         torch.set_num_threads(args.threads)
     prices, source = _prices()
@@ -140,32 +175,49 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
           f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     rows: list[tuple[str, int, float, float]] = []
+    figures: dict = {"device": device, "torch": torch.__version__, "rows": [], "target_env_steps_per_s": 1e9}
+
+    def save() -> None:
+        if args.json is not None:
+            figures["rows"] = [{"name": r[0], "n": r[1], "env_steps_per_s": r[2], "per_cpu_second": r[3]}
+                               for r in rows]
+            atomic_write_text(args.json, json.dumps(figures, indent=1))
 
     def report(name: str, n: int, rates: tuple[float, float]) -> None:
         rows.append((name, n, *rates))
         print(f"{name:<32} {n:>9,d} {rates[0]:>16,.0f} {rates[1]:>18,.0f}", flush=True)
+        save()
 
     print(f"{'environment':<32} {'N':>9} {'env-steps/s':>16} {'per CPU-second':>18}")
     report("TradingEnv", 1, bench_gym(prices, kwargs, seconds))
-    report("SyncVectorEnv(64 x TradingEnv)", 64, bench_sync(prices, kwargs, seconds))
+    n_sync = 8 if args.tiny else 64
+    report(f"SyncVectorEnv({n_sync} x TradingEnv)", n_sync, bench_sync(prices, kwargs, seconds, n_sync))
     sync_wall, sync_cpu = rows[-1][2:]
-    for n in (int(v) for v in args.cpu_n.split(",") if v):
+    for n in (int(v) for v in cpu_n.split(",") if v):
         report("VectorTradingEnv cpu", n, bench_vector(prices, kwargs, seconds, n, "cpu"))
     best_wall = max(row[2] for row in rows if row[0].endswith("cpu"))
     best_cpu = max(row[3] for row in rows if row[0].endswith("cpu"))
+    figures["cpu_speedup_vs_sync"] = best_wall / sync_wall
     print(f"best CPU batched / SyncVectorEnv: {best_wall / sync_wall:,.0f}x wall-clock, "
           f"{best_cpu / sync_cpu:,.0f}x per CPU-second (target >= 100x)")
-    want_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    if want_cuda:
-        print(f"GPU: {torch.cuda.get_device_name()}")
-        sizes = sorted({n for n in (4**k for k in range(6, 12)) if n < args.max_n} | {args.max_n})
-        for n in sizes:
-            report("VectorTradingEnv cuda", n, bench_vector(prices, kwargs, seconds, n, "cuda"))
-        print(f"largest N on CUDA: {rows[-1][2]:,.0f} env-steps/s (target >= 1e9 on an H100)")
+    if device.startswith("cuda") or args.tiny:  # --tiny: the same rows on the CPU, so they never rot
+        if device.startswith("cuda"):
+            figures["gpu"] = torch.cuda.get_device_name(torch.device(device))
+            print(f"GPU: {figures['gpu']}")
+        for n in _sizes(max_n, args.tiny):
+            report(f"VectorTradingEnv {device}", n, bench_vector(prices, kwargs, seconds, n, device))
+        figures["largest_n"], figures["largest_n_env_steps_per_s"] = rows[-1][1], rows[-1][2]
+        save()
+        print(f"largest N on {device} ({rows[-1][1]:,d}): {rows[-1][2]:,.0f} env-steps/s "
+              f"(target >= 1e9 at N = 2^20 on an H100/H200)")
+        n_envs, n_steps = (64, 50) if args.tiny else (4096, 300)
+        figures["compare"] = {}
         for reward in ("log_return", "differential_sharpe"):
-            eq, rw, ob = compare_devices(prices, {**kwargs, "reward": reward, "fees": 5e-4}, "cuda")
-            print(f"cuda vs cpu, {reward}, 4,096 envs x 300 steps: max |rel equity diff| {eq:.1e}, "
-                  f"max |reward diff| {rw:.1e}, max |obs diff| {ob:.1e}")
+            eq, rw, ob = compare_devices(prices, {**kwargs, "reward": reward, "fees": 5e-4}, device, n_envs, n_steps)
+            figures["compare"][reward] = {"rel_equity": eq, "reward": rw, "obs": ob}
+            save()
+            print(f"{device} vs cpu, {reward}, {n_envs:,d} envs x {n_steps} steps: max |rel equity diff| "
+                  f"{eq:.1e}, max |reward diff| {rw:.1e}, max |obs diff| {ob:.1e}")
 
 
 if __name__ == "__main__":
