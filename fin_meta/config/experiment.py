@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -64,6 +64,10 @@ class ExperimentConfig(BaseModel):
     """Free text shown with the run."""
     seed: int = Field(0, ge=0)
     """The one seed of the run: task sampling, network initialisation, rollouts, bootstrap."""
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1, exclude_if=lambda v: v is None)
+    """Several seeds (`fin-meta run --seeds 0-4` sets it): one MLflow parent run with a child run
+    per seed, each run with that `seed` (`fin_meta.pipeline.run_seeds`); replaces `seed`. One
+    seed is a plain run with that `seed`; null (the default): the one `seed`."""
     data: DataConfig
     """Prices and the train / test split."""
     features: list[str] = Field(default_factory=list)
@@ -88,6 +92,20 @@ class ExperimentConfig(BaseModel):
         except ValidationError as exc:
             raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
         return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        twice = sorted({s for s in value or [] if value.count(s) > 1})
+        if twice:
+            raise ValueError(f"seed {twice[0]} appears more than once; list each seed once, e.g. [0, 1, 2, 3, 4]")
+        return value
+
+    @model_validator(mode="after")
+    def _one_seed_is_a_plain_run(self) -> ExperimentConfig:
+        if self.seeds is not None and len(self.seeds) == 1:
+            self.seed, self.seeds = self.seeds[0], None
+        return self
 
     @model_validator(mode="after")
     def _defaults_from_other_keys(self) -> ExperimentConfig:
