@@ -14,7 +14,7 @@ import sys
 import click
 import typer
 
-from fin_meta.cli import audit, data, jobs, runs  # noqa: F401  registers the commands on `app`
+from fin_meta.cli import audit, data, jobs, runs, sweep  # noqa: F401  registers the commands on `app`
 from fin_meta.cli.app import app
 from fin_meta.errors import FinMetaError
 

@@ -24,6 +24,7 @@ config and last checkpoints, and gives the same results as the run uninterrupted
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,10 @@ from pydantic import BaseModel
 from fin_meta.agents import Agent, hparams_model, make_agent
 from fin_meta.backtest import Evaluation
 from fin_meta.config import ExperimentConfig, agent_hparams, config_to_dict, load_config
-from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH
+from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH, EnvConfig
 from fin_meta.errors import ConfigError
 from fin_meta.pipeline.checks import HeldOut, check_test_length, held_out
+from fin_meta.pipeline.deflate import log_deflated_sharpe
 from fin_meta.pipeline.outcome import Clock, ExperimentOutcome
 from fin_meta.pipeline.resume import resume_config
 from fin_meta.pipeline.stages import (
@@ -43,6 +45,7 @@ from fin_meta.pipeline.stages import (
     asset_name,
     detect_labels,
     evaluate,
+    fit_env_features,
     load_sources,
     meta_test,
     rule_positions,
@@ -51,6 +54,7 @@ from fin_meta.pipeline.stages import (
 )
 from fin_meta.pipeline.summary import describe_run, markdown_table, run_name, summary_table
 from fin_meta.pipeline.training import Trained, Validation, train
+from fin_meta.pipeline.walk_forward import run_walk_forward
 from fin_meta.seeding import seed_everything
 from fin_meta.tasks import TaskSampler
 from fin_meta.tracking import flatten_params, prices_hash, start_run
@@ -84,6 +88,7 @@ def run_experiment(
     echo: Echo | None = None,
     progress: bool = True,
     extra_tags: Mapping[str, str] | None = None,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> ExperimentOutcome:
     """Run one experiment end to end (see the module docstring); `config` is an
     `ExperimentConfig` or the path of an experiment file. `resume` (a run id or unique prefix)
@@ -91,7 +96,9 @@ def run_experiment(
     be left out (given, it must agree); `tracking_uri` names the run's store (default: the
     config's, else the default store). A FINISHED run is refused and left as it is. Ctrl-C
     during a tracked run says how to resume it. `extra_tags` are added to the run's tags (e.g.
-    `tracking.nesting.child_tags` to make it a seed or trial of a parent run). Returns an
+    `tracking.nesting.child_tags` to make it a seed or trial of a parent run). `on_validation
+    (iterations, net Sharpe)` is called after each validation evaluation of the main agent (needs
+    `data.val_start`) and may raise to stop the run (a sweep's pruning). Returns an
     `ExperimentOutcome`."""
     cfg = config if config is None or isinstance(config, ExperimentConfig) else load_config(config)
     point: ResumePoint | None = None
@@ -99,6 +106,11 @@ def run_experiment(
         cfg, point = resume_config(resume, tracking_uri=tracking_uri, config=cfg)
     elif cfg is None:
         raise ConfigError("run_experiment needs an experiment config (or resume=RUN_ID)")
+    if cfg.seeds is not None:  # a seed set (`fin_meta.pipeline.seeds`); one seed loads as `seed`
+        raise ConfigError(f"resume: run {point.run_id} is the parent of the seed set {cfg.seeds}: resume a seed's own "
+                          "run (fin-meta run --resume CHILD_ID) or run the set again" if point is not None else
+                          f"seeds {cfg.seeds}: run_experiment runs one seed; run a seed set with "
+                          "fin_meta.pipeline.run_seeds (fin-meta run --seeds), or set `seed`")
     say = echo or (lambda _msg: None)
     if point is not None:
         say(f"resuming MLflow run {point.run_id} ({point.status}) with its own config")
@@ -113,6 +125,12 @@ def run_experiment(
         for src in sources:
             say(_INDENT + src.describe())
         check_test_length(sources, evaluation.min_test_bars)
+    if evaluation.walk_forward is not None:  # refits over the test period: fin_meta.pipeline.walk_forward
+        return run_walk_forward(cfg, sources, make_agents=lambda seed, parts: _make_agents(
+                                    cfg.model_copy(update={"seed": seed}),
+                                    fit_env_features(cfg.env, parts, regimes.method, regimes.params)),
+                                rule_names=_rule_names(cfg), params=_run_params(cfg, sources), resumed=point is not None,
+                                extra_tags=extra_tags, echo=say, progress=progress, clock=clock)
     periods = _periods(sources)
     with clock("regimes"):
         say(f"[2/5] baselines' positions, regimes ({regimes.method}), tasks and meta-test segments")
@@ -122,7 +140,8 @@ def run_experiment(
                                 hindsight_tasks=regimes.task_labels == "hindsight") for src in sources]
         sampler = task_sampler(sources, labels, episode_length=episode_length, window=cfg.env.window,
                                min_segment=regimes.min_length, windows=regimes.task_windows)
-        agents = _make_agents(cfg)
+        env = fit_env_features(cfg.env, sources, regimes.method, regimes.params)  # training periods only
+        agents = _make_agents(cfg, env)
         held = held_out(agents, sources, [lab.causal for lab in labels], evaluation.adaptation_steps,
                         min_length=regimes.min_length, episode_length=episode_length)
         say(_INDENT + (held.note or f"meta-test: {held.count} held-out segments of >= {held.min_bars} bars"))
@@ -152,7 +171,7 @@ def run_experiment(
             with clock("train"):
                 say(f"[3/5] meta-training {cfg.agent.algo} for {cfg.agent.iterations} iterations")
                 trained = _train_agents(cfg, agents, sampler, tracker, say, sources, resume=point is not None,
-                                        progress=progress)
+                                        progress=progress, on_validation=on_validation)
                 agents = {key: t.agent for key, t in trained.items()}
                 notes = [t.describe(key, cfg.agent.iterations) for key, t in trained.items()]
                 for line in notes:
@@ -172,6 +191,7 @@ def run_experiment(
                 last_step = max(t.iterations for t in trained.values())
                 _log_results(tracker, agents[cfg.agent.algo], adaptation, scored, evaluations, dict(clock.timings),
                              offline_html=cfg.tracking.offline_html, val_step=last_step)
+                log_deflated_sharpe(tracker, evaluations)
                 log_summary(tracker, summary, markdown_table(summary))
                 set_description(tracker, _description(cfg, described, summary, held, notes))
     except KeyboardInterrupt as exc:
@@ -232,22 +252,27 @@ def baseline_hparams(cfg: ExperimentConfig, algo: str) -> BaseModel:
     return hparams_model(algo)(**given, seed=cfg.seed, device=cfg.agent.device)
 
 
-def _make_agents(cfg: ExperimentConfig) -> dict[str, Agent]:
-    """Fresh agents, before any training (a bad hyperparameter fails here): the main one, and
-    the pooled PPO baseline when configured; `{algo: agent}`, main first."""
-    algo = cfg.agent.algo
-    agents = {algo: make_agent(algo, cfg.env, agent_hparams(cfg))}
+def _make_agents(cfg: ExperimentConfig, env: EnvConfig | None = None) -> dict[str, Agent]:
+    """Fresh agents on `env` (`cfg.env` with its fitted feature models; None: `cfg.env`), before
+    any training (a bad hyperparameter fails here): the main one, and the pooled PPO baseline
+    when configured; `{algo: agent}`, main first."""
+    algo, env = cfg.agent.algo, env or cfg.env
+    agents = {algo: make_agent(algo, env, agent_hparams(cfg))}
     if cfg.evaluation.pooled_ppo and algo != "ppo":
-        agents["ppo"] = make_agent("ppo", cfg.env, baseline_hparams(cfg, "ppo"))
+        agents["ppo"] = make_agent("ppo", env, baseline_hparams(cfg, "ppo"))
     return agents
 
 
 def _train_agents(cfg: ExperimentConfig, agents: dict[str, Agent], sampler: TaskSampler, tracker: Tracker,
-                  say: Echo, sources: list[SourceData], *, resume: bool, progress: bool) -> dict[str, Trained]:
+                  say: Echo, sources: list[SourceData], *, resume: bool, progress: bool,
+                  on_validation: Callable[[int, float], None] | None = None) -> dict[str, Trained]:
     """Train every agent of `_make_agents` for the experiment's budget, in order, validated on
     the sources' validation periods when they have one; a baseline logs `<algo>.train.*` (and
-    `<algo>.val.*`) and checkpoints to `checkpoint_<algo>/`. `resume`: from the checkpoints."""
+    `<algo>.val.*`) and checkpoints to `checkpoint_<algo>/`. `resume`: from the checkpoints.
+    `on_validation`: the main agent's `Validation.report`."""
     validation = None
+    if on_validation is not None and not all(src.val is not None for src in sources):
+        raise ConfigError("on_validation needs a validation period: set data.val_start")
     if all(src.val is not None for src in sources):
         env = cfg.env
 
@@ -261,9 +286,10 @@ def _train_agents(cfg: ExperimentConfig, agents: dict[str, Agent], sampler: Task
         main = key == cfg.agent.algo
         if not main:
             say(f"{_INDENT}pooled {key.upper()} baseline")
+        own = validation if validation is None or not main else replace(validation, report=on_validation)
         trained[key] = train(agent, sampler, cfg.agent.iterations, tracker,
                              checkpoint="checkpoint" if main else f"checkpoint_{key}", prefix="" if main else f"{key}.",
-                             resume=resume, progress=progress, validation=validation)
+                             resume=resume, progress=progress, validation=own)
     return trained
 
 

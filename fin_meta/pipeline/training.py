@@ -39,11 +39,13 @@ __all__ = ["EarlyStopping", "Trained", "Validation", "evaluation_points", "train
 class Validation:
     """How training is validated: `score(agent)` -> `{metric: value}` (net `sharpe` decides),
     every `every` iterations; `patience`: evaluations without improvement before stopping (None:
-    never stop early)."""
+    never stop early); `report(iterations, sharpe)` is called after each evaluation is recorded
+    and may raise to stop the run (a sweep's pruning)."""
 
     score: Callable[[Agent], dict[str, float]]
     every: int
     patience: int | None = None
+    report: Callable[[int, float], None] | None = None
 
 
 @dataclass
@@ -131,6 +133,8 @@ def train(agent: Agent, sampler: TaskSampler, iterations: int, tracker: Tracker,
             evaluations.append({"iteration": float(done), **scores})
             log_validation(tracker, scores, step=done, prefix=f"{prefix}val.")
             selection.after_evaluation(agent, done, scores["sharpe"], best_dir)
+            if validation.report is not None:
+                validation.report(done, scores["sharpe"])
         best = load_agent(best_dir) if best_dir.exists() else agent
     return Trained(best, done, selection.state, evaluations)
 
