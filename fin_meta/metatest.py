@@ -178,6 +178,17 @@ def _column_means(x: np.ndarray) -> np.ndarray:
     return np.mean(x, axis=0)
 
 
+def _buckets(since_change: np.ndarray, n_bars: int, buckets: Sequence[int]) -> tuple[list[int], np.ndarray]:
+    """The sorted lower edges and each bar's bucket index (checked: one value per bar, edges from 0)."""
+    since = np.asarray(since_change)
+    if since.shape != (n_bars,):
+        raise DataError(f"since_change has shape {since.shape}; it needs one value per bar of returns ({n_bars})")
+    edges = sorted(int(b) for b in buckets)
+    if not edges or edges[0] != 0:
+        raise ConfigError(f"buckets {list(buckets)}: give lower edges starting at 0, e.g. {list(TIME_BUCKETS)}")
+    return edges, np.searchsorted(edges, since, side="right") - 1
+
+
 def curve_by_time_since_change(
     returns: pd.DataFrame,
     since_change: np.ndarray,
@@ -193,13 +204,7 @@ def curve_by_time_since_change(
     the regime changed, same length) falls in each bucket, with a stationary-block-bootstrap CI
     (mean block `block_length` bars) resampling the bucket's bars, paired across agents. Columns
     `agent, bucket, n_bars, mean, ci_low, ci_high` (returns in the units given, per bar)."""
-    since = np.asarray(since_change)
-    if since.shape != (len(returns),):
-        raise DataError(f"since_change has shape {since.shape}; it needs one value per bar of returns ({len(returns)})")
-    edges = sorted(int(b) for b in buckets)
-    if not edges or edges[0] != 0:
-        raise ConfigError(f"buckets {list(buckets)}: give lower edges starting at 0, e.g. {list(TIME_BUCKETS)}")
-    which = np.searchsorted(edges, since, side="right") - 1
+    edges, which = _buckets(since_change, len(returns), buckets)
     rows = []
     for i, lo in enumerate(edges):
         name = f"{lo}+" if i == len(edges) - 1 else f"{lo}-{edges[i + 1] - 1}"
@@ -226,10 +231,9 @@ def curve_rise(
     """How much one agent's honest curve rises: mean return of the last bucket minus the first
     (per bar), with a CI from block-resampling each bucket's bars independently. Returns
     `(rise, ci_low, ci_high)`."""
-    r, since = np.asarray(returns, np.float64), np.asarray(since_change)
-    edges = sorted(int(b) for b in buckets)
-    first = r[since < edges[1]] if len(edges) > 1 else r
-    last = r[since >= edges[-1]]
+    r = np.asarray(returns, np.float64)
+    edges, which = _buckets(since_change, len(r), buckets)
+    first, last = r[which == 0], r[which == len(edges) - 1]
     if first.size < 2 or last.size < 2:
         raise DataError("curve_rise: the first and the last bucket need >= 2 bars each")
     draws = [part[resample_indices(part.size, n_resamples, rng, min(block_length, part.size), "stationary")].mean(axis=0)
