@@ -20,7 +20,7 @@ start at a regime change). Prints:
 Tune on the default seeds 0-4 only; `--confirm` runs the confirmation seeds 100-104, never used
 to choose anything.
 
-    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (~30 min, 2 cores)
+    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (~25 min, 2 cores)
     python benchmarks/adaptation.py --confirm         # confirmation seeds 100-104
     python benchmarks/adaptation.py --preset easy     # the old preset (controls may tie there)
     python benchmarks/adaptation.py --quick           # smoke run (< 3 min)
@@ -54,7 +54,9 @@ CONTROLS = ("ppo", "ppo_regime_probs", "maml_no_adapt", "rppo", "classifier")
 
 
 def budget(quick: bool) -> Budget:
-    """The default budget (~30 min for 5 seeds on 2 cores) or the quick smoke budget."""
+    """The default budget or the quick smoke budget. The default fits 5 seeds in ~25 min on 2
+    cores (~8 core-minutes a seed); the first attempt, 4x these iterations, needed ~33
+    core-minutes a seed (mostly RL² and rppo: 64 streams x 256 bars an iteration)."""
     scale = 0.02 if quick else 1.0
 
     def it(n: int) -> int:
@@ -62,15 +64,15 @@ def budget(quick: bool) -> Budget:
 
     stream = {"episodes_per_trial": 8, "trial_sampling": "stream", "num_envs": 16 if quick else 64}
     learned = {
-        "ppo": Learned("ppo", it(320), {"num_envs": 32 if quick else 256}),
-        "ppo_regime_probs": Learned("ppo", it(320), {"num_envs": 32 if quick else 256},
+        "ppo": Learned("ppo", it(80), {"num_envs": 32 if quick else 256}),
+        "ppo_regime_probs": Learned("ppo", it(80), {"num_envs": 32 if quick else 256},
                                     features=("realised_vol", "regime_probs")),
         # both recurrent agents get their own critic GRU (issue 11: the value gradient swamped the
         # shared trunk); RL² also gets the belief head (predict the training regime label)
-        "rppo": Learned("rppo", it(100), {**stream, "separate_critic": True}),
-        "rl2": Learned("rl2", it(100), {**stream, "separate_critic": True, "belief_coef": 0.1}, meta=True),
-        "maml": Learned("maml", it(640), {"meta_batch_size": 16 if quick else 64}, meta=True),
-        "maml_no_adapt": Learned("maml", it(640), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
+        "rppo": Learned("rppo", it(25), {**stream, "separate_critic": True}),
+        "rl2": Learned("rl2", it(25), {**stream, "separate_critic": True, "belief_coef": 0.1}, meta=True),
+        "maml": Learned("maml", it(160), {"meta_batch_size": 16 if quick else 64}, meta=True),
+        "maml_no_adapt": Learned("maml", it(160), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
     }
     if quick:
         return Budget(n_train=6, n_test=1, train_bars=1260, test_bars=1260, learned=learned)
