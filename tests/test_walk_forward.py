@@ -144,6 +144,7 @@ def test_tracked_walk_forward_run_stitches_folds_and_logs_them(tracking_uri):
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train.episode_return")) == [0, 1]
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "ppo.train.episode_return")) == [0, 1]
     assert run.data.metrics["test.sharpe"] == pytest.approx(ev.stats.loc["rl2", "sharpe"])
+    assert 0.0 <= run.data.metrics["test.dsr"] <= 1.0 and run.data.tags["dsr.trials"] == "1"  # deflated too
     assert {FOLDS_ARTIFACT, "test/summary.csv", "test/positions.csv", "plots/equity_sp500.png"} <= artifact_paths(
         client, run.info.run_id)
     logged = load_agent(f"runs:/{run.info.run_id}/agent", tracking_uri=tracking_uri)  # the last fold's agent

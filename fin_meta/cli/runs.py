@@ -1,4 +1,4 @@
-"""MLflow: `compare` runs and open the `ui`."""
+"""MLflow: `compare` runs, write a run's `report` page and open the `ui`."""
 
 from __future__ import annotations
 
@@ -72,6 +72,34 @@ def compare_cmd(
             typer.echo(line)
         if plot is not None:
             typer.echo(f"wrote {plot}")
+
+
+@app.command("report")
+def report_cmd(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run (a full id or a unique prefix; "
+                                          "fin-meta compare lists them).")],
+    out: Annotated[Path | None, typer.Option(help="Write the page here (default: report_<run id>.html).")] = None,
+    cdn: Annotated[
+        bool, typer.Option("--cdn", help="Load plotly.js from its CDN when the page opens (a small file that needs "
+                           "the network); default: embedded, about 4.7 MB, opens offline.")
+    ] = False,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not add the page to the run's artifacts.")] = False,
+    tracking_uri: TrackingUriOpt = None,
+) -> None:
+    """Write one self-contained HTML page about a run (fin-meta run, walk-forward, seed set or
+    backtest) and log it to the run as report.html: equity against the baselines with drawdowns
+    and regimes shaded, the results with CIs and the deflated Sharpe (and its N trials),
+    per-regime and per-fold stats, the adaptation curves, the seeds of a set, the PBO if a
+    `compare --pbo` covered the run. A piece the run did not log says so in its section.
+    """
+    from fin_meta.reporting import write_report
+
+    outcome = write_report(run_id, out, tracking_uri=tracking_uri, cdn=cdn, log=not no_log)
+    typer.echo(f"wrote {outcome.path} ({outcome.size / 1e6:.1f} MB) for run {outcome.run_id}")
+    if outcome.missing:
+        typer.echo(f"  not logged for this run: {', '.join(outcome.missing)}")
+    if outcome.logged:
+        typer.echo(f"  logged to MLflow as {outcome.run_id}/report.html in {outcome.tracking_uri}")
 
 
 @app.command("ui")

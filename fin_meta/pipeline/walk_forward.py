@@ -32,6 +32,7 @@ from fin_meta.config import ExperimentConfig, config_to_dict
 from fin_meta.config.sections import WalkForwardConfig
 from fin_meta.envs.config import DEFAULT_EPISODE_LENGTH
 from fin_meta.errors import ConfigError
+from fin_meta.pipeline.deflate import log_deflated_sharpe
 from fin_meta.pipeline.fold_runs import (
     FOLD_METRICS,
     FoldRun,
@@ -180,6 +181,7 @@ def _log(tracker: Tracker, runs: Sequence[FoldRun], evaluations: Sequence[Evalua
     for ev in evaluations:
         log_evaluation(tracker, ev, f"test/{ev.name}" if several else "test", offline_html=cfg.tracking.offline_html)
     log_mean_over_sources(tracker, list(evaluations), prefix="test.")
+    log_deflated_sharpe(tracker, evaluations)
 
 
 def _plan_line(wf: WalkForwardConfig, folds: Sequence[Fold], names: Sequence[str]) -> str:

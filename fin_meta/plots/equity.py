@@ -11,7 +11,7 @@ import pandas as pd
 from fin_meta.fileio import atomic_path
 from fin_meta.metrics import drawdown
 
-__all__ = ["plot_equity_png", "plot_portfolio_html", "MAX_LEGEND_ENTRIES", "HTML_SUBPLOTS"]
+__all__ = ["equity_figure", "plot_equity_png", "plot_portfolio_html", "MAX_LEGEND_ENTRIES", "HTML_SUBPLOTS"]
 
 MAX_LEGEND_ENTRIES: int = 12
 """Columns beyond this many are drawn without a legend (it would hide the chart)."""
@@ -20,12 +20,14 @@ HTML_SUBPLOTS: tuple[str, ...] = ("orders", "cum_returns", "underwater")
 """vectorbt portfolio subplots of the HTML chart of one strategy."""
 
 
-def plot_equity_png(equity: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+def plot_equity_png(equity: pd.DataFrame | pd.Series, path: str | Path, title: str | None = None) -> Path:
     """Write equity (top, starting from 1.0) and drawdown (bottom, %) of every column of
-    ``equity`` (bars x strategies) to a PNG at ``path``; return the path."""
+    ``equity`` (bars x strategies; a Series is one strategy) to a PNG at ``path``; return the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    if isinstance(equity, pd.Series):
+        equity = equity.to_frame()
     fig = Figure(figsize=(11, 6.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
@@ -49,17 +51,22 @@ def plot_equity_png(equity: pd.DataFrame, path: str | Path, title: str | None = 
     return path
 
 
-def _many_columns_figure(equity: pd.DataFrame) -> Any:
+def equity_figure(equity: pd.DataFrame) -> Any:
+    """A plotly figure of ``equity`` (bars x strategies, start = 1): equity lines on top, their
+    drawdown (%) below, one legend entry per column (what the HTML chart of several columns and
+    `fin-meta report` draw)."""
+    from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=(0.7, 0.3), vertical_spacing=0.04)
     dd = drawdown(equity.to_numpy()) * 100.0
+    palette = qualitative.Plotly
     for i, column in enumerate(equity.columns):
-        name = str(column)
+        name, line = str(column), {"color": palette[i % len(palette)]}  # a column's two lines share a colour
         fig.add_scatter(x=equity.index, y=equity.iloc[:, i].to_numpy(), name=name, legendgroup=name,
-                        mode="lines", row=1, col=1)
+                        mode="lines", line=line, row=1, col=1)
         fig.add_scatter(x=equity.index, y=np.round(dd[:, i], 4), name=name, legendgroup=name,
-                        showlegend=False, mode="lines", row=2, col=1)
+                        showlegend=False, mode="lines", line=line, row=2, col=1)
     fig.update_yaxes(title_text="equity (start = 1)", row=1, col=1)
     fig.update_yaxes(title_text="drawdown (%)", row=2, col=1)
     fig.update_layout(title="Backtest: equity and drawdown", height=700)
@@ -77,7 +84,7 @@ def plot_portfolio_html(portfolio: Any, equity: pd.DataFrame, path: str | Path,
         column = {"column": equity.columns[0]} if portfolio.wrapper.ndim == 2 else {}
         fig = portfolio.plot(subplots=list(HTML_SUBPLOTS), **column)
     else:
-        fig = _many_columns_figure(equity)
+        fig = equity_figure(equity)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=include_plotlyjs, full_html=True)

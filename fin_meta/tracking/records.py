@@ -10,6 +10,7 @@ sources; `<period>` is `test`, or for `fin-meta run` also `train` (in-sample) an
 
     <folder>/stats.csv  <folder>/results.csv  <folder>/by_regime.csv  <folder>/positions.csv
     <folder>/returns.csv   (per-bar net returns of every column: what `fin-meta compare --pbo` reads)
+    <folder>/regimes.csv   (the causal regime label and its name per bar, when the evaluation has labels)
     plots/equity_<name>.png  plots/equity_<name>.html  plots/regimes_<name>.png   (test only)
     meta_test/adaptation_segments.csv  meta_test/adaptation_curve.csv  plots/adaptation_curve.png
     test/summary.csv  test/summary.md   (every source and strategy: what a user came for)
@@ -34,6 +35,7 @@ from fin_meta.backtest import Evaluation
 from fin_meta.plots.adaptation import plot_adaptation
 from fin_meta.plots.equity import plot_equity_png
 from fin_meta.plots.regimes import plot_regimes
+from fin_meta.regimes import WARMUP, WARMUP_NAME, regime_names
 from fin_meta.tracking.run import Tracker
 
 __all__ = ["DESCRIPTION_TAG", "log_evaluation", "log_meta_test", "log_mean_over_sources", "log_summary",
@@ -53,6 +55,10 @@ def log_evaluation(tracker: Tracker, evaluation: Evaluation, folder: str = "test
     tracker.log_table(evaluation.table, f"{folder}/results.csv")
     if evaluation.by_regime is not None:
         tracker.log_table(evaluation.by_regime.reset_index(), f"{folder}/by_regime.csv")
+    if evaluation.labels is not None:  # what `fin-meta report` shades its charts with
+        names = {WARMUP: WARMUP_NAME, **regime_names(evaluation.labels)}
+        regimes = pd.DataFrame({"regime": evaluation.labels, "name": evaluation.labels.map(names)})
+        tracker.log_table(regimes.rename_axis("date").reset_index(), f"{folder}/regimes.csv")
     tracker.log_table(evaluation.positions.reset_index(), f"{folder}/positions.csv")
     tracker.log_table(pd.DataFrame(result.returns).reset_index(), f"{folder}/returns.csv")
     if plots:
