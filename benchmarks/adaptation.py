@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adaptation_seed import Budget, Learned, SeedResult, run_seed  # noqa: E402
 
 from fin_meta.comparison import paired_difference_ci  # noqa: E402
+from fin_meta.config.yaml_io import parse_override  # noqa: E402
+from fin_meta.errors import ConfigError  # noqa: E402
 from fin_meta.metatest import curve_by_time_since_change, curve_rise  # noqa: E402
 from fin_meta.metrics import annualised_sharpe  # noqa: E402
 from fin_meta.seeding import numpy_generator  # noqa: E402
@@ -77,6 +79,27 @@ def budget(quick: bool) -> Budget:
     if quick:
         return Budget(n_train=6, n_test=1, train_bars=1260, test_bars=1260, learned=learned)
     return Budget(n_train=120, n_test=4, train_bars=2520, test_bars=5040, learned=learned)
+
+
+def apply_overrides(b: Budget, overrides: list[str]) -> Budget:
+    """`NAME.KEY=VALUE` sets hparams[KEY] of learned contender NAME; `iterations.NAME=N` its
+    training budget (values read as YAML, like `fin-meta run --set`)."""
+    learned = dict(b.learned)
+    for item in overrides:
+        try:
+            ov = parse_override(item)
+        except ConfigError as exc:
+            raise SystemExit(f"{exc}; here: NAME.KEY=VALUE, e.g. rl2.episodes_per_trial=4") from None
+        if len(ov.path) != 2:
+            raise SystemExit(f"--set {item!r}: write NAME.KEY=VALUE, e.g. rl2.episodes_per_trial=4")
+        head, key = ov.path
+        name = key if head == "iterations" else head
+        if name not in learned:
+            raise SystemExit(f"--set {item!r}: unknown contender {name!r}; use one of {sorted(learned)} or iterations")
+        spec = learned[name]
+        learned[name] = (dataclasses.replace(spec, iterations=int(ov.value)) if head == "iterations"
+                         else dataclasses.replace(spec, hparams={**spec.hparams, key: ov.value}))
+    return dataclasses.replace(b, learned=learned)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -166,12 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="seeds in parallel processes (default 2)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME.KEY=VALUE",
+                        help="override a contender's hyperparameter, e.g. --set rl2.belief_coef=0.5, or its "
+                             "budget, --set iterations.maml=500 (repeatable; values are YAML)")
     args = parser.parse_args(argv)
     if args.confirm and args.seeds:
         raise SystemExit("--confirm runs the confirmation seeds 100-104: do not combine it with --seeds")
     seeds = CONFIRMATION_SEEDS if args.confirm else parse_seeds(args.seeds) if args.seeds else (
         [0, 1] if args.quick else TUNING_SEEDS)
-    b = budget(args.quick)
+    b = apply_overrides(budget(args.quick), args.overrides)
     if args.agents:
         wanted = [a.strip() for a in args.agents.split(",") if a.strip()]
         unknown = sorted(set(wanted) - set(b.learned))

@@ -22,10 +22,11 @@ def _script(name: str):
 
 def test_adaptation_overrides_set_hparams_and_budgets() -> None:
     bench = _script("adaptation")
-    b = bench.apply_overrides(bench.budget(quick=True), ["rl2.deploy_context=trial", "iterations.maml=3",
+    b = bench.apply_overrides(bench.budget(quick=True), ["rl2.deploy_context=trial", "iterations.maml=7",
                                                          "maml.hidden_sizes=[8, 8]"])
-    assert b.hparams["rl2"]["deploy_context"] == "trial"
-    assert b.iterations["maml"] == 3 and b.hparams["maml"]["hidden_sizes"] == [8, 8]
+    assert b.learned["rl2"].hparams["deploy_context"] == "trial"
+    assert b.learned["maml"].iterations == 7 and b.learned["maml"].hparams["hidden_sizes"] == [8, 8]
+    assert b.learned["maml_no_adapt"].iterations != 7  # only the named contender moves
     for bad in ("rl2", "rl2.x", "sac.lr=1"):
         with pytest.raises(SystemExit, match="--set"):
             bench.apply_overrides(bench.budget(quick=True), [bad])
@@ -33,8 +34,10 @@ def test_adaptation_overrides_set_hparams_and_budgets() -> None:
 
 def test_adaptation_quick_run_prints_the_table_and_targets(capsys) -> None:
     bench = _script("adaptation")
-    bench.main(["--quick", "--agents", "ppo,maml", "--set", "iterations.ppo=2", "--set", "iterations.maml=2"])
+    bench.main(["--quick", "--seeds", "0", "--resamples", "100", "--agents", "ppo,maml",
+                "--set", "iterations.ppo=2", "--set", "iterations.maml=2"])
     out = capsys.readouterr().out
-    for needle in ("Held-out test Sharpe", "oracle", "maml: Sharpe / oracle", "maml - ppo Sharpe",
-                   "adaptation curves", "env-steps/s", "wall time"):
+    for needle in ("Bayes filter accuracy", "Net Sharpe", "bayes_full", "classifier", "maml - ppo",
+                   "of the full-history Bayes filter", "Honest adaptation curve", "Rise of the curve",
+                   "env-steps/s", "wall time"):
         assert needle in out, needle
