@@ -7,13 +7,17 @@ tracked `fin-meta backtest --strategy all` on `sample:sp500` in <= 5 s on the 2-
 Usage: ``python benchmarks/cli_latency.py [--repeats N] [--source-tree DIR]``; ``--source-tree``
 times the `fin_meta` package of another checkout (e.g. ``git worktree add /tmp/before <commit>``)
 with this environment's libraries, for before/after figures. Figures depend on the machine's
-load: run it alone.
+load: run it alone (the load average is printed before and after; "cpu" is the CPU time of the
+command's processes, which a busy machine inflates less than the wall time). The processes may
+cache their bytecode (`__pycache__`, as on a user's machine after the first run) even where
+PYTHONDONTWRITEBYTECODE is set; otherwise every run would recompile fin_meta's own modules.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,14 +29,25 @@ FIN_META = [sys.executable, "-c", "from fin_meta.cli import main; main()"]
 """`fin-meta` as the console script runs it (the same entry point)."""
 
 
-def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Wall seconds of one `fin-meta ARGS` process (raises if it fails)."""
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one `fin-meta ARGS` process and the processes it waited for
+    (raises if it fails)."""
+    cpu0, t0 = _children_cpu(), time.perf_counter()
     done = subprocess.run([*FIN_META, *args], cwd=cwd, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if done.returncode != 0:
         raise SystemExit(f"fin-meta {' '.join(args)} failed ({done.returncode}): {done.stderr[-500:]}")
-    return elapsed
+    return elapsed, cpu
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,24 +57,31 @@ def main(argv: list[str] | None = None) -> None:
                         help="time the fin_meta package of this checkout instead (PYTHONPATH)")
     args = parser.parse_args(argv)
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # see the module docstring
     if args.source_tree is not None:
         env["PYTHONPATH"] = str(args.source_tree.resolve())
     with tempfile.TemporaryDirectory(prefix="fin-meta-latency-") as tmp:
         cwd = Path(tmp)
         uri = f"sqlite:///{cwd / 'mlflow.db'}"
         tracked = ["backtest", "--data", "sample:sp500", "--strategy", "all", "--tracking-uri", uri]
-        cold = timed(tracked, cwd, env)
+        print(f"load average before: {load()} ({os.cpu_count()} CPUs)")
+        cold, cold_cpu = timed(tracked, cwd, env)
         commands = {
             "fin-meta --help": ["--help"],
             "fin-meta data show sample:sp500": ["data", "show", "sample:sp500"],
             "backtest --strategy all --no-track": ["backtest", "--data", "sample:sp500", "--strategy", "all", "--no-track"],
             "backtest --strategy all (tracked, warm)": tracked,
         }
-        print(f"{'command':<42} {'min':>7} {'median':>7} {'max':>7}  (wall s, {args.repeats} runs)")
-        print(f"{'backtest --strategy all (tracked, cold)':<42} {cold:7.2f} {'':>7} {'':>7}  (creates the store)")
+        print(f"{'command':<42} {'min':>7} {'median':>7} {'max':>7} {'cpu':>7}  (s; wall, {args.repeats} runs; "
+              "median CPU)")
+        print(f"{'backtest --strategy all (tracked, cold)':<42} {cold:7.2f} {'':>7} {'':>7} {cold_cpu:7.2f}  "
+              "(creates the store)")
         for name, command in commands.items():
-            times = [timed(command, cwd, env) for _ in range(args.repeats)]
-            print(f"{name:<42} {min(times):7.2f} {statistics.median(times):7.2f} {max(times):7.2f}")
+            runs = [timed(command, cwd, env) for _ in range(args.repeats)]
+            times = [wall for wall, _ in runs]
+            cpu = statistics.median(c for _, c in runs)
+            print(f"{name:<42} {min(times):7.2f} {statistics.median(times):7.2f} {max(times):7.2f} {cpu:7.2f}")
+        print(f"load average after: {load()}")
 
 
 if __name__ == "__main__":

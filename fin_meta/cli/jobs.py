@@ -103,12 +103,30 @@ def run_cmd(
             "logged config; a FINISHED run is refused.",
         ),
     ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds", metavar="SEEDS",
+            help="Seeds to run: 0-4, 0,2,5 or 3 (overrides `seeds` in the file). Several: one MLflow parent run "
+            "with a child run per seed and the results over seeds (mean ± sd, paired CIs); one: a plain run.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        str,
+        typer.Option("--jobs", "-j", metavar="J", help="Seeds run at a time, each in its own process (0 or auto: "
+                     "one per CPU core); the results do not depend on it."),
+    ] = "1",
 ) -> None:
     """Meta-train an agent, meta-test it, backtest it against baselines, log it all to MLflow."""
     from fin_meta.config import load_config
     from fin_meta.errors import ConfigError
-    from fin_meta.pipeline import run_experiment
+    from fin_meta.pipeline import parse_jobs, parse_seeds, run_experiment, run_seeds
 
+    n_jobs = parse_jobs(jobs)
+    seed_list = None if seeds is None else parse_seeds(seeds)
+    if resume is not None and seed_list is not None:
+        raise ConfigError("--seeds cannot be combined with --resume: a resumed run keeps its own seed (resume the "
+                          "runs of a seed set one by one)")
     if resume is not None:
         if not resume.strip():
             raise ConfigError("--resume needs a run id (fin-meta compare lists them)")
@@ -121,12 +139,16 @@ def run_cmd(
                               "(tracking.offline_html)")
     elif config is None:
         raise ConfigError("give an experiment file (fin-meta run experiments/quickstart.yaml), or --resume RUN_ID")
-    cfg = None if config is None else load_config(config, overrides=set_)
+    seeds_set = [] if seed_list is None else [f"seeds=[{', '.join(map(str, seed_list))}]"]
+    cfg = None if config is None else load_config(config, overrides=[*set_, *seeds_set])
     if cfg is not None and resume is None and (no_track or tracking_uri or offline_html):
         tracking = cfg.tracking.model_copy(
             update={"enabled": cfg.tracking.enabled and not no_track, "tracking_uri": tracking_uri or cfg.tracking.tracking_uri,
                     "offline_html": cfg.tracking.offline_html or offline_html}
         )
         cfg = cfg.model_copy(update={"tracking": tracking})
+    if cfg is not None and cfg.seeds is not None:  # several seeds (one loads as a plain run)
+        run_seeds(cfg, jobs=n_jobs, echo=typer.echo).print_report(typer.echo)
+        return
     outcome = run_experiment(cfg, resume=resume, tracking_uri=tracking_uri, echo=typer.echo)
     outcome.print_report(typer.echo)

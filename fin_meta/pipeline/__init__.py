@@ -1,10 +1,44 @@
 """The jobs: `run_experiment` (`fin-meta run`), `run_seeds` (`fin-meta run --seeds`: one parent
 run, a child run per seed) and the backtest job (`fin-meta backtest`), built from the stages in
-`fin_meta.pipeline.stages` (compute), logged by `fin_meta.tracking.records`."""
+`fin_meta.pipeline.stages` (compute), logged by `fin_meta.tracking.records`.
 
-from fin_meta.pipeline.backtest_job import BacktestJob, run_backtest_job
-from fin_meta.pipeline.run_job import ExperimentOutcome, run_experiment
-from fin_meta.pipeline.seeds import SeedSetOutcome, parse_jobs, parse_seeds, run_seeds
+Each job is imported on first use of its name (as `fin_meta` does with its public names):
+`fin-meta backtest` loads neither torch nor the training code of the other jobs."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fin_meta.pipeline.backtest_job import BacktestJob, run_backtest_job
+    from fin_meta.pipeline.run_job import ExperimentOutcome, run_experiment
+    from fin_meta.pipeline.seeds import SeedSetOutcome, parse_jobs, parse_seeds, run_seeds
+
+# public name -> the module of this package that defines it
+_LAZY: dict[str, str] = {
+    "BacktestJob": "backtest_job",
+    "run_backtest_job": "backtest_job",
+    "ExperimentOutcome": "run_job",
+    "run_experiment": "run_job",
+    "SeedSetOutcome": "seeds",
+    "parse_jobs": "seeds",
+    "parse_seeds": "seeds",
+    "run_seeds": "seeds",
+}
 
 __all__ = ["BacktestJob", "ExperimentOutcome", "SeedSetOutcome", "parse_jobs", "parse_seeds", "run_backtest_job",
            "run_experiment", "run_seeds"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,9 +16,11 @@ from fin_meta.backtest.report import format_results_table
 from fin_meta.data import load_prices
 from fin_meta.errors import StrategyError
 from fin_meta.frequency import bars_per_year_of
+from fin_meta.pipeline.deflate import log_deflated_sharpe
 from fin_meta.pipeline.stages import asset_name, evaluate, rule_positions
 from fin_meta.regimes import detect_regimes
-from fin_meta.tracking import prices_hash, start_run
+from fin_meta.tracking.background import open_store
+from fin_meta.tracking.params import prices_hash
 from fin_meta.tracking.records import log_evaluation
 from strategies import available_strategies
 
@@ -27,6 +29,9 @@ __all__ = ["BacktestJob", "run_backtest_job", "split_strategy_params"]
 BENCHMARK = "buy_and_hold"
 BOOTSTRAP_SAMPLES = 1000
 """Resamples of the Sharpe CI of the results table (seeded with 0: reruns print the same CI)."""
+CHART_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg", "fin_meta.plots.equity")
+"""What the MLflow background process loads while the backtest runs: it draws the PNG charts
+(and `fin_meta.plots.regimes` with `--regimes`)."""
 
 
 @dataclass
@@ -107,38 +112,45 @@ def run_backtest_job(
     data_dir: Path | None = None,
     progress: bool = True,
     offline_html: bool = False,
+    background: bool | None = None,
 ) -> BacktestJob:
     """Run the backtest job end to end and return what it produced (see `BacktestJob`). `fees`:
     fraction of traded value; `slippage`: fraction of the price; `plot`: also write the equity
     and drawdown chart (PNG) there; `offline_html`: the logged HTML chart embeds plotly.js
-    (opens offline) instead of loading it from its CDN."""
-    prices = load_prices(source, start, end, data_dir=data_dir)
-    available = available_strategies(strategies_dir)
-    names = list(available) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
-    routed = split_strategy_params(names, params or {})
-    if benchmark and BENCHMARK not in names:
-        names.append(BENCHMARK)
-        routed[BENCHMARK] = {}
-    labels = None if regime_method is None else detect_regimes(prices, method=regime_method, causal=True)
-    rules = rule_positions(prices, names, routed, strategies_dir)
-    evaluation = evaluate(asset_name(source), prices, prices, {}, rules, fees=fees, slippage=slippage,
-                          max_position=1.0, bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0, labels=labels)
-    job = BacktestJob(source=source, stats=evaluation.stats, table=evaluation.table, by_regime=evaluation.by_regime,
-                      tracking_uri=tracking_uri)
-    if plot is not None:
-        job.files.append(evaluation.result.plot(plot))
+    (opens offline) instead of loading it from its CDN. `background`: open the MLflow store in a
+    second process while the backtest computes (`fin_meta.tracking.background.open_store`; None:
+    when this process has not imported MLflow yet, as in a fresh `fin-meta backtest`)."""
+    charts = CHART_MODULES + (("fin_meta.plots.regimes",) if regime_method else ())
+    with open_store(experiment, tracking_uri=tracking_uri, enabled=track, background=background,
+                    preload=charts) as store:  # the store opens while the backtest computes
+        prices = load_prices(source, start, end, data_dir=data_dir)
+        available = available_strategies(strategies_dir)
+        names = list(available) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
+        routed = split_strategy_params(names, params or {})
+        if benchmark and BENCHMARK not in names:
+            names.append(BENCHMARK)
+            routed[BENCHMARK] = {}
+        labels = None if regime_method is None else detect_regimes(prices, method=regime_method, causal=True)
+        rules = rule_positions(prices, names, routed, strategies_dir)
+        evaluation = evaluate(asset_name(source), prices, prices, {}, rules, fees=fees, slippage=slippage,
+                              max_position=1.0, bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0, labels=labels)
+        job = BacktestJob(source=source, stats=evaluation.stats, table=evaluation.table,
+                          by_regime=evaluation.by_regime, tracking_uri=tracking_uri)
+        if plot is not None:
+            job.files.append(evaluation.result.plot(plot))
 
-    run_params = {
-        "data": {"source": source, "start": start, "end": end, "bars": len(prices),
-                 "bars_per_year": bars_per_year_of(prices)},
-        "strategies": names,
-        "strategy_params": routed,
-        "fees": fees,
-        "slippage": slippage,
-        "regimes": regime_method,
-    }
-    tags = {"data.source": source, "data.hash": prices_hash(prices), "job": "backtest"}
-    with start_run(experiment, params=run_params, tags=tags, tracking_uri=tracking_uri, enabled=track) as tracker:
-        log_evaluation(tracker, evaluation, "test", offline_html=offline_html)
-        job.run_id = tracker.run_id
+        run_params = {
+            "data": {"source": source, "start": start, "end": end, "bars": len(prices),
+                     "bars_per_year": bars_per_year_of(prices)},
+            "strategies": names,
+            "strategy_params": routed,
+            "fees": fees,
+            "slippage": slippage,
+            "regimes": regime_method,
+        }
+        tags = {"data.source": source, "data.hash": prices_hash(prices), "job": "backtest"}
+        with store.start_run(params=run_params, tags=tags) as tracker:
+            log_evaluation(tracker, evaluation, "test", offline_html=offline_html)
+            log_deflated_sharpe(tracker, [evaluation])
+            job.run_id = tracker.run_id
     return job
