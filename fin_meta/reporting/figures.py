@@ -54,41 +54,35 @@ def equity_regimes_figure(returns: pd.DataFrame, regimes: pd.DataFrame | None, t
 def adaptation_figure(summary: pd.DataFrame) -> Any:
     """The meta-test curve (`meta_test/adaptation_curve.csv`): mean per-bar net log return (bp)
     against k (adaptation steps / context episodes) with its 95% CI, one line per agent."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for agent, group in summary.groupby("agent", sort=True):
-        group = group.sort_values("k")
-        mean = group["mean"].to_numpy() * 1e4
-        fig.add_scatter(x=group["k"], y=mean, mode="lines+markers", name=str(agent),
-                        error_y={"type": "data", "symmetric": False,
-                                 "array": group["ci_high"].to_numpy() * 1e4 - mean,
-                                 "arrayminus": mean - group["ci_low"].to_numpy() * 1e4})
-    fig.add_hline(y=0.0, line_color="grey", line_width=1)
-    fig.update_layout(title="Meta-test: adaptation on held-out regime segments (95% bootstrap CI)",
-                      xaxis_title="k (adaptation steps / context episodes)",
-                      yaxis_title="mean net log return per bar (bp)", height=420)
-    return fig
+    lines = [(agent, g.sort_values("k")) for agent, g in summary.groupby("agent", sort=True)]
+    return _ci_lines([(a, g["k"], g) for a, g in lines],
+                     "Meta-test: adaptation on held-out regime segments (95% bootstrap CI)",
+                     "k (adaptation steps / context episodes)", "mean net log return per bar (bp)")
 
 
 def honest_figure(curve: pd.DataFrame) -> Any:
     """The honest curve (`fin_meta.metatest.curve_by_time_since_change`): mean per-bar net return
     (bp) of what each strategy traded, by bars since the regime changed, with 95% CIs."""
+    order = list(dict.fromkeys(curve["bucket"]))
+    lines = [(a, order, g.set_index("bucket").reindex(order)) for a, g in curve.groupby("agent", sort=False)]
+    return _ci_lines(lines, "Honest adaptation curve: test returns by time since the regime changed (95% CI)",
+                     "bars since the (causal) regime label changed", "mean net return per bar (bp)")
+
+
+def _ci_lines(lines: list[tuple[Any, Any, pd.DataFrame]], title: str, xaxis: str, yaxis: str) -> Any:
+    """One line per (name, x, frame with mean/ci_low/ci_high per bar return) in bp, asymmetric
+    95% CI error bars, and a zero line."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    order = list(dict.fromkeys(curve["bucket"]))
-    for agent, group in curve.groupby("agent", sort=False):
-        group = group.set_index("bucket").reindex(order)
+    for name, x, group in lines:
         mean = group["mean"].to_numpy() * 1e4
-        fig.add_scatter(x=order, y=mean, mode="lines+markers", name=str(agent),
+        fig.add_scatter(x=x, y=mean, mode="lines+markers", name=str(name),
                         error_y={"type": "data", "symmetric": False,
                                  "array": group["ci_high"].to_numpy() * 1e4 - mean,
                                  "arrayminus": mean - group["ci_low"].to_numpy() * 1e4})
     fig.add_hline(y=0.0, line_color="grey", line_width=1)
-    fig.update_layout(title="Honest adaptation curve: test returns by time since the regime changed (95% CI)",
-                      xaxis_title="bars since the (causal) regime label changed",
-                      yaxis_title="mean net return per bar (bp)", height=420)
+    fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, height=420)
     return fig
 
 
