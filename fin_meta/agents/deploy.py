@@ -14,6 +14,7 @@ decision at t.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,7 +36,10 @@ __all__ = [
     "EpisodeLog",
     "action_to_position",
     "play_episodes",
+    "play_batch",
     "walk_forward",
+    "walk_forward_batch",
+    "same_length",
     "mean_log_return",
 ]
 
@@ -111,39 +115,59 @@ def play_episodes(
     """Play consecutive episodes `(start bar, decisions)` of `prices` with one env; the policy's
     state carries across them (its owner resets it). Position and equity restart at each
     episode, as in training. One Python step per bar (this is deployment, one env)."""
-    env = VectorTradingEnv(prices, 1, device=device, config=config, final_obs=True)
-    fb = feedback or Feedback.initial(1, device)
+    log = play_batch([prices], config, policy, episodes, device=device, feedback=feedback)
+    return dataclasses.replace(log, positions=[p[0] for p in log.positions],
+                               log_growth=[g[0] for g in log.log_growth])
+
+
+def play_batch(
+    frames: Sequence[pd.DataFrame],
+    config: EnvConfig,
+    policy: StepPolicy,
+    episodes: Sequence[tuple[int, int]],
+    *,
+    device: torch.device,
+    feedback: Feedback | None = None,
+) -> EpisodeLog:
+    """`play_episodes` on several frames in lockstep, one env per frame (row i of the policy's
+    batch is frame i; every frame must have the bars the episodes need). The log's arrays are
+    `[n_frames, decisions]` per episode. One Python step per bar for all frames together."""
+    n = len(frames)
+    env = VectorTradingEnv(list(frames), n, device=device, config=config, final_obs=True)
+    fb = feedback or Feedback.initial(n, device)
     logs_pos, logs_eq, bars = [], [], []
     obs = info = None
     for start, length in episodes:
-        obs, _ = env.set_tasks([0], [start], [length])
-        pos = torch.zeros(length, dtype=torch.float64, device=device)
-        eq = torch.zeros(length, dtype=torch.float64, device=device)
+        obs, _ = env.set_tasks(list(range(n)), [start] * n, [length] * n)
+        pos, eq = [], []
         for s in range(length):
-            fb.bar = torch.full((1,), start + s, dtype=torch.long, device=device)
+            fb.bar = torch.full((n,), start + s, dtype=torch.long, device=device)
             action = policy.act(obs, fb)
             obs, reward, terminated, truncated, info = env.step(action)
-            pos[s], eq[s] = info["position"][0], info["equity"][0]
+            pos.append(info["position"])
+            eq.append(info["equity"])
             fb = Feedback(
                 prev_position=(info["position"] / config.max_position).to(fb.prev_position.dtype),
                 prev_reward=reward.to(fb.prev_reward.dtype),
                 done=(terminated | truncated).to(fb.done.dtype),
                 bar=fb.bar,
             )
-        logs_pos.append(pos)
-        logs_eq.append(eq)
+        logs_pos.append(torch.stack(pos, dim=1).to(torch.float64))
+        logs_eq.append(torch.stack(eq, dim=1).to(torch.float64))
         bars.append(np.arange(start, start + length))
     if info is None:
         raise DataError("play_episodes: no episode to play")
-    growth = [eq / torch.cat([eq.new_ones(1), eq[:-1]]) for eq in logs_eq]  # equity is 1 at each start
+    # equity is 1 at each episode's start
+    growth = [eq / torch.cat([eq.new_ones(n, 1), eq[:, :-1]], dim=1) for eq in logs_eq]
     log_growth = [g.clamp_min(LOG_FLOOR).log().cpu().numpy() for g in growth]
     positions = []
     for p, lg in zip(logs_pos, log_growth, strict=True):
         p = p.cpu().numpy()
-        ruined = np.flatnonzero(lg <= np.log(LOG_FLOOR) + 1e-9)
-        if ruined.size:  # after ruin the env replays the window: those steps are not real
-            p[ruined[0] + 1 :] = 0.0
-            lg[ruined[0] + 1 :] = 0.0
+        for row in range(n):
+            ruined = np.flatnonzero(lg[row] <= np.log(LOG_FLOOR) + 1e-9)
+            if ruined.size:  # after ruin the env replays the window: those steps are not real
+                p[row, ruined[0] + 1 :] = 0.0
+                lg[row, ruined[0] + 1 :] = 0.0
         positions.append(p)
     return EpisodeLog(bars, positions, log_growth, info["final_obs"], fb, info["drifted"])
 
@@ -154,20 +178,40 @@ def walk_forward(
     """Position (float64 `[T]`) at every bar of `prices`: 0 before the first decidable bar
     (`window`), then the positions the policy's deterministic decisions hold, the last one (at
     the last bar, which no step can settle) mapped outside the env by `action_to_position`."""
-    n_bars = len(prices)
+    return walk_forward_batch([prices], config, policy, device=device)[0]
+
+
+def same_length(frames: Sequence[pd.DataFrame]) -> list[list[int]]:
+    """Indices of `frames` grouped by length (first-seen order): the batches a lockstep walk takes."""
+    groups: dict[int, list[int]] = {}
+    for i, frame in enumerate(frames):
+        groups.setdefault(len(frame), []).append(i)
+    return list(groups.values())
+
+
+def walk_forward_batch(
+    frames: Sequence[pd.DataFrame], config: EnvConfig, policy: StepPolicy, *, device: torch.device
+) -> np.ndarray:
+    """`walk_forward` of frames of equal length in lockstep (row i of the policy's batch is
+    frame i): positions float64 `[n_frames, T]`."""
+    lengths = {len(f) for f in frames}
+    if len(lengths) != 1:
+        raise DataError(f"walk_forward_batch: the frames have different lengths {sorted(lengths)}; "
+                        "walk each length apart")
+    n_bars, n = lengths.pop(), len(frames)
     first = first_decision_bar(config.window)
     if n_bars < first + 2:
         raise DataError(
             f"prices have {n_bars} bars; the agent needs at least window + 2 = {first + 2} to decide"
         )
-    log = play_episodes(prices, config, policy, [(first, n_bars - 1 - first)], device=device)
+    log = play_batch(frames, config, policy, [(first, n_bars - 1 - first)], device=device)
     fb = log.final_feedback
     fb.done = torch.zeros_like(fb.done)  # the data ran out, the episode did not end: as on a longer frame
-    fb.bar = torch.full((1,), n_bars - 1, dtype=torch.long, device=device)
+    fb.bar = torch.full((n,), n_bars - 1, dtype=torch.long, device=device)
     last = action_to_position(policy.act(log.final_obs, fb), config, log.final_drifted)
-    out = np.zeros(n_bars, dtype=np.float64)
-    out[first : n_bars - 1] = log.positions[0]
-    out[n_bars - 1] = float(last[0])
+    out = np.zeros((n, n_bars), dtype=np.float64)
+    out[:, first : n_bars - 1] = log.positions[0]
+    out[:, n_bars - 1] = last.to(torch.float64).cpu().numpy()
     return out
 
 

@@ -27,7 +27,13 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from fin_meta.agents.base import Callback
-from fin_meta.agents.deploy import StepPolicy, mean_log_return, play_episodes, walk_forward
+from fin_meta.agents.deploy import (
+    StepPolicy,
+    mean_log_return,
+    play_episodes,
+    same_length,
+    walk_forward_batch,
+)
 from fin_meta.agents.networks import Normalizer
 from fin_meta.agents.normalization import observation_stats
 from fin_meta.agents.serialization import (
@@ -226,14 +232,24 @@ class TorchAgent:
         return self._adam
 
     # -- deployment --------------------------------------------------------------------------
-    @torch.no_grad()
     def positions(self, prices: pd.DataFrame) -> pd.Series:
         """Online, causal walk-forward: positions held (float64, same index, 0 on the
         first `window` warm-up bars), deterministic; a stateful policy adapts as it goes."""
+        return self.positions_batch([prices])[0]
+
+    @torch.no_grad()
+    def positions_batch(self, frames: Sequence[pd.DataFrame]) -> list[pd.Series]:
+        """`positions` of several frames, walked forward together (one batched policy step per
+        bar for frames of equal length; each frame on its own, as if walked alone)."""
         self.net.eval()
+        out: dict[int, pd.Series] = {}
         with self.threads():
-            values = walk_forward(prices, self.env_config, self.step_policy(), device=self.device)
-        return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
+            for group in same_length(frames):
+                values = walk_forward_batch([frames[i] for i in group], self.env_config, self.step_policy(),
+                                            device=self.device)
+                out.update({i: pd.Series(v, index=frames[i].index, name=self.algo, dtype=np.float64)
+                            for i, v in zip(group, values, strict=True)})
+        return [out[i] for i in range(len(frames))]
 
     @torch.no_grad()
     def context_bars(self, steps: Sequence[int]) -> int:

@@ -42,12 +42,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fin_meta.agents.deploy import walk_forward
+from fin_meta.agents.deploy import same_length, walk_forward_batch
 from fin_meta.agents.maml.config import MAMLConfig
 from fin_meta.agents.maml.core import MAMLNet, Params, PolicyMLP, expand_params, inner_adapt
 from fin_meta.agents.maml.deploy import AdaptedPolicy, adaptation_points
 from fin_meta.agents.maml.objectives import TradingObjectives
-from fin_meta.agents.maml.rollout import Batch, ReturnsTable, rollout, select_params
+from fin_meta.agents.maml.rollout import Batch, ReturnsTable, rollout
 from fin_meta.agents.networks import Normalizer
 from fin_meta.agents.torch_agent import TorchAgent
 from fin_meta.agents.training import FitContext
@@ -257,26 +257,30 @@ class MAMLAgent(TorchAgent):
         return adaptation_points(prices, self.hparams, first_decision_bar(self.env_config.window))
 
     @torch.no_grad()
-    def positions(self, prices: pd.DataFrame) -> pd.Series:
-        """Online, causal walk-forward (see the module docstring): float64 targets on the prices'
-        index, 0 before the first decision bar `window`."""
+    def positions_batch(self, frames: Sequence[pd.DataFrame]) -> list[pd.Series]:
+        """Online, causal walk-forward (see the module docstring): float64 targets on each
+        frame's index, 0 before the first decision bar `window`; frames of equal length walk
+        together (each adapts on its own bars only)."""
         cfg, hp = self.env_config, self.hparams
-        w, n_bars = first_decision_bar(cfg.window), len(prices)
-        if n_bars < w + 2:
-            raise DataError(f"positions: {n_bars} bars are too few for window={cfg.window}; "
-                            f"give at least {w + 2}")
+        w = first_decision_bar(cfg.window)
+        for prices in frames:
+            if len(prices) < w + 2:
+                raise DataError(f"positions: {len(prices)} bars are too few for window={cfg.window}; "
+                                f"give at least {w + 2}")
         self.net.eval()
-        points = self.adaptation_points(prices)
         theta = {n: p.detach().unsqueeze(0) for n, p in self.theta().items()}
-        sets = [theta]
-        if points.size:
-            adapted = self._adapt(prices, ReturnsTable([prices], self.device), points - hp.deploy_window,
-                                  hp.deploy_window, hp.deploy_steps)[-1]
-            sets += [select_params(adapted, torch.tensor([i], device=self.device)) for i in range(points.size)]
-        # parameters in force at each decision bar: 0 = theta, i = after the i-th adaptation
-        which = np.searchsorted(points, np.arange(w, n_bars), side="right")
-        values = walk_forward(prices, cfg, AdaptedPolicy(self.objectives, sets, which, w), device=self.device)
-        return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
+        out: dict[int, pd.Series] = {}
+        for group in same_length(frames):
+            part = [frames[i] for i in group]
+            points = [self.adaptation_points(prices) for prices in part]
+            adapted = [self._adapt(prices, ReturnsTable([prices], self.device), pts - hp.deploy_window,
+                                   hp.deploy_window, hp.deploy_steps)[-1] if pts.size else None
+                       for prices, pts in zip(part, points, strict=True)]
+            policy = AdaptedPolicy.from_sets(self.objectives, theta, adapted, points, w, len(part[0]))
+            values = walk_forward_batch(part, cfg, policy, device=self.device)
+            out.update({i: pd.Series(v, index=frames[i].index, name=self.algo, dtype=np.float64)
+                        for i, v in zip(group, values, strict=True)})
+        return [out[i] for i in range(len(frames))]
 
     def context_bars(self, steps: Sequence[int]) -> int:
         """Bars of a held-out segment used before the evaluation part: the support window

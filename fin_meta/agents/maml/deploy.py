@@ -14,22 +14,42 @@ from fin_meta.agents.deploy import Feedback
 from fin_meta.agents.maml.config import MAMLConfig
 from fin_meta.agents.maml.core import Params, acting_means
 from fin_meta.agents.maml.objectives import TradingObjectives
+from fin_meta.agents.maml.rollout import select_params
 from fin_meta.regimes import detect_regimes
 
 __all__ = ["AdaptedPolicy", "adaptation_points"]
 
 
 class AdaptedPolicy:
-    """Deployment `StepPolicy`: at decision bar t, the parameters of the latest adaptation
-    completed by close t (`which[t - first]` indexes `sets`; 0 = the meta-policy theta)."""
+    """Deployment `StepPolicy` for a batch of frames: at decision bar t, row i trades the
+    parameters of its latest adaptation completed by close t, `stack[which[i, t - first]]`
+    (`stack`: parameter sets along the leading dimension; 0 = the meta-policy theta)."""
 
-    def __init__(self, objectives: TradingObjectives, sets: list[Params], which: np.ndarray, first: int) -> None:
-        self.objectives, self.sets, self.which, self.first = objectives, sets, which, first
+    def __init__(self, objectives: TradingObjectives, stack: Params, which: np.ndarray, first: int) -> None:
+        self.objectives, self.stack, self.first = objectives, stack, first
+        self.which = torch.as_tensor(np.atleast_2d(which), dtype=torch.long, device=next(iter(stack.values())).device)
+
+    @classmethod
+    def from_sets(cls, objectives: TradingObjectives, theta: Params, adapted: list[Params | None],
+                  points: list[np.ndarray], first: int, n_bars: int) -> AdaptedPolicy:
+        """The policy of frames of `n_bars` bars whose re-adaptation bars are `points[i]` and
+        parameters after each `adapted[i]` (leading dimension len(points[i]); None when none)."""
+        stack, which, offset = [theta], [], 1
+        for pts, params in zip(points, adapted, strict=True):
+            k = np.searchsorted(pts, np.arange(first, n_bars), side="right")  # adaptations done by bar t
+            which.append(np.where(k > 0, offset + k - 1, 0))
+            if params is not None:
+                stack.append(params)
+                offset += len(pts)
+        merged = {n: torch.cat([s[n] for s in stack]) for n in theta}
+        return cls(objectives, merged, np.stack(which), first)
 
     def act(self, obs_NO: torch.Tensor, feedback: Feedback) -> torch.Tensor:
-        params = self.sets[self.which[int(feedback.bar[0]) - self.first]]
-        actions = self.objectives.actions(acting_means(self.objectives.policy, params, obs_NO.view(1, 1, -1)))
-        return actions.reshape(1, *actions.shape[2:])
+        rows = self.which[:, int(feedback.bar[0]) - self.first]
+        params = select_params(self.stack, rows)
+        n = obs_NO.shape[0]
+        actions = self.objectives.actions(acting_means(self.objectives.policy, params, obs_NO.view(n, 1, -1)))
+        return actions.reshape(n, *actions.shape[2:])
 
 
 def adaptation_points(prices: pd.DataFrame, hp: MAMLConfig, first_decision: int) -> np.ndarray:

@@ -26,6 +26,7 @@ inputs (`feedback_inputs`) and one episode per stream (`one_episode`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
@@ -115,17 +116,21 @@ class RL2Agent(TorchAgent):
         return _RecurrentPolicy(self.net, self.hparams.reward_scale, self.device)
 
     @torch.no_grad()
-    def positions(self, prices: pd.DataFrame) -> pd.Series:
+    def positions_batch(self, frames: Sequence[pd.DataFrame]) -> list[pd.Series]:
         """Online, causal walk-forward (float64 positions, 0 on the warm-up bars). `deploy_context`
-        `stream`: the hidden state runs through every bar; `trial`: each decision ends a fresh
-        trial over the most recent bars (`fin_meta.agents.rl2.deploy`)."""
+        `stream`: the hidden state runs through every bar (frames of equal length walk together);
+        `trial`: each decision ends a fresh trial over the most recent bars
+        (`fin_meta.agents.rl2.deploy`), frame by frame."""
         if self.hparams.deploy_context == "stream":
-            return super().positions(prices)
+            return super().positions_batch(frames)
         self.net.eval()
+        out = []
         with self.threads():
-            values = trial_positions(prices, self.env_config, self.step_policy, length=self.episode_length,
-                                     episodes=self.hparams.episodes_per_trial, device=self.device)
-        return pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64)
+            for prices in frames:
+                values = trial_positions(prices, self.env_config, self.step_policy, length=self.episode_length,
+                                         episodes=self.hparams.episodes_per_trial, device=self.device)
+                out.append(pd.Series(values, index=prices.index, name=self.algo, dtype=np.float64))
+        return out
 
     def fit_context(self, sampler: TaskSampler, rng: np.random.Generator, gen: torch.Generator) -> PPOFitContext:
         """`num_envs` envs over the sampler's prices, a buffer of one trial in each; fails early,
