@@ -1,4 +1,4 @@
-"""The `Agent` protocol every algorithm implements (RL², MAML, pooled PPO).
+"""The `Agent` protocol every algorithm implements (RL², MAML, pooled PPO, recurrent PPO).
 
 Kept small on purpose: the pipeline, the meta-test and notebooks only use these members.
 Shared machinery (the deployment walk-forward, deterministic evaluation) lives in
@@ -36,7 +36,7 @@ class Agent(Protocol):
     pydantic config (or a mapping, or None); `fin_meta.agents.make_agent` relies on this."""
 
     algo: ClassVar[str]
-    """`"ppo" | "rl2" | "maml"`: the registry key, stored in the save format."""
+    """`"ppo" | "rl2" | "maml" | "rppo"`: the registry key, stored in the save format."""
     env_config: EnvConfig
     """The environment settings it was trained with (window, costs, reward, action space...)."""
 

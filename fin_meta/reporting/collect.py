@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from fin_meta.tracking.nesting import ROLE_TAG, child_runs
+from fin_meta.tracking.nesting import ROLE_TAG, SEED_RETURNS, SEED_SUMMARY, child_runs
 from fin_meta.tracking.query import search_all_runs
 from fin_meta.tracking.store import TrackingError, active_experiments
 from fin_meta.tracking.trials import PBO_ROLE, TRIALS_TAG
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RunReport", "SourceReport", "collect_report", "find_run"]
 
-SEED_SUMMARY = "seeds/summary.csv"
-"""A seed set's table over seeds (written by `fin_meta.pipeline.seeds.run`)."""
-SEED_RETURNS = "seeds/test_returns.csv"
-"""A seed set's per-bar test returns of every seed (columns seed, source, date, strategies...)."""
 ADAPTATION = "meta_test/adaptation_curve.csv"
 """The meta-test's adaptation curve (`fin_meta.tracking.records.log_meta_test`)."""
 FOLDS_ARTIFACT = "walk_forward/folds.csv"

@@ -11,12 +11,20 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-__all__ = ["PARENT_TAG", "ROLE_TAG", "child_tags", "child_runs"]
+__all__ = ["PARENT_TAG", "ROLE_TAG", "SEED_CHILDREN", "SEED_RETURNS", "SEED_SUMMARY", "child_tags", "child_runs"]
 
 PARENT_TAG = "mlflow.parentRunId"
 """MLflow's own tag: the UI shows a run with it nested under that parent."""
 ROLE_TAG = "fin_meta.role"
 """What a run is in a family: `parent` (a seed set or a sweep), `seed` or `trial`."""
+
+# the artifacts of a seed-set parent (written by fin_meta.pipeline.seeds, read by fin_meta.reporting)
+SEED_SUMMARY = "seeds/summary.csv"
+"""The table over seeds (mean, sd, paired differences per strategy); also as `seeds/summary.md`."""
+SEED_CHILDREN = "seeds/children.csv"
+"""Each seed's child run."""
+SEED_RETURNS = "seeds/test_returns.csv"
+"""Every seed's per-bar test returns (columns seed, source, date, strategies...)."""
 
 
 def child_tags(parent_run_id: str, role: str, **extra: str) -> dict[str, str]:

@@ -45,7 +45,7 @@ from fin_meta.pipeline.summary import run_name
 from fin_meta.tracking import flatten_params, start_run
 from fin_meta.tracking.checkpoints import CONFIG_ARTIFACT
 from fin_meta.tracking.family import log_family_metrics
-from fin_meta.tracking.nesting import ROLE_TAG
+from fin_meta.tracking.nesting import ROLE_TAG, SEED_CHILDREN, SEED_RETURNS, SEED_SUMMARY
 from fin_meta.tracking.records import set_description
 from fin_meta.tracking.run import Tracker
 from fin_meta.tracking.tags import Heartbeat
@@ -133,12 +133,12 @@ def _run_children(cfg: ExperimentConfig, seeds: list[int], tracker: Tracker, job
 
 def _log_set(tracker: Tracker, children: Sequence[SeedResult], summary: pd.DataFrame) -> None:
     """The parent's tables: `seeds/summary.csv|md`, `seeds/children.csv`, `seeds/test_returns.csv`."""
-    tracker.log_table(summary, "seeds/summary.csv")
-    tracker.log_text(markdown_seed_table(summary), "seeds/summary.md")
+    tracker.log_table(summary, SEED_SUMMARY)
+    tracker.log_text(markdown_seed_table(summary), SEED_SUMMARY.replace(".csv", ".md"))
     tracker.log_table(pd.DataFrame([{"seed": c.seed, "run_id": c.run_id, "wall_s": c.wall_s} for c in children]),
-                      "seeds/children.csv")
+                      SEED_CHILDREN)
     returns = [s.returns.rename_axis("date").reset_index().assign(seed=c.seed, source=s.name)
                for c in children for s in c.sources]
     frame = pd.concat(returns, ignore_index=True)
     tracker.log_table(frame[["seed", "source", *[c for c in frame.columns if c not in ("seed", "source")]]],
-                      "seeds/test_returns.csv")
+                      SEED_RETURNS)
