@@ -3,10 +3,13 @@ budget (one iteration, validated once), a two-key space file, and readers of a s
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from mlflow import MlflowClient
 
+from fin_meta.tracking import open_client
 from fin_meta.tracking.nesting import PARENT_TAG, ROLE_TAG
 from tests.pipeline_data import QUICKSTART, TINY
 
@@ -38,3 +41,27 @@ def family(client: MlflowClient, experiment: str = "quickstart"):
     children = {int(r.data.tags["trial"]): r for r in runs if r.data.tags.get(ROLE_TAG) == "trial"}
     assert all(c.data.tags[PARENT_TAG] in {p.info.run_id for p in parents} for c in children.values())
     return parents, children
+
+
+_LOG = "fin_meta_test_status_log"
+
+
+def record_statuses(uri: str) -> None:
+    """Make the SQLite MLflow store at `uri` (created here when missing) record every status a
+    run is given, by SQLite triggers on MLflow's own `runs` table: read with `statuses`."""
+    open_client(uri)  # creates the store's tables
+    with closing(sqlite3.connect(uri.removeprefix("sqlite:///"))) as db, db:
+        db.executescript(f"""
+            CREATE TABLE IF NOT EXISTS {_LOG} (run_uuid TEXT, status TEXT);
+            CREATE TRIGGER IF NOT EXISTS {_LOG}_insert AFTER INSERT ON runs
+                BEGIN INSERT INTO {_LOG} VALUES (NEW.run_uuid, NEW.status); END;
+            CREATE TRIGGER IF NOT EXISTS {_LOG}_update AFTER UPDATE OF status ON runs
+                WHEN OLD.status IS NOT NEW.status
+                BEGIN INSERT INTO {_LOG} VALUES (NEW.run_uuid, NEW.status); END;""")
+
+
+def statuses(uri: str, run_id: str) -> list[str]:
+    """Every status run `run_id` was given, in order (after `record_statuses`)."""
+    with closing(sqlite3.connect(uri.removeprefix("sqlite:///"))) as db:
+        rows = db.execute(f"SELECT status FROM {_LOG} WHERE run_uuid = ? ORDER BY rowid", (run_id,)).fetchall()
+    return [status for (status,) in rows]

@@ -1,4 +1,4 @@
-"""The worker pool of `--jobs J` (`fin_meta.pipeline.seeds.pool`) on tasks that take no time: the
+"""The worker pool of `--jobs J` (`fin_meta.pipeline.pool`) on tasks that take no time: the
 results come back in task order from real worker processes, a task that raises stops the pool
 and names its task, and Ctrl-C stops busy workers through their own KeyboardInterrupt.
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fin_meta.pipeline.seeds.pool import TaskFailed, run_pool
+from fin_meta.pipeline.pool import TaskFailed, run_pool
 
 
 def square_in(value: int, folder: str) -> tuple[int, int, str, str]:

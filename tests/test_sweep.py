@@ -1,20 +1,29 @@
 """`fin-meta sweep` on the Optuna backend (issue 14): a 3-trial sweep on a tiny budget is one
 parent run with 3 child runs, chosen on the validation net Sharpe; a pruned trial ends KILLED and
 tagged, never FAILED; the study lives in `optuna.db` beside `mlflow.db`, and running the same
-sweep again (here from the CLI, 2 trials in 2 worker processes) adds trials to the same parent."""
+sweep again (here from the CLI, 2 trials in 2 worker processes) adds trials to the same parent,
+which logs the best trial's test DSR deflated by the trials run and the PBO over their test
+returns, after the choice."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from fin_meta.cli import main
+from fin_meta.overfitting import (
+    deflated_sharpe_ratio,
+    probability_of_backtest_overfitting,
+    sharpe_moments,
+)
 from fin_meta.sweeps.job import run_sweep
 from fin_meta.sweeps.objective import PRUNED_TAG, RERUN_TAG, SWEEP_TAG
-from tests.sweep_data import EXPERIMENT, SWEEP_SETS, family, write_space
+from tests.sweep_data import EXPERIMENT, SWEEP_SETS, family, record_statuses, statuses, write_space
 
 NAME = "tiny"
 
@@ -33,6 +42,7 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{folder}/mlflow.db"
     space = write_space(folder)
+    record_statuses(uri)  # every status each run is given, by SQLite triggers on MLflow's table
     lines: list[str] = []
     first = run_sweep(EXPERIMENT, space, trials=3, name=NAME, overrides=SWEEP_SETS, tracking_uri=uri,
                       pruner=PruneTrialOne(), echo=lines.append, progress=False)
@@ -65,6 +75,9 @@ def test_a_pruned_trial_ends_killed_and_tagged_never_failed(sweep):
     _, uri, first, _, (_, children), _ = sweep
     pruned = children[1]
     assert pruned.info.status == "KILLED"
+    assert statuses(uri, pruned.info.run_id) == ["RUNNING", "KILLED"]  # not even briefly FAILED
+    study = optuna.load_study(study_name=NAME, storage=first.storage)
+    assert study.trials[1].user_attrs["run_id"] == pruned.info.run_id  # start_run handed it to the signal
     assert pruned.data.tags[PRUNED_TAG].startswith("pruned after 1 iteration ")
     assert "fin_meta.error" not in pruned.data.tags
     assert "test.sharpe" not in pruned.data.metrics  # stopped before the test period was scored
@@ -110,3 +123,42 @@ def test_running_the_same_sweep_again_adds_trials_to_the_same_parent(sweep):
     assert client.get_run(first.parent_run_id).data.metrics["sweep.trials"] == 5
     artifacts = {a.path for a in client.list_artifacts(first.parent_run_id, "sweep")}
     assert {"sweep/trials.csv", "sweep/best_params.json", "sweep/history.html"} <= artifacts
+
+
+def _test_returns(client: MlflowClient, run_ids: list[str], folder) -> np.ndarray:
+    columns = []
+    for run_id in run_ids:
+        frame = pd.read_csv(client.download_artifacts(run_id, "test/returns.csv", str(folder)), index_col=0)
+        columns.append(frame.iloc[:, 0].to_numpy())
+    return np.column_stack(columns)
+
+
+def test_the_parent_logs_the_best_trials_test_dsr_over_the_trials_run_and_their_pbo(sweep, tmp_path):
+    _, uri, first, lines, _, code = sweep
+    client = MlflowClient(uri)
+    study = optuna.load_study(study_name=NAME, storage=first.storage)
+    assert code == 0 and len(study.trials) == 5
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value)  # chosen on validation; the test figures come after
+    returns = _test_returns(client, [t.user_attrs["run_id"] for t in complete], tmp_path)
+    m = sharpe_moments(returns)
+    variance = float(np.var(m.sharpe, ddof=1))
+    j = complete.index(best)
+    dsr = deflated_sharpe_ratio(m.sharpe[j], m.n_bars, m.skew[j], m.kurtosis[j], 5, variance)
+
+    def at(name: str) -> dict[int, float]:
+        return {x.step: x.value for x in client.get_metric_history(first.parent_run_id, name)}
+
+    assert at("sweep.dsr.trials") == {3: 3, 5: 5}  # both sessions: every trial run, the pruned one too
+    assert at("sweep.dsr.sharpe_var")[5] == pytest.approx(variance, rel=1e-9)
+    assert at("sweep.best.test.dsr")[5] == pytest.approx(dsr, rel=1e-9)
+    assert at("sweep.pbo.trials") == {3: 2, 5: 4}  # the completed trials' test returns
+    assert at("sweep.pbo")[5] == probability_of_backtest_overfitting(returns, 16).pbo
+    parent = client.get_run(first.parent_run_id)
+    assert parent.data.tags["sweep.pbo.note"].startswith("PBO (CSCV, S=16, 12,870 splits) over 4 trials")
+    assert first.overfitting.n_trials == 3 and first.overfitting.pbo.n_strategies == 2
+    artifacts = {a.path for a in client.list_artifacts(first.parent_run_id, "sweep")}
+    assert {"sweep/overfitting.md", "sweep/overfitting.csv"} <= artifacts
+    table = pd.read_csv(client.download_artifacts(first.parent_run_id, "sweep/overfitting.csv", str(tmp_path)))
+    assert list(table["trial"]) == [0, 1, 2, 3, 4] and list(table["state"]).count("pruned") == 1
+    assert table.loc[table["best"], "trial"].tolist() == [best.number]

@@ -19,7 +19,6 @@ from fin_meta.sweeps.job import RAY_HINT, _existing_parent
 from fin_meta.sweeps.objective import SWEEP_TAG
 from fin_meta.sweeps.space import load_space, trial_data
 from fin_meta.sweeps.study import sampler, storage_url
-from fin_meta.sweeps.workers import shares
 from fin_meta.tracking import start_run
 from fin_meta.tracking.nesting import ROLE_TAG
 from fin_meta.tracking.store import open_client
@@ -159,7 +158,6 @@ def test_the_study_lives_beside_the_mlflow_store(tmp_path, monkeypatch):
     assert storage_url("http://mlflow.example:5000") == f"sqlite:///{tmp_path}/optuna.db"
     assert storage_url("x", "studies/s.db") == f"sqlite:///{tmp_path}/studies/s.db"
     assert storage_url("x", "postgresql://db/optuna") == "postgresql://db/optuna"
-    assert shares(5, 2) == [3, 2] and shares(1, 4) == [1] and shares(4, 8) == [1, 1, 1, 1]
 
 
 def test_a_continued_sweep_with_other_settings_is_refused(tracking_uri):

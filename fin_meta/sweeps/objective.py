@@ -23,8 +23,8 @@ from fin_meta.config.yaml_io import format_errors
 from fin_meta.errors import ConfigError
 from fin_meta.pipeline import run_experiment
 from fin_meta.sweeps.space import trial_data
-from fin_meta.tracking.nesting import child_runs, child_tags
-from fin_meta.tracking.store import open_client
+from fin_meta.tracking.nesting import child_tags
+from fin_meta.tracking.run import StopRun
 
 __all__ = ["PRUNED_TAG", "RERUN_TAG", "SWEEP_TAG", "TRIAL_TAG", "Pruned", "TrialResult", "TrialSpec",
            "best_score", "run_trial", "trial_config"]
@@ -39,15 +39,15 @@ RERUN_TAG = "fin_meta.rerun"
 """The `fin-meta run` command that repeats the trial on its own."""
 
 
-class Pruned(Exception):  # noqa: N818 - a signal, not an error
+class Pruned(StopRun):
     """Raised by an `on_validation` hook to stop a trial after `iterations` iterations whose
-    validation net Sharpe was `score`; `run_trial` sets `run_id`."""
+    validation net Sharpe was `score`: `start_run` ends its child run KILLED, tagged `PRUNED_TAG`
+    (never FAILED), and sets `run_id`."""
 
     def __init__(self, iterations: int, score: float) -> None:
-        super().__init__(f"pruned after {iterations} iteration{'' if iterations == 1 else 's'} "
-                         f"(validation net Sharpe {score:.4g})")
+        why = f"pruned after {iterations} iteration{'' if iterations == 1 else 's'} (validation net Sharpe {score:.4g})"
+        super().__init__(why, tags={PRUNED_TAG: why})
         self.iterations, self.score = iterations, score
-        self.run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def _yaml_value(value: Any) -> str:
 def run_trial(spec: TrialSpec, number: int, values: Mapping[str, Any],
               on_validation: Callable[[int, float], None] | None = None) -> TrialResult:
     """Run trial `number` with `values` (`{dotted key: value}`) as a child run of the sweep.
-    `Pruned` raised by `on_validation` marks the child run pruned and goes on up."""
+    `Pruned` raised by `on_validation` ends the child run KILLED (`start_run`) and goes on up."""
     cfg = trial_config(spec.base, values)
     scores: list[tuple[int, float]] = []
 
@@ -122,30 +122,5 @@ def run_trial(spec: TrialSpec, number: int, values: Mapping[str, Any],
 
     tags = child_tags(spec.parent_run_id, "trial", **{TRIAL_TAG: str(number), SWEEP_TAG: spec.name,
                                                       RERUN_TAG: rerun_command(spec, values)})
-    try:
-        outcome = run_experiment(cfg, progress=False, extra_tags=tags, on_validation=hook)
-    except Pruned as signal:
-        signal.run_id = mark_pruned(spec, number, signal)
-        raise
+    outcome = run_experiment(cfg, progress=False, extra_tags=tags, on_validation=hook)  # Pruned goes on up
     return TrialResult(best_score(scores), outcome.run_id, scores)
-
-
-def trial_run_id(spec: TrialSpec, number: int) -> str | None:
-    """The child run of trial `number` of the sweep (None when it has none)."""
-    client = open_client(spec.tracking_uri)
-    runs = [r for r in child_runs(client, spec.parent_run_id) if r.data.tags.get(TRIAL_TAG) == str(number)]
-    return runs[-1].info.run_id if runs else None
-
-
-def mark_pruned(spec: TrialSpec, number: int, signal: Pruned) -> str | None:
-    """End trial `number`'s child run KILLED, tagged `PRUNED_TAG` (the pipeline ended it FAILED
-    with the signal as its error; that tag is removed). Its run id, or None without one."""
-    run_id = trial_run_id(spec, number)
-    if run_id is None:
-        return None
-    client = open_client(spec.tracking_uri)
-    if "fin_meta.error" in client.get_run(run_id).data.tags:
-        client.delete_tag(run_id, "fin_meta.error")
-    client.set_tag(run_id, PRUNED_TAG, str(signal))
-    client.set_terminated(run_id, status="KILLED")
-    return run_id

@@ -1,7 +1,8 @@
 """The Optuna backend (the default): TPE over the space file, median pruning of the validation
-net Sharpe reported at each evaluation, trials in this process (`jobs=1`) or in `jobs` worker
-processes sharing the study's storage (`fin_meta.sweeps.workers`). Every finished trial becomes
-a `TrialEvent` for the parent process (progress bar, the parent run's running figures)."""
+net Sharpe reported at each evaluation, trials in this process (`jobs=1`) or one a task in `jobs`
+worker processes sharing the study's storage (`fin_meta.pipeline.pool`, `fin_meta.sweeps.workers`).
+Every finished trial becomes a `TrialEvent` for the parent process (progress bar, the parent
+run's running figures)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fin_meta.errors import FinMetaError
+from fin_meta.pipeline.pool import TaskFailed, run_pool, threads_per_worker
 from fin_meta.sweeps.objective import Pruned, TrialSpec, run_trial
 from fin_meta.sweeps.space import SearchSpace
 from fin_meta.sweeps.study import open_study, sampler
-from fin_meta.sweeps.workers import run_workers, shares, threads_per_worker
+from fin_meta.sweeps.workers import PRELOAD
 
 if TYPE_CHECKING:
     import optuna
@@ -89,27 +91,27 @@ def objective(job: OptunaJob) -> Callable[[optuna.Trial], float]:
 def run_optuna(job: OptunaJob, trials: int, jobs: int, on_event: Callable[[TrialEvent], None]) -> None:
     """Run `trials` more trials of the study, `jobs` at a time (1: in this process), calling
     `on_event` here for each finished one. A trial that fails on its input is recorded as
-    failed and the sweep goes on; a bug stops it."""
+    failed and the sweep goes on; a bug stops it (RuntimeError naming it, once the trials
+    running alongside have finished)."""
     if jobs <= 1 or trials == 1:
         study = open_study(job.url, job.name, sampler=sampler(job.seed, job.existing), pruner=job.pruner)
         study.optimize(objective(job), n_trials=trials, catch=(FinMetaError,),
                        callbacks=[lambda _study, trial: on_event(event_of(trial))])
         return
-    counts = shares(trials, jobs)
-    threads = threads_per_worker(len(counts))
-    run_workers(_work, [(job, n, worker, threads) for worker, n in enumerate(counts)], on_event)
-
-
-def _work(job: OptunaJob, trials: int, worker: int, threads: int, messages: Any) -> None:
-    """A worker process: `trials` trials of the study with its own sampler, `threads` torch
-    threads; each finished trial is put on `messages`, a crash as `("crash", text)`."""
-    import torch
-
-    torch.set_num_threads(threads)
     try:
-        study = open_study(job.url, job.name, sampler=sampler(job.seed, job.existing, worker), pruner=job.pruner)
-        study.optimize(objective(job), n_trials=trials, catch=(FinMetaError,),
-                       callbacks=[lambda _study, trial: messages.put(event_of(trial))])
-    except BaseException as exc:
-        messages.put(("crash", f"{type(exc).__name__}: {exc}"))
-        raise
+        run_pool(one_trial, [(job, task) for task in range(trials)], jobs=jobs,
+                 threads=threads_per_worker(min(jobs, trials)), on_result=lambda _i, event: on_event(event),
+                 preload=PRELOAD)
+    except TaskFailed as failed:
+        error = failed.error
+        raise RuntimeError(f"sweep worker failed: {type(error).__name__}: {error}") from error
+
+
+def one_trial(job: OptunaJob, task: int) -> TrialEvent:
+    """One trial of the study in a worker process, its sampler seeded by the `task`'s number
+    in this session (task 0 draws as a one-process sweep's first trial would)."""
+    study = open_study(job.url, job.name, sampler=sampler(job.seed, job.existing, task), pruner=job.pruner)
+    events: list[TrialEvent] = []
+    study.optimize(objective(job), n_trials=1, catch=(FinMetaError,),
+                   callbacks=[lambda _study, trial: events.append(event_of(trial))])
+    return events[0]

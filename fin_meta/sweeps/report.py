@@ -6,7 +6,9 @@ the best validation net Sharpe (`sweep.best.val.sharpe`), the best trial's value
 `sweep.best.<key>`, `sweep/best_params.json`), every trial (`sweep/trials.csv`), the parameter
 importances (metrics `sweep.importance.<key>`, `sweep/importance.html`) and the optimisation
 history (`sweep/history.html`). The best trial's **test** figures (`best.test.<stat>`, read from
-its child run) are reported here once, after the choice: nothing was chosen on them.
+its child run) are reported here once, after the choice: nothing was chosen on them; with them
+its test DSR deflated by the trials run and the PBO over the trials' test returns
+(`fin_meta.sweeps.overfit`: `sweep.best.test.dsr`, `sweep.pbo`, `sweep/overfitting.md|csv`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fin_meta.metrics import STAT_KEYS
+from fin_meta.sweeps.overfit import SweepOverfitting, assess_trials, log_overfitting
 from fin_meta.tracking.records import set_description
 from fin_meta.tracking.run import Tracker
 
@@ -34,7 +37,8 @@ _SHOWN = ("sharpe", "gross_sharpe", "cagr", "max_drawdown", "turnover", "cost_dr
 class SweepOutcome:
     """What `run_sweep` found: the sweep's `name`, parent run and study storage; trial counts of
     this session and of the whole study (`{state: n}`); the best trial (number, values,
-    validation net Sharpe, child run, the command that reruns it) and its test figures."""
+    validation net Sharpe, child run, the command that reruns it), its test figures and, over
+    all the trials, the deflated figures (`overfitting`)."""
 
     name: str
     parent_run_id: str | None
@@ -49,6 +53,7 @@ class SweepOutcome:
     best_rerun: str | None = None
     best_test: dict[str, float] = field(default_factory=dict)
     importances: dict[str, float] = field(default_factory=dict)
+    overfitting: SweepOverfitting | None = None
 
     def print_report(self, echo: Callable[[str], Any] = print) -> None:
         """Counts, the best trial (its values and validation score), then its test figures."""
@@ -69,6 +74,8 @@ class SweepOutcome:
             if self.best_test:
                 figures = ", ".join(f"{k} {self.best_test[k]:.4g}" for k in _SHOWN if k in self.best_test)
                 echo(f"its test period, scored once after the choice: {figures}")
+            for line in self.overfitting.lines() if self.overfitting else []:
+                echo(f"  {line}")
             if self.best_rerun:
                 echo(f"  rerun it: {self.best_rerun}")
         if self.parent_run_id:
@@ -113,6 +120,8 @@ def summarise(study: optuna.Study, existing: int, client: MlflowClient | None, o
             outcome.best_test = {k: metrics[f"test.{k}"] for k in STAT_KEYS if f"test.{k}" in metrics}
             outcome.best_rerun = run.data.tags.get("fin_meta.rerun")
         outcome.importances = _importances(study)
+    if client is not None and trials:
+        outcome.overfitting = assess_trials(client, trials, outcome.best_run_id)
     return outcome
 
 
@@ -129,6 +138,8 @@ def log_sweep(tracker: Tracker, study: optuna.Study, outcome: SweepOutcome) -> N
         tracker.log_dict({"trial": outcome.best_number, "validation_sharpe": outcome.best_value,
                           "params": outcome.best_params, "run_id": outcome.best_run_id}, "sweep/best_params.json")
     tracker.log_metrics(metrics, step=total)
+    if outcome.overfitting is not None:
+        log_overfitting(tracker, outcome.overfitting, step=total)
     if total:
         tracker.log_table(study.trials_dataframe(), "sweep/trials.csv")
         _log_plots(tracker, study, outcome)
@@ -158,4 +169,6 @@ def _description(outcome: SweepOutcome) -> str:
         if outcome.best_test:
             lines += ["", "Its test period (scored once, after the choice): " + ", ".join(
                 f"{k} {outcome.best_test[k]:.4g}" for k in _SHOWN if k in outcome.best_test)]
+    if outcome.overfitting is not None:
+        lines += ["", *[f"- {line}" for line in outcome.overfitting.lines()]]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Where a sweep's Optuna study lives and how it searches: the study is stored in SQLite beside
 the MLflow store (`optuna.db` next to `mlflow.db`; `./optuna.db` when MLflow is a server; or
 `--storage URL`) under the sweep's name, so running the same sweep again continues it. TPE
-sampling (seeded: the experiment's seed, the trials already in the study and the worker), median
+sampling (seeded: the experiment's seed, the trials already in the study and the worker's task), median
 pruning of the validation net Sharpe reported at each evaluation.
 """
 
@@ -23,7 +23,7 @@ STUDY_FILE = "optuna.db"
 DIRECTION = "maximize"
 """The objective, validation net Sharpe, is maximised."""
 _SEED_STRIDE = 7919
-"""Workers' samplers are seeded this far apart."""
+"""The samplers of a session's tasks (one trial each in a worker process) are seeded this far apart."""
 
 
 def storage_url(tracking_uri: str, storage: str | None = None) -> str:
@@ -46,12 +46,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
-def sampler(seed: int, existing: int, worker: int = 0) -> optuna.samplers.BaseSampler:
+def sampler(seed: int, existing: int, task: int = 0) -> optuna.samplers.BaseSampler:
     """A TPE sampler seeded by the experiment's `seed`, the number of trials `existing` in the
-    study (a resumed sweep does not redraw its first points) and the `worker`."""
+    study (a resumed sweep does not redraw its first points) and the worker's `task`."""
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed + existing + _SEED_STRIDE * worker)
+    return optuna.samplers.TPESampler(seed=seed + existing + _SEED_STRIDE * task)
 
 
 def default_pruner(prune: bool = True) -> optuna.pruners.BasePruner:

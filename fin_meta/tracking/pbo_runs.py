@@ -85,10 +85,11 @@ def _headline_returns(client: MlflowClient, run_id: str, folder: str, scratch: P
     return frame.iloc[:, 0].astype(float)
 
 
-def returns_of_runs(client: MlflowClient, run_ids: list[str], on: str = "test"
+def returns_of_runs(client: MlflowClient, run_ids: list[str], on: str = "test", at_least: int = 2
                     ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The headline per-bar returns of `run_ids` on their common bars (bars x run ids) and the
-    runs skipped (run id -> why: not FINISHED, no returns for that period, several sources)."""
+    runs skipped (run id -> why: not FINISHED, no returns for that period, several sources);
+    `DataError` saying why when fewer than `at_least` runs have them."""
     folder = period_folder(on)
     columns: dict[str, pd.Series] = {}
     skipped: dict[str, str] = {}
@@ -101,13 +102,16 @@ def returns_of_runs(client: MlflowClient, run_ids: list[str], on: str = "test"
                 skipped[run_id] = found
             else:
                 columns[run_id] = found
-    if len(columns) < 2:
+    if len(columns) < at_least:
         reasons: dict[str, list[str]] = {}
         for run_id, reason in skipped.items():
             reasons.setdefault(reason, []).append(run_id[:8])
         why = "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in reasons.items())
-        raise DataError(f"PBO needs the {folder} returns of at least 2 finished runs, found {len(columns)}"
-                        + (f" (skipped {why})" if why else "") + "; log more runs or widen the selection (--top)")
+        skips = f" (skipped {why})" if why else ""
+        if at_least < 2:
+            raise DataError(f"no run has usable {folder} returns{skips}")
+        raise DataError(f"PBO needs the {folder} returns of at least {at_least} finished runs, found {len(columns)}"
+                        f"{skips}; log more runs or widen the selection (--top)")
     matrix = pd.concat(columns, axis=1, join="inner").sort_index()
     if matrix.empty:
         raise DataError(f"PBO: the runs' {folder} periods share no bar; compare runs on the same data and period")

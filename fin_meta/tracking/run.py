@@ -1,7 +1,7 @@
 """A tracked run: `start_run(...)` opens an MLflow run and yields a `Tracker` to log params,
 metrics, tables, figures and files; the run ends FINISHED, or FAILED when the body raises
-(Ctrl-C included) and the exception goes on up. `enabled=False` yields a tracker that does
-nothing, so callers never branch on `--no-track`.
+(Ctrl-C included) and the exception goes on up (KILLED on a `StopRun`: a pruned sweep trial).
+`enabled=False` yields a tracker that does nothing, so callers never branch on `--no-track`.
 
 Non-finite metrics: NaN and +-inf are not logged as metrics (MLflow would store inf as
 +-1.8e308 and NaN breaks sorting in the UI and in `compare_runs`); each one is recorded as a
@@ -37,10 +37,19 @@ from fin_meta.tracking.tags import Heartbeat, run_tags, tag_items
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["Tracker", "start_run"]
+__all__ = ["StopRun", "Tracker", "start_run"]
 
 _BATCH = 100  # MLflow's limit of params/tags per log_batch call
 _FIGURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".html", ".gif", ".webp"}
+
+
+class StopRun(Exception):  # noqa: N818 - a signal, not an error
+    """Raised in `start_run` to stop its run on purpose (a pruned sweep trial): the run gets
+    `tags` and ends KILLED, never FAILED nor tagged `fin_meta.error`; `start_run` sets `run_id`."""
+
+    def __init__(self, message: str, tags: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.tags, self.run_id = dict(tags or {}), None
 
 
 class Tracker:
@@ -301,7 +310,8 @@ def start_run(
     """Open an MLflow run in `experiment` (created when missing) on the store of
     `resolve_tracking_uri(tracking_uri)`, log `params` (flattened) and the tags of `run_tags`,
     and yield its `Tracker`. The run ends FINISHED, or FAILED (with a `fin_meta.error` tag) when
-    the body raises anything, KeyboardInterrupt included; the exception is re-raised.
+    the body raises anything, KeyboardInterrupt included, or KILLED with its `tags` on a
+    `StopRun`; the exception is re-raised.
     `sys.exit(0)` inside counts as success. `enabled=False` touches no store and yields a
     tracker that does nothing.
 
@@ -327,8 +337,12 @@ def start_run(
         yield tracker
     except BaseException as exc:
         ok = isinstance(exc, SystemExit) and exc.code in (0, None)
+        stop = isinstance(exc, StopRun)
         try:
-            tracker._end("FINISHED" if ok else "FAILED", None if ok else exc)
+            if stop:
+                exc.run_id = run_id
+                tracker.set_tags(exc.tags)
+            tracker._end("FINISHED" if ok else "KILLED" if stop else "FAILED", None if ok or stop else exc)
         except Exception as end_exc:  # keep the user's exception; say the run may look RUNNING
             exc.add_note(f"(fin-meta could not mark MLflow run {run_id} as ended: {end_exc!r})")
         raise

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-__all__ = ["PBO_ROLE", "TRIALS_TAG", "Trials", "count_trials", "trial_key"]
+__all__ = ["PBO_ROLE", "TRIALS_TAG", "Trials", "count_trials", "sharpe_variance", "trial_key"]
 
 TRIALS_TAG = "dsr.trials"
 """The tag with the N trials a run's logged `test.dsr` accounts for (`dsr.trials.<name>` per
@@ -87,7 +87,13 @@ def count_trials(client: MlflowClient, run_id: str, metric: str = "test.sharpe")
         others = [r for r in finished if r.info.run_id != run_id and r.data.tags.get(ROLE_TAG) not in _NOT_TRIALS
                   and trial_key(r.data.params) == key]
     trials = [run, *others]
-    sharpes = np.array([_per_bar(r, metric) for r in trials])
-    sharpes = sharpes[np.isfinite(sharpes)]
-    variance = float(np.var(sharpes, ddof=1)) if len(sharpes) >= 2 else 0.0
+    variance = sharpe_variance([_per_bar(r, metric) for r in trials])
     return Trials(n=len(trials), sharpe_variance=variance, run_ids=[r.info.run_id for r in trials], metric=metric)
+
+
+def sharpe_variance(sharpes: object) -> float:
+    """The sample variance (ddof=1) of the finite trials' `sharpes` (per bar): the V of the
+    deflated Sharpe ratio; 0.0 with fewer than two finite ones."""
+    values = np.asarray(sharpes, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    return float(np.var(values, ddof=1)) if len(values) >= 2 else 0.0

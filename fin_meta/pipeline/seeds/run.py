@@ -1,7 +1,7 @@
 """`run_seeds(config, seeds, jobs=J)`: one experiment over several seeds. One MLflow parent run
 (tag `fin_meta.role` = `parent`), a child run per seed (`run_experiment` with that seed, tagged
 with `nesting.child_tags`), run one after another in this process or in J worker processes
-(`seeds.pool`); then the parent logs the results over seeds (`seeds.report.summarise`).
+(`pipeline.pool`); then the parent logs the results over seeds (`seeds.report.summarise`).
 
 Every seed runs with ONE torch CPU thread, whatever J is: CPU kernels give (slightly) different
 numbers with different thread counts, so this is what makes `--jobs J` change the wall time
@@ -31,9 +31,9 @@ import pandas as pd
 
 from fin_meta.config import ExperimentConfig, config_to_dict, load_config
 from fin_meta.errors import ConfigError
+from fin_meta.pipeline.pool import TaskFailed, run_pool
 from fin_meta.pipeline.seeds.child import SeedResult, run_child, seed_failure, torch_threads
 from fin_meta.pipeline.seeds.parse import parse_jobs, seed_label
-from fin_meta.pipeline.seeds.pool import TaskFailed, run_pool
 from fin_meta.pipeline.seeds.report import (
     SeedSetOutcome,
     describe_set,

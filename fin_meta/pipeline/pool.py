@@ -1,10 +1,13 @@
-"""Worker processes for `--jobs J`: `run_pool(fn, tasks, jobs=J)` runs `fn(*task)` for every task
+"""Worker processes for `--jobs J` (seed sets, `fin_meta.pipeline.seeds`; sweeps,
+`fin_meta.sweeps.optuna_backend`): `run_pool(fn, tasks, jobs=J)` runs `fn(*task)` for every task
 in at most J processes, each worker taking the next task when it is free, and returns the
-results in task order.
+results in task order. Only the standard library is imported here (`prestart` runs first thing
+in the CLI).
 
 The workers fork from a fork server (`multiprocessing`'s "forkserver"; "spawn" where there is
-none) that imports torch, vectorbt, MLflow and the pipeline once, so a worker starts warm with
-no store connection or thread pool copied from this process. Each worker sets its torch CPU
+none) that imports torch, vectorbt, MLflow and the pipeline once (`preload`; `prestart` starts it
+early, while the caller still reads its files), so a worker starts warm with no store
+connection or thread pool copied from this process. Each worker sets its torch CPU
 threads (`threads`). A task that raises stops the pool from starting new tasks; the running
 ones finish, then `TaskFailed` says which task and why. Ctrl-C (SIGINT reaches this process
 only: the workers ignore it) sends each busy worker SIGTERM, which it raises as
@@ -23,10 +26,11 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
-__all__ = ["PRELOAD", "TaskFailed", "run_pool"]
+__all__ = ["PRELOAD", "TaskFailed", "prestart", "run_pool", "threads_per_worker"]
 
 PRELOAD = ["torch", "torch._inductor", "vectorbt", "mlflow", "fin_meta.pipeline.seeds.child"]
-"""Modules the fork server imports once (`torch._inductor`: what `use_deterministic_algorithms` loads)."""
+"""Modules the fork server imports once by default (`torch._inductor`: what
+`use_deterministic_algorithms` loads; the seed sets' child job)."""
 POLL_S = 10.0
 """Seconds between two `on_tick` calls while every worker is busy."""
 STOP_S = 60.0
@@ -44,6 +48,22 @@ class TaskFailed(Exception):
 def _context() -> BaseContext:
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def prestart(preload: Sequence[str] = PRELOAD) -> None:
+    """Start the fork server now, importing `preload` in the background (no-op without a fork
+    server, or when it already runs: the first preload wins)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    from multiprocessing import forkserver
+
+    _context().set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
+
+
+def threads_per_worker(jobs: int) -> int:
+    """Torch threads for each of `jobs` workers: the cores shared out, at least one."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
