@@ -141,7 +141,8 @@ def honest_curves(results: list[SeedResult], rng: np.random.Generator, n: int) -
     returns = pd.concat([r.returns[keep] for r in results], ignore_index=True)
     since = np.concatenate([r.since_change for r in results])
     curve = curve_by_time_since_change(returns, since, rng, block_length=BLOCK, n_resamples=n)
-    rise = [(c, *curve_rise(returns[c].to_numpy(), since, rng, block_length=BLOCK, n_resamples=n)) for c in keep]
+    rises = curve_rise(returns.to_numpy(), since, rng, block_length=BLOCK, n_resamples=n)  # paired across agents
+    rise = [(c, *r) for c, r in zip(keep, rises, strict=True)]
     return curve, pd.DataFrame(rise, columns=["contender", "rise", "ci_low", "ci_high"])
 
 

@@ -211,10 +211,10 @@ def curve_by_time_since_change(
         bars = returns.to_numpy(np.float64)[which == i]
         if len(bars) < 2:
             continue
-        cis = bootstrap_ci(bars, statistic=_column_means, n_resamples=n_resamples, confidence=confidence,
-                           rng=rng, block_length=min(block_length, len(bars)))
-        for col, mean, (low, high) in zip(returns.columns, bars.mean(axis=0), cis, strict=True):
-            rows.append((col, name, len(bars), float(mean), low, high))
+        draws = _resampled_means(bars, rng, n_resamples, min(block_length, len(bars)))  # paired across agents
+        lows, highs = _interval(draws, confidence)
+        for col, mean, low, high in zip(returns.columns, bars.mean(axis=0), lows, highs, strict=True):
+            rows.append((col, name, len(bars), float(mean), float(low), float(high)))
     return pd.DataFrame(rows, columns=HONEST_COLUMNS)
 
 
@@ -227,18 +227,42 @@ def curve_rise(
     block_length: float = 21.0,
     n_resamples: int = 2000,
     confidence: float = 0.95,
-) -> tuple[float, float, float]:
-    """How much one agent's honest curve rises: mean return of the last bucket minus the first
+) -> tuple[float, float, float] | list[tuple[float, float, float]]:
+    """How much an agent's honest curve rises: mean return of the last bucket minus the first
     (per bar), with a CI from block-resampling each bucket's bars independently. Returns
-    `(rise, ci_low, ci_high)`."""
+    `(rise, ci_low, ci_high)`; for `returns` of shape bars x agents, one triple per agent from
+    the same resampled bars (paired across agents, one index draw for all)."""
     r = np.asarray(returns, np.float64)
+    table = r.reshape(len(r), -1)
     edges, which = _buckets(since_change, len(r), buckets)
-    first, last = r[which == 0], r[which == len(edges) - 1]
-    if first.size < 2 or last.size < 2:
+    first, last = table[which == 0], table[which == len(edges) - 1]
+    if len(first) < 2 or len(last) < 2:
         raise DataError("curve_rise: the first and the last bucket need >= 2 bars each")
-    draws = [part[resample_indices(part.size, n_resamples, rng, min(block_length, part.size), "stationary")].mean(axis=0)
-             for part in (first, last)]
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(draws[1] - draws[0], [alpha, 1.0 - alpha])
-    return float(last.mean() - first.mean()), float(low), float(high)
+    draws = [_resampled_means(part, rng, n_resamples, min(block_length, len(part))) for part in (first, last)]
+    low, high = _interval(draws[1] - draws[0], confidence)
+    rise = last.mean(axis=0) - first.mean(axis=0)
+    out = [(float(d), float(lo), float(hi)) for d, lo, hi in zip(rise, low, high, strict=True)]
+    return out if r.ndim == 2 else out[0]
 
+
+def _resampled_means(part: np.ndarray, rng: np.random.Generator, n_resamples: int, block_length: float,
+                     cells: int = 10_000_000) -> np.ndarray:
+    """Column means of `part` (bars x k) over `n_resamples` stationary-block resamples of its
+    bars, shape (n_resamples, k): each resample's count of every bar times `part`, so any
+    number of columns costs one index draw; draws in chunks of at most `cells` indices (memory
+    ~100 MB on any number of bars)."""
+    n = len(part)
+    chunk = max(1, cells // n)
+    means = []
+    for m in np.diff(np.r_[np.arange(0, n_resamples, chunk), n_resamples]):
+        index = resample_indices(n, m, rng, block_length, "stationary")  # bars x m
+        counts = np.bincount((index + n * np.arange(m)).ravel(order="F"), minlength=n * m).reshape(m, n)
+        means.append(counts @ part / n)
+    return np.concatenate(means)
+
+
+def _interval(draws: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central `confidence` percentile interval of each column of `draws` (resamples x k)."""
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
+    return low, high

@@ -87,6 +87,15 @@ def test_curve_rise_sees_adaptation_only_where_it_happens():
     assert low < 0 < high
 
 
+def test_curve_rise_of_several_agents_is_paired():
+    returns, since = _adapting_returns(8000, 2)
+    table = returns[["learner", "flat", "learner"]].to_numpy()
+    rises = curve_rise(table, since, np.random.default_rng(3), n_resamples=400)
+    assert len(rises) == 3 and rises[0] == rises[2]  # the same resampled bars for every column
+    assert rises[0][0] == pytest.approx(curve_rise(table[:, 0], since, np.random.default_rng(3))[0])
+    assert rises[0][1] > 0 and rises[1][1] < 0 < rises[1][2]
+
+
 def test_honest_curve_rejects_bad_input():
     returns, since = _adapting_returns(400, 0)
     with pytest.raises(DataError, match="one value per bar"):
