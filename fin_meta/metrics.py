@@ -268,29 +268,29 @@ def summary_stats(
     return frame
 
 
-def resample_indices(
-    n_bars: int,
-    n_resamples: int,
-    rng: np.random.Generator,
-    block_length: float | None,
-    block: Literal["stationary", "circular"],
-) -> np.ndarray:
+def resample_indices(n_bars: int, n_resamples: int, rng: np.random.Generator, block_length: float | None,
+                     block: Literal["stationary", "circular"]) -> np.ndarray:
     """Bootstrap bar indices, shape (n_bars, n_resamples): iid (``block_length`` None), or in
     blocks of consecutive bars wrapping round the end, each from a random bar; ``stationary``
     blocks have geometric lengths of mean ``block_length`` (Politis-Romano), ``circular`` fixed."""
     if block_length is None:
         return rng.integers(0, n_bars, size=(n_bars, n_resamples))
-    t = np.arange(n_bars)[:, None]
-    if block == "stationary":
-        new_block = rng.random((n_bars, n_resamples)) < 1.0 / block_length
+    small = np.int32 if n_bars * n_resamples < 2**31 else np.int64  # resamples x bars from here: scans run along
+    if block == "stationary":  # contiguous memory, in half the bytes of int64 (same values as bars x resamples)
+        new_block = np.ascontiguousarray((rng.random((n_bars, n_resamples)) < 1.0 / block_length).T)
     else:
-        new_block = np.broadcast_to(t % int(block_length) == 0, (n_bars, n_resamples)).copy()
-    new_block[0] = True
-    block_id = np.cumsum(new_block, axis=0) - 1
-    block_start = np.maximum.accumulate(np.where(new_block, t, 0), axis=0)
-    starts = rng.integers(0, n_bars, size=(n_bars, n_resamples))
-    first_index = np.take_along_axis(starts, block_id, axis=0)
-    return (first_index + (t - block_start)) % n_bars
+        new_block = np.broadcast_to(np.arange(n_bars) % int(block_length) == 0, (n_resamples, n_bars)).copy()
+    new_block[:, 0] = True
+    t = np.arange(n_bars, dtype=small)
+    offset = np.maximum.accumulate(np.where(new_block, t, small(0)), axis=1)  # the block's first bar
+    np.subtract(t, offset, out=offset)  # bars since then
+    flat = np.cumsum(new_block, axis=1, dtype=small)  # block number + 1, then flat position in `starts`
+    flat *= n_resamples
+    flat += np.arange(n_resamples, dtype=small)[:, None] - n_resamples
+    index = rng.integers(0, n_bars, size=(n_bars, n_resamples)).ravel().take(flat)  # each block's first index
+    index += offset
+    np.subtract(index, n_bars, out=index, where=index >= n_bars)  # wrap round the end (index < 2 n_bars)
+    return np.ascontiguousarray(index.T)
 
 
 def block_length_for(n_bars: int, periods_per_year: float = BARS_PER_YEAR) -> float:

@@ -74,7 +74,10 @@ def _root(
 
 def parse_params(items: list[str], flag: str) -> dict[str, Any]:
     """`KEY=VALUE` strings as a dict (values read as YAML), by the one KEY=VALUE parser
-    `fin_meta.config.yaml_io.parse_override`; its errors name `flag`."""
+    `fin_meta.config.yaml_io.parse_override`; its errors name `flag`. Without items nothing is
+    imported (the config package loads its pydantic models: half a second of `fin-meta backtest`)."""
+    if not items:
+        return {}
     from fin_meta.config.yaml_io import parse_override
 
     parsed: dict[str, Any] = {}

@@ -1,28 +1,29 @@
 """The `fin-meta backtest` job: load prices, run rule strategies, ONE vectorbt backtest with every
 strategy as a column and an optional per-regime breakdown (`stages.evaluate`), then log the
-`Evaluation` to MLflow with the same names as `fin-meta run` (`tracking.records.log_evaluation`)."""
+`Evaluation` to MLflow with the same names as `fin-meta run` (`tracking.records.log_evaluation`).
+
+Importing this module loads no pandas: `run_backtest_job` starts the MLflow background process
+first and imports the rest while that process starts (a fresh `fin-meta backtest` saves the
+second or so that pandas, the data and strategy modules take)."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from fin_meta.backtest.report import format_results_table
-from fin_meta.data import load_prices
 from fin_meta.errors import StrategyError
-from fin_meta.frequency import bars_per_year_of
-from fin_meta.pipeline.deflate import log_deflated_sharpe
-from fin_meta.pipeline.stages import asset_name, evaluate, rule_positions
-from fin_meta.regimes import detect_regimes
 from fin_meta.tracking.background import open_store
-from fin_meta.tracking.params import prices_hash
-from fin_meta.tracking.records import log_evaluation
-from strategies import available_strategies
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fin_meta.backtest import BacktestResult
 
 __all__ = ["BacktestJob", "run_backtest_job", "split_strategy_params"]
 
@@ -58,6 +59,10 @@ class BacktestJob:
 
     def print_report(self, echo: Callable[[str], Any]) -> None:
         """Print the results table, the regime breakdown and where the run was logged."""
+        import pandas as pd
+
+        from fin_meta.backtest.report import format_results_table
+
         echo(f"{self.source}: {len(self.stats)} strategies, sorted by net Sharpe (95% bootstrap CI), "
              "fees+slippage included")
         echo(format_results_table(self.table))
@@ -70,6 +75,20 @@ class BacktestJob:
             echo(f"wrote {path}")
         if self.run_id:
             echo(f"MLflow run {self.run_id} — open the UI with: fin-meta ui" + _uri_flag(self.tracking_uri))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the job runs (as before it afterwards): importing
+    vectorbt, pandas and scipy builds half a million objects that the collector would walk again
+    and again (about a fifth of their CPU time); the job itself leaves little cyclic garbage."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _uri_flag(uri: str | None) -> str:
@@ -121,8 +140,18 @@ def run_backtest_job(
     second process while the backtest computes (`fin_meta.tracking.background.open_store`; None:
     when this process has not imported MLflow yet, as in a fresh `fin-meta backtest`)."""
     charts = CHART_MODULES + (("fin_meta.plots.regimes",) if regime_method else ())
-    with open_store(experiment, tracking_uri=tracking_uri, enabled=track, background=background,
-                    preload=charts) as store:  # the store opens while the backtest computes
+    with _collector_paused(), open_store(experiment, tracking_uri=tracking_uri, enabled=track,
+                                         background=background, preload=charts) as store:  # opens while we compute
+        from fin_meta.data import load_prices
+        from fin_meta.frequency import bars_per_year_of
+        from fin_meta.pipeline.deflate import log_deflated_sharpe
+        from fin_meta.pipeline.stages import asset_name, evaluate, rule_positions
+        from fin_meta.plots.equity import plot_equity_png
+        from fin_meta.regimes import detect_regimes
+        from fin_meta.tracking.params import prices_hash
+        from fin_meta.tracking.records import log_evaluation
+        from strategies import available_strategies
+
         prices = load_prices(source, start, end, data_dir=data_dir)
         available = available_strategies(strategies_dir)
         names = list(available) if list(strategies) == ["all"] else list(dict.fromkeys(strategies))
@@ -132,8 +161,14 @@ def run_backtest_job(
             routed[BENCHMARK] = {}
         labels = None if regime_method is None else detect_regimes(prices, method=regime_method, causal=True)
         rules = rule_positions(prices, names, routed, strategies_dir)
-        evaluation = evaluate(asset_name(source), prices, prices, {}, rules, fees=fees, slippage=slippage,
-                              max_position=1.0, bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0, labels=labels)
+        name = asset_name(source)
+
+        def draw_ahead(result: BacktestResult) -> None:  # the PNG `log_evaluation` logs (its name there): the
+            # background process draws it while the bootstrap of the results table runs here
+            store.prepare_figure(partial(plot_equity_png, result.equity), f"plots/equity_{name}.png")
+
+        evaluation = evaluate(name, prices, prices, {}, rules, fees=fees, slippage=slippage, max_position=1.0,
+                              bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0, labels=labels, on_backtest=draw_ahead)
         job = BacktestJob(source=source, stats=evaluation.stats, table=evaluation.table,
                           by_regime=evaluation.by_regime, tracking_uri=tracking_uri)
         if plot is not None:

@@ -10,28 +10,29 @@ meta-test and `evaluate` (one backtest per source and period) -> `fin_meta.track
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from fin_meta.agents import Agent
 from fin_meta.backtest import Evaluation, backtest
 from fin_meta.backtest.report import results_table
 from fin_meta.data import load_prices
-from fin_meta.envs.config import EnvConfig
-from fin_meta.envs.regime_features import fit_regime_features
 from fin_meta.errors import ConfigError
 from fin_meta.frequency import bars_per_year_of, frequency_name, in_bars
-from fin_meta.metatest import adaptation_curves, summarise_curves
 from fin_meta.regimes import detect_regimes
 from fin_meta.regimes.segments import merged_labels
 from fin_meta.splits import split_periods
 from fin_meta.tasks import TaskSampler
 from strategies import strategy_positions
+
+if TYPE_CHECKING:  # `fin-meta backtest` uses `evaluate` without agents or environments
+    from fin_meta.agents import Agent
+    from fin_meta.backtest import BacktestResult
+    from fin_meta.envs.config import EnvConfig
 
 __all__ = [
     "CONTEXT_YEARS",
@@ -199,6 +200,8 @@ def fit_env_features(env: EnvConfig, sources: Sequence[SourceData], method: str,
     source's training frame (each its own sequence, one standardisation), so the feature means
     the same on every asset and on new data; its parameters are the regime section's when
     `method` is "hmm" (`params`), else `HMMParams`' defaults. Without such a feature: `env`."""
+    from fin_meta.envs.regime_features import fit_regime_features
+
     hmm_params = dict(params) if method == "hmm" else {}
     return fit_regime_features(env, [src.train for src in sources], **hmm_params)
 
@@ -231,6 +234,8 @@ def meta_test(agents: Mapping[str, Agent], sources: Sequence[SourceData], bounds
     """Adaptation curves on the held-out regime segments `bounds` (`[first, end)` bar positions
     into each source's walk frame, `checks.held_out`), summarised with 95% bootstrap CIs; None
     without segments."""
+    from fin_meta.metatest import adaptation_curves, summarise_curves  # (it loads the environments)
+
     frames = []
     for src, segments in zip(sources, bounds, strict=True):
         if not segments:
@@ -269,15 +274,19 @@ def evaluate(
     bootstrap_samples: int,
     seed: int,
     labels: pd.Series | None = None,
+    on_backtest: Callable[[BacktestResult], Any] | None = None,
 ) -> Evaluation:
     """Walk every agent forward over `walk_prices` (context + test), add the rule strategies'
     positions `rules` (`rule_positions`, on the same bars), keep the `test_prices` bars and run
     ONE backtest with every column (agents first). `fees`, `slippage`: fractions; `labels`:
     causal regime labels covering the test bars (optional) for the per-regime table; Sharpe CIs
-    from `bootstrap_samples` resamples seeded by `seed`."""
+    from `bootstrap_samples` resamples seeded by `seed`. `on_backtest(result)` is called between
+    the backtest and the tables (e.g. to have its charts drawn meanwhile)."""
     columns: dict[str, pd.Series] = {key: agent.positions(walk_prices) for key, agent in agents.items()}
     positions = pd.concat([pd.DataFrame(columns, index=walk_prices.index), rules], axis=1).loc[test_prices.index]
     result = backtest(test_prices, positions, fees=fees, slippage=slippage, max_position=max_position)
+    if on_backtest is not None:
+        on_backtest(result)
     table = results_table(result.returns, result.stats, n_resamples=bootstrap_samples, seed=seed,
                           bars_per_year=result.bars_per_year, ruined_at=result.ruined_at)
     test_labels = None if labels is None else labels.loc[test_prices.index]

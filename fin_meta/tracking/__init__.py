@@ -9,7 +9,7 @@
 
 Metric names sort and group in the MLflow UI: `test.sharpe` (the main strategy column),
 `test.sharpe.buy_and_hold` (the others), `train.return`, ... MLflow itself is imported only
-when a run is opened or read, so importing this module stays fast.
+when a run is opened or read, and each name here on first use, so importing this module stays fast.
 
 The pieces: `store` (URI, client, experiments; a new SQLite store is created under a file
 lock), `params` (params, names, hashes), `tags` (version, command, git, heartbeat), `run` (runs
@@ -20,13 +20,29 @@ model; `load_agent` for `runs:/` URIs), `checkpoints` (resume), `records` (what 
 
 from __future__ import annotations
 
-from fin_meta.tracking.model import load_agent
-from fin_meta.tracking.params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
-from fin_meta.tracking.query import compare_runs, latest_run_id
-from fin_meta.tracking.run import Tracker, start_run
-from fin_meta.tracking.store import TrackingError, open_client, resolve_tracking_uri
-from fin_meta.tracking.tags import git_info, run_tags
-from fin_meta.tracking.ui import launch_ui, ui_command
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fin_meta.tracking.model import load_agent
+    from fin_meta.tracking.params import MAX_PARAM_LENGTH, clean_key, flatten_params, prices_hash
+    from fin_meta.tracking.query import compare_runs, latest_run_id
+    from fin_meta.tracking.run import Tracker, start_run
+    from fin_meta.tracking.store import TrackingError, open_client, resolve_tracking_uri
+    from fin_meta.tracking.tags import git_info, run_tags
+    from fin_meta.tracking.ui import launch_ui, ui_command
+
+# public name -> the module of this package that defines it: each is imported on first use, so that
+# importing a submodule (the MLflow background process, `fin-meta backtest`) does not load the agents
+_LAZY: dict[str, str] = {
+    "load_agent": "model",
+    **dict.fromkeys(("MAX_PARAM_LENGTH", "clean_key", "flatten_params", "prices_hash"), "params"),
+    **dict.fromkeys(("compare_runs", "latest_run_id"), "query"),
+    **dict.fromkeys(("Tracker", "start_run"), "run"),
+    **dict.fromkeys(("TrackingError", "open_client", "resolve_tracking_uri"), "store"),
+    **dict.fromkeys(("git_info", "run_tags"), "tags"),
+    **dict.fromkeys(("launch_ui", "ui_command"), "ui"),
+}
 
 __all__ = [
     "MAX_PARAM_LENGTH",
@@ -46,3 +62,16 @@ __all__ = [
     "start_run",
     "ui_command",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

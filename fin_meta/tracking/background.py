@@ -2,18 +2,22 @@
 
 Importing MLflow and opening a SQLite store cost about 3 s of CPU, as much as importing
 vectorbt, and a fresh `fin-meta backtest` process needs both. `open_store(...)` starts a child
-Python at once; it imports MLflow, opens the store (only an existing SQLite file, only to read:
-a new store is created when the run starts, as `start_run` does) and loads the chart libraries
-(`preload`) while this process loads vectorbt and backtests. `store.start_run(...)` then starts
-the run there and yields a `RemoteTracker`: a `Tracker` whose calls the child carries out, in
-order. Tables and charts are still written here and copied into the run by the child, except
-the charts of `fin_meta.plots` (`portable_draw`), which the child draws itself while this
-process goes on.
+Python at once (this module and `worker` load no pandas, so a job can start it first); it
+imports MLflow, opens the store (only an existing SQLite file, only to read: a new store is
+created when the run starts, as `start_run` does) and loads the chart libraries (`preload`)
+while this process loads vectorbt and backtests. `prepare_figure` has it draw a chart of
+`fin_meta.plots` before the run starts (`fin-meta backtest`: while the results table's
+bootstrap runs here). `store.start_run(...)` then starts the run there and yields a
+`RemoteTracker` (`fin_meta.tracking.remote`): a `Tracker` whose calls the child carries out, in
+order, most of them without this process waiting (tables are written here, into a scratch
+folder, and copied into the run by the child; the charts of `fin_meta.plots`, `portable_draw`,
+are drawn there).
 
 The child is `fin_meta.tracking.worker`. The run ends as `start_run`'s do: FINISHED, or FAILED
 with a `fin_meta.error` tag when the body raises. An error in the child is raised here as the
-same exception (its traceback attached as a note, which `--debug` shows); if the child dies,
-this process marks the run FAILED itself.
+same exception, with the next call that waits or at the end (its traceback attached as a note,
+which `--debug` shows), and fails the run; if the child dies, this process marks the run FAILED
+itself.
 `background=None` (the default) uses the child only where it saves time: in a process that has
 not imported MLflow yet (a fresh command; a notebook or the test suite opens runs in-process),
 with a second core to run on. The child repeats some imports (pandas, which MLflow needs too):
@@ -26,21 +30,42 @@ import contextlib
 import functools
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fin_meta.tracking.run import Tracker, _check_figure, start_run
 from fin_meta.tracking.store import TrackingError, open_client, resolve_tracking_uri
 from fin_meta.tracking.worker import BOOT, ROOT, named_error, read_frame, write_frame
+
+if TYPE_CHECKING:
+    from fin_meta.tracking.remote import RemoteClient, RemoteTracker, call_with_client
+    from fin_meta.tracking.run import Tracker
 
 __all__ = ["BackgroundStore", "LocalStore", "RemoteClient", "RemoteTracker", "call_with_client", "open_store",
            "portable_draw"]
 
+_REMOTE = ("RemoteClient", "RemoteTracker", "call_with_client")
+"""Defined in `fin_meta.tracking.remote` (they need `Tracker`, which loads pandas): named here too."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REMOTE:
+        from fin_meta.tracking import remote
+
+        return getattr(remote, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _END_WAIT_S = 60.0
 """Longest wait for the child to exit once its run has ended (seconds)."""
+_PIPE_BYTES = 32 * 1024
+"""Requests larger than this go through a file (`BackgroundStore._send`)."""
+_MAX_PENDING = 100
+"""Requests sent without reading their replies before `_send` reads them (about 100 bytes each)."""
 
 
 def portable_draw(draw: Callable[[Path], Any]) -> bool:
@@ -58,7 +83,12 @@ class LocalStore:
 
     def start_run(self, **kwargs: Any) -> contextlib.AbstractContextManager[Tracker]:
         """`start_run(experiment, **kwargs)` on this store (`enabled=False`: a tracker that does nothing)."""
+        from fin_meta.tracking.run import start_run
+
         return start_run(self.experiment, tracking_uri=self.tracking_uri, enabled=self.enabled, **kwargs)
+
+    def prepare_figure(self, draw: Callable[[Path], Any], artifact_file: str) -> None:
+        """Nothing: the run's `log_figure` draws here."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -79,6 +109,8 @@ class BackgroundStore:
         self._dead: int | None = None  # the child's exit code once it is known to be gone
         self._out_of_step = False  # a read was interrupted (Ctrl-C): no reply can be matched any more
         self._started = False
+        self._prepared: dict[str, Callable[[Path], Any]] = {}  # artifact file -> the draw the child drew
+        self._scratch: Path | None = None  # the files sent to the child to log (`scratch_file`)
         self._send("open", what="opening the MLflow store", uri=self.uri, argv=list(sys.argv), preload=list(preload))
 
     @property
@@ -88,8 +120,17 @@ class BackgroundStore:
 
     # requests and replies ------------------------------------------------------------------------
     def _send(self, op: str, *args: Any, what: str, **kwargs: Any) -> None:
-        """Queue a request; its reply is read by the next `_collect`."""
+        """Queue a request; its reply is read by the next `_collect`. A large one (a chart's data)
+        goes through a scratch file: a pipe holds 64 kB, and writing more would wait for the child
+        to finish what it is doing (opening the store). Replies are read every `_MAX_PENDING`
+        requests, so that neither pipe fills up."""
+        if len(self._pending) >= _MAX_PENDING:
+            self._collect()
         data = pickle.dumps((op, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)  # fails before writing
+        if len(data) > _PIPE_BYTES:
+            request = self.scratch_file("request.pickle")
+            request.write_bytes(data)
+            data = pickle.dumps(("from_file", (str(request),), {}), protocol=pickle.HIGHEST_PROTOCOL)
         self._pending.append(what)
         if self._dead is None:
             with contextlib.suppress(OSError):  # a dead child: `_collect` says so
@@ -129,6 +170,30 @@ class BackgroundStore:
         return TrackingError(f"the MLflow background process stopped (exit code {self._dead}) while {what}; "
                              "see its messages above")
 
+    def scratch_file(self, name: str) -> Path:
+        """A new path called `name` in a folder of its own, kept until the store is closed."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="fin-meta-artifacts-"))
+        folder = Path(tempfile.mkdtemp(dir=self._scratch))
+        return folder / name
+
+    def prepare_figure(self, draw: Callable[[Path], Any], artifact_file: str) -> None:
+        """Have the child draw a chart of `fin_meta.plots` (`portable_draw`) now, before the run
+        starts, while this process goes on computing: the run's `log_figure` of the same `draw`
+        (same writer, same data objects) as `artifact_file` then logs that file instead of drawing
+        it again. Anything else: nothing (`log_figure` draws it). Drawing errors come with `log_figure`."""
+        if portable_draw(draw) and artifact_file not in self._prepared and not self._started:
+            self._send("prepare", draw, artifact_file, what=f"drawing {artifact_file}")
+            self._prepared[artifact_file] = draw
+
+    def prepared(self, draw: Callable[[Path], Any], artifact_file: str) -> bool:
+        """True (once) when the child drew `draw` as `artifact_file` ahead (`prepare_figure`)."""
+        ahead = self._prepared.get(artifact_file)
+        if ahead is None or not _same_draw(ahead, draw):
+            return False
+        del self._prepared[artifact_file]
+        return True
+
     # the run -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def start_run(self, *, run_name: str | None = None, params: Mapping[str, Any] | Any | None = None,
@@ -138,6 +203,8 @@ class BackgroundStore:
         if self._started:
             raise RuntimeError("a BackgroundStore runs one run; open another store for the next")
         self._started = True
+        from fin_meta.tracking.remote import RemoteTracker
+
         run_id = self._call("start", what="starting the MLflow run", experiment=self.experiment, run_name=run_name,
                             params=params, tags=tags, command_line=command_line)
         try:
@@ -171,10 +238,11 @@ class BackgroundStore:
         proc = self._proc
         with contextlib.suppress(OSError):
             proc.stdin.close()
-        if not self._started:
-            return
-        self._wait(_END_WAIT_S)
-        proc.stdout.close()
+        if self._started:
+            self._wait(_END_WAIT_S)
+            proc.stdout.close()
+        if self._scratch is not None:  # the child has read its files (or its run never started)
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _wait(self, timeout: float) -> int:
         """The child's exit code, once it has exited (killed after `timeout` seconds)."""
@@ -185,83 +253,23 @@ class BackgroundStore:
             return self._proc.wait()
 
 
+def _same_draw(a: Callable[[Path], Any], b: Callable[[Path], Any]) -> bool:
+    """Both `functools.partial`s of the same writer with the very same bound objects."""
+    if not (isinstance(a, functools.partial) and isinstance(b, functools.partial)) or a.func is not b.func:
+        return False
+    same_args = len(a.args) == len(b.args) and all(x is y for x, y in zip(a.args, b.args, strict=True))
+    return same_args and a.keywords.keys() == b.keywords.keys() and \
+        all(a.keywords[k] is b.keywords[k] or a.keywords[k] == b.keywords[k] for k in a.keywords)
+
+
 def _fail_here(uri: str, run_id: str, error: BaseException) -> None:
     """Mark `run_id` FAILED from this process (its background process died)."""
+    from fin_meta.tracking.run import Tracker
+
     try:
         Tracker(open_client(uri), run_id, uri)._end("FAILED", error)
     except Exception as exc:
         error.add_note(f"(fin-meta could not mark MLflow run {run_id} as FAILED: {exc!r})")
-
-
-class RemoteTracker(Tracker):
-    """The `Tracker` of a run that a `BackgroundStore`'s child holds: params, tags, metrics and
-    artifacts go to the child (a file is read there before the call returns); `log_figure`
-    sends the charts of `fin_meta.plots` to be drawn there and goes on at once (an error comes
-    back with the next call or at the end). `client` is a `RemoteClient`."""
-
-    def __init__(self, store: BackgroundStore, run_id: str) -> None:
-        super().__init__(None, run_id, store.uri)
-        self._store = store
-        self.client = RemoteClient(store)
-
-    def _remote(self, method: str, *args: Any, what: str, wait: bool = True, **kwargs: Any) -> Any:
-        if wait:
-            return self._store._call("tracker", method, args, kwargs, True, what=what)
-        self._store._send("tracker", method, args, kwargs, False, what=what)
-        return None
-
-    def log_params(self, params: Mapping[str, Any] | Any) -> None:
-        self._remote("log_params", params, what="logging params")
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self._remote("set_tags", dict(tags), what="setting tags")
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._remote("log_metrics", dict(metrics), step, what="logging metrics")
-
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        path = Path(path).resolve()
-        if not path.exists():
-            raise FileNotFoundError(f"cannot log artifact {path}: no such file or folder")
-        self._remote("log_artifact", path, artifact_path, what=f"logging {path.name}")
-
-    def download_artifact(self, artifact_path: str, dst_dir: str | Path | None = None) -> Path | None:
-        return self._remote("download_artifact", artifact_path, dst_dir, what=f"downloading {artifact_path}")
-
-    def log_figure(self, draw: Callable[[Path], Any], artifact_file: str) -> None:
-        if not portable_draw(draw):
-            super().log_figure(draw, artifact_file)
-            return
-        _check_figure("log_figure", artifact_file)
-        self._remote("log_figure", draw, artifact_file, what=f"drawing {artifact_file}", wait=False)
-
-
-class RemoteClient:
-    """The `MlflowClient` of a `RemoteTracker`: each method runs in the background process and
-    returns its result (MLflow's entities: reading them back imports MLflow here, so prefer
-    `call_with_client` with a function that returns plain data)."""
-
-    def __init__(self, store: BackgroundStore) -> None:
-        self._store = store
-        self.tracking_uri = store.uri
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def method(*args: Any, **kwargs: Any) -> Any:
-            return self._store._call("client", name, args, kwargs, what=f"calling MlflowClient.{name}")
-
-        return method
-
-
-def call_with_client(tracker: Tracker, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """`fn(tracker.client, *args, **kwargs)` where the tracker's client lives: in the background
-    process for a `RemoteTracker` (`fn`, a module-level function, its arguments and its result are
-    pickled), here otherwise. For reads of MLflow that return plain data (e.g. `count_trials`)."""
-    if isinstance(tracker, RemoteTracker):
-        return tracker._store._call("apply", fn, args, kwargs, what=f"running {getattr(fn, '__name__', fn)}")
-    return fn(tracker.client, *args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -7,17 +7,22 @@ ends FAILED."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import pickle
+import shutil
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from fin_meta.tracking.run import Tracker, start_run
 from fin_meta.tracking.store import TrackingError, open_client, sqlite_path
+
+if TYPE_CHECKING:  # the parent imports this module for its framing only: it loads `run` (pandas) when needed
+    from fin_meta.tracking.run import Tracker
 
 __all__ = ["BOOT", "ROOT", "named_error", "read_frame", "serve", "write_frame"]
 
@@ -28,8 +33,9 @@ BOOT = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); sys.p
 """The child's program (`python -c BOOT ROOT`). Ctrl-C reaches every process of the terminal's
 group: the child ignores it from its first line, and its parent decides how the run ends."""
 _TRACKER_METHODS = frozenset({"log_params", "set_tags", "log_metrics", "log_artifact", "download_artifact",
-                              "log_figure"})
-"""The `Tracker` methods a `RemoteTracker` sends (the others build on them in the parent)."""
+                              "log_figure", "log_prepared_figure"})
+"""The `Tracker` methods a `RemoteTracker` sends (the others build on them in the parent), and
+`log_prepared_figure`: log the chart drawn ahead (`_op_prepare`), or draw it now."""
 
 
 def write_frame(stream: IO[bytes], data: bytes) -> None:
@@ -56,10 +62,17 @@ def named_error(name: str, message: str) -> Exception:
 
 def serve() -> None:
     """The background process: answer the requests of its parent on stdin until the run ends or
-    the parent goes away (then the run ends FAILED)."""
+    the parent goes away (then the run ends FAILED). Without the cyclic garbage collector: it
+    would walk MLflow's half a million objects again and again while they are imported (a
+    quarter of the imports' second or more of CPU), and one run leaves little garbage."""
+    gc.disable()
     inbox, outbox = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the replies
-    _Server(inbox, outbox).serve()
+    server = _Server(inbox, outbox)
+    try:
+        server.serve()
+    finally:
+        shutil.rmtree(server.scratch, ignore_errors=True)
     # the run is ended and every write committed: exit without tearing MLflow, SQLAlchemy and
     # matplotlib down module by module (a second or more), as multiprocessing's workers do
     for stream in (sys.stdout, sys.stderr):
@@ -78,6 +91,8 @@ class _Server:
         self.tracker: Tracker | None = None
         self.open_error: BaseException | None = None
         self.unseen_error: BaseException | None = None  # of a request the parent did not wait for
+        self.scratch = tempfile.mkdtemp(prefix="fin-meta-charts-")  # the charts drawn ahead (`_op_prepare`)
+        self.prepared: dict[str, Path] = {}
 
     def serve(self) -> None:
         while True:
@@ -113,13 +128,37 @@ class _Server:
             importlib.import_module("mlflow.tracking")
             if db is not None:
                 importlib.import_module("mlflow.store.tracking.sqlalchemy_store")
-        for name in preload:  # only to have them loaded: a module that fails fails again where it is used
-            with contextlib.suppress(ImportError):
+        for name in ("fin_meta.tracking.run", *preload):  # only to have them loaded: a module that fails
+            with contextlib.suppress(ImportError):  # fails again where it is used
                 importlib.import_module(name)
+
+    def _op_prepare(self, draw: Callable[[Path], Any], artifact_file: str) -> None:
+        """Draw a chart before the run starts; one that fails is drawn again (and fails, with
+        its error reported) when the run logs it."""
+        path = Path(self.scratch) / str(len(self.prepared)) / Path(artifact_file).name
+        path.parent.mkdir()
+        with contextlib.suppress(Exception):
+            draw(path)
+            self.prepared[artifact_file] = path
+
+    def _log_prepared_figure(self, draw: Callable[[Path], Any], artifact_file: str) -> None:
+        path = self.prepared.pop(artifact_file, None)
+        if path is None or not path.exists():
+            self._live().log_figure(draw, artifact_file)
+            return
+        folder = str(Path(artifact_file).parent)
+        self._live().log_artifact(path, None if folder == "." else folder)
+
+    def _op_from_file(self, request: str) -> Any:
+        """A request too large for the pipe, read from the file its parent wrote."""
+        op, args, kwargs = pickle.loads(Path(request).read_bytes())
+        return getattr(self, f"_op_{op}")(*args, **kwargs)
 
     def _op_start(self, experiment: str, **kwargs: Any) -> str:
         if self.uri is None or self.open_error is not None:
             raise TrackingError("the MLflow store could not be opened (see the error above)")
+        from fin_meta.tracking.run import start_run
+
         run = start_run(experiment, tracking_uri=self.uri, **kwargs)
         self.tracker = run.__enter__()
         self.run = run
@@ -129,6 +168,8 @@ class _Server:
         if method not in _TRACKER_METHODS:
             raise AttributeError(f"RemoteTracker does not send {method!r}")
         try:
+            if method == "log_prepared_figure":
+                return self._log_prepared_figure(*args, **kwargs)
             return getattr(self._live(), method)(*args, **kwargs)
         except BaseException as exc:
             if not waited:  # the parent learns of it later: the run must fail even if it ends first

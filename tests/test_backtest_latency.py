@@ -1,0 +1,117 @@
+"""What makes `fin-meta backtest` start fast, checked by behaviour (the timings themselves are in
+`benchmarks/cli_latency.py`): the block bootstrap draws the same resamples as its plain
+formulation; the modules the command starts with load no pandas, agents or environments (the
+MLflow background process is started before them); a chart the background process draws ahead
+is logged as drawn, the tables the tracker writes reach the run without waiting, and their
+scratch space is removed; the job pauses the garbage collector and restores it."""
+
+from __future__ import annotations
+
+import filecmp
+import gc
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fin_meta.metrics import resample_indices
+from fin_meta.pipeline.backtest_job import _collector_paused
+from fin_meta.plots.equity import plot_equity_png
+from fin_meta.tracking import open_client
+from fin_meta.tracking.background import BackgroundStore
+
+
+def reference_indices(n_bars, n_resamples, rng, block_length, block):
+    """The bootstrap indices by their plain definition (bars x resamples, int64, modulo)."""
+    t = np.arange(n_bars)[:, None]
+    if block == "stationary":
+        new_block = rng.random((n_bars, n_resamples)) < 1.0 / block_length
+    else:
+        new_block = np.broadcast_to(t % int(block_length) == 0, (n_bars, n_resamples)).copy()
+    new_block[0] = True
+    block_id = np.cumsum(new_block, axis=0) - 1
+    block_start = np.maximum.accumulate(np.where(new_block, t, 0), axis=0)
+    starts = rng.integers(0, n_bars, size=(n_bars, n_resamples))
+    return (np.take_along_axis(starts, block_id, axis=0) + (t - block_start)) % n_bars
+
+
+@pytest.mark.parametrize(("n_bars", "n_resamples", "block_length", "block"), [
+    (503, 200, 21.0, "stationary"), (1, 4, 1.0, "stationary"), (250, 3, 1.0, "stationary"),
+    (97, 50, 3.5, "circular"), (7, 5, 7.0, "circular"),
+])
+def test_block_resamples_equal_their_plain_definition(n_bars, n_resamples, block_length, block):
+    for seed in range(3):
+        fast, plain = np.random.default_rng(seed), np.random.default_rng(seed)
+        got = resample_indices(n_bars, n_resamples, fast, block_length, block)
+        expected = reference_indices(n_bars, n_resamples, plain, block_length, block)
+        assert got.dtype == expected.dtype and got.flags.c_contiguous  # statistics reduce in the same order
+        np.testing.assert_array_equal(got, expected)
+        assert fast.random() == plain.random()  # the generator is left where it was
+
+
+def test_the_backtest_command_starts_without_pandas_agents_or_environments():
+    code = (
+        "import sys\n"
+        "from fin_meta.pipeline import run_backtest_job\n"
+        "import fin_meta.tracking, fin_meta.tracking.background, fin_meta.tracking.worker\n"
+        "print(sorted(m for m in ('pandas', 'mlflow', 'vectorbt') if m in sys.modules))\n"
+        "import fin_meta.pipeline.stages\n"
+        "print(sorted(m for m in ('fin_meta.agents', 'fin_meta.envs.config', 'fin_meta.metatest',\n"
+        "                        'fin_meta.tracking.model') if m in sys.modules))\n"
+        "from fin_meta.tracking.background import call_with_client\n"  # still named there
+        "from fin_meta.tracking import start_run, load_agent\n"
+        "print(call_with_client.__module__, start_run.__module__, load_agent.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, second, third = done.stdout.splitlines()
+    assert first == "[]", "the background process would start after these imports"
+    assert second == "[]", "`fin-meta backtest` would load the agents or the environments"
+    assert third == "fin_meta.tracking.remote fin_meta.tracking.run fin_meta.tracking.model"
+
+
+def test_chart_drawn_ahead_and_tables_reach_the_run_without_waiting(tracking_uri, tmp_path):
+    dates = pd.bdate_range("2000-01-03", periods=3000)
+    rng = np.random.default_rng(0)
+    equity = pd.DataFrame(np.cumprod(1.0 + rng.normal(0.0, 0.01, (3000, 4)), axis=0), index=dates,
+                          columns=list("abcd"))  # pickled, more than a pipe holds: sent through a file
+    draw = partial(plot_equity_png, equity)
+    table = pd.DataFrame({"x": np.arange(5000.0)})
+    here = plot_equity_png(equity, tmp_path / "here.png")
+    store = BackgroundStore("ahead", tracking_uri)
+    store.prepare_figure(draw, "plots/equity_x.png")  # the data go now: the child draws them while we go on
+    assert not store.prepared(partial(plot_equity_png, equity.copy()), "plots/equity_x.png")  # other data
+    equity.iloc[:, :] = 1.0  # drawn again at logging, the chart would show this
+    with store.start_run(params={"p": 1}) as tracker:
+        tracker.log_figure(draw, "plots/equity_x.png")  # the same draw: the file drawn ahead is logged
+        tracker.log_table(table, "test/table.csv")  # written here, logged there
+        tracker.log_metrics({"m": 1.0})
+        scratch = store._scratch
+        assert scratch is not None and any(scratch.rglob("table.csv"))
+        run_id = tracker.run_id
+    assert not scratch.exists()  # removed once the child has logged everything
+    client = open_client(tracking_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics == {"m": 1.0}
+    logged = Path(client.download_artifacts(run_id, "plots/equity_x.png", str(tmp_path)))
+    assert filecmp.cmp(here, logged, shallow=False)
+    csv = Path(client.download_artifacts(run_id, "test/table.csv", str(tmp_path)))
+    pd.testing.assert_frame_equal(pd.read_csv(csv), table)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_job_pauses_the_garbage_collector_and_restores_it(enabled):
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with _collector_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() == enabled
+        with pytest.raises(KeyError), _collector_paused():
+            raise KeyError("x")
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
