@@ -7,8 +7,9 @@ Each job is imported on first use of its name (as `fin_meta` does with its publi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fin_meta.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from fin_meta.pipeline.backtest_job import BacktestJob, run_backtest_job
@@ -31,14 +32,4 @@ __all__ = ["BacktestJob", "ExperimentOutcome", "SeedSetOutcome", "parse_jobs", "
            "run_experiment", "run_seeds"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__, globals())
