@@ -21,16 +21,16 @@ CASES = {
     "maml": ("maml", {"meta_batch_size": 4, "envs_per_task": 2, "support_length": 12, "query_length": 12,
                       "hidden_sizes": [8], "adapt_every": 7}),
     "maml-regime-change": ("maml", {"meta_batch_size": 4, "envs_per_task": 2, "support_length": 12,
-                                    "query_length": 12, "hidden_sizes": [8], "adapt_every": 30,
+                                    "query_length": 12, "hidden_sizes": [8], "adapt_every": 20,
                                     "adapt_on_regime_change": True}),
 }
 
 
 @pytest.fixture(scope="module")
 def frames() -> list[pd.DataFrame]:
-    """Three frames of 160 bars and one of 120 (a second length group)."""
-    out = [ar_blocks([0.4, -0.4], 80, seed=s)[0] for s in (11, 12, 13)]
-    return [*out, ar_blocks([-0.4, 0.4], 60, seed=14)[0]]
+    """Three frames of 100 bars and one of 80 (a second length group)."""
+    out = [ar_blocks([0.4, -0.4], 50, seed=s)[0] for s in (11, 12, 13)]
+    return [*out, ar_blocks([-0.4, 0.4], 40, seed=14)[0]]
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -54,7 +54,7 @@ def test_batch_walk_equals_each_frame_alone(agent, frames):
 
 def test_batch_walk_has_no_look_ahead_within_or_across_frames(agent, frames):
     before = agent.positions_batch(frames)
-    t = 100
+    t = 60
     changed = [perturb_after(frames[0], t), *frames[1:3], perturb_after(frames[3], 20)]
     after = agent.positions_batch(changed)
     np.testing.assert_allclose(after[0].iloc[: t + 1], before[0].iloc[: t + 1], rtol=0, atol=1e-6)
