@@ -74,9 +74,14 @@ def path_seeds(seed: int, budget: Budget) -> tuple[list[int], list[int]]:
     return [base + i for i in range(budget.n_train)], [base + 50_000 + i for i in range(budget.n_test)]
 
 
+def bayes_labels(prices: pd.DataFrame, preset: str, window: int | None) -> pd.Series:
+    """The Bayes filter's most likely regime per bar (true parameters; last `window` bars or all)."""
+    return filtered_labels(regime_posterior(prices, preset, window=window))
+
+
 def bayes_positions(prices: pd.DataFrame, preset: str, window: int | None) -> pd.Series:
     """The Bayes ceiling as a trader: the oracle's rule applied to the filter's most likely regime."""
-    return oracle_positions(prices, filtered_labels(regime_posterior(prices, preset, window=window)), preset)
+    return oracle_positions(prices, bayes_labels(prices, preset, window), preset)
 
 
 def _window_stats(prices: pd.DataFrame, window: int) -> np.ndarray:
@@ -159,14 +164,15 @@ def run_seed(seed: int, preset: str, budget: Budget, device: str = "cpu", thread
     walked = {name: agent.positions_batch([p for p, _ in test]) for name, agent in agents.items()}
     frames, since, hits = [], [], {"window": [], "full": []}
     for i, ((prices, labels), cls) in enumerate(zip(test, classifier, strict=True)):
-        pos = {"oracle": oracle_positions(prices, labels, preset),
-               "bayes_full": bayes_positions(prices, preset, None),
-               "bayes_window": bayes_positions(prices, preset, WINDOW),
+        bayes = {"full": bayes_labels(prices, preset, None), "window": bayes_labels(prices, preset, WINDOW)}
+        pos = {"oracle": oracle_positions(prices, labels, preset),  # the Bayes ceilings trade the oracle's rule
+               "bayes_full": oracle_positions(prices, bayes["full"], preset),
+               "bayes_window": oracle_positions(prices, bayes["window"], preset),
                "classifier": cls,
                f"rule:{rule}": strategy_positions(rule, prices),
                "buy_and_hold": pd.Series(1.0, index=prices.index)}
-        for key, window in (("full", None), ("window", WINDOW)):
-            hits[key].append((filtered_labels(regime_posterior(prices, preset, window=window)) == labels).to_numpy())
+        for key, guess in bayes.items():
+            hits[key].append((guess == labels).to_numpy())
         pos.update({name: walk[i] for name, walk in walked.items()})  # all test paths walked together
         res = backtest(prices, pd.DataFrame(pos), fees=FEES, slippage=SLIPPAGE)
         frames.append(res.returns.iloc[1:].reset_index(drop=True))  # bar 0 has no return yet

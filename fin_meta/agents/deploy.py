@@ -15,7 +15,7 @@ decision at t.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,7 +39,7 @@ __all__ = [
     "play_batch",
     "walk_forward",
     "walk_forward_batch",
-    "same_length",
+    "positions_by_length",
     "mean_log_return",
 ]
 
@@ -181,12 +181,19 @@ def walk_forward(
     return walk_forward_batch([prices], config, policy, device=device)[0]
 
 
-def same_length(frames: Sequence[pd.DataFrame]) -> list[list[int]]:
-    """Indices of `frames` grouped by length (first-seen order): the batches a lockstep walk takes."""
+def positions_by_length(frames: Sequence[pd.DataFrame], walk: Callable[[list[pd.DataFrame]], np.ndarray],
+                        name: str) -> list[pd.Series]:
+    """Positions of every frame (float64 Series on its index, named `name`, in the frames' order)
+    from `walk(group)` -> `[len(group), T]`, called once per group of frames of equal length."""
     groups: dict[int, list[int]] = {}
     for i, frame in enumerate(frames):
         groups.setdefault(len(frame), []).append(i)
-    return list(groups.values())
+    out: dict[int, pd.Series] = {}
+    for group in groups.values():
+        values = walk([frames[i] for i in group])
+        out.update({i: pd.Series(v, index=frames[i].index, name=name, dtype=np.float64)
+                    for i, v in zip(group, values, strict=True)})
+    return [out[i] for i in range(len(frames))]
 
 
 def walk_forward_batch(

@@ -31,7 +31,7 @@ from fin_meta.agents.deploy import (
     StepPolicy,
     mean_log_return,
     play_episodes,
-    same_length,
+    positions_by_length,
     walk_forward_batch,
 )
 from fin_meta.agents.networks import Normalizer
@@ -242,14 +242,10 @@ class TorchAgent:
         """`positions` of several frames, walked forward together (one batched policy step per
         bar for frames of equal length; each frame on its own, as if walked alone)."""
         self.net.eval()
-        out: dict[int, pd.Series] = {}
         with self.threads():
-            for group in same_length(frames):
-                values = walk_forward_batch([frames[i] for i in group], self.env_config, self.step_policy(),
-                                            device=self.device)
-                out.update({i: pd.Series(v, index=frames[i].index, name=self.algo, dtype=np.float64)
-                            for i, v in zip(group, values, strict=True)})
-        return [out[i] for i in range(len(frames))]
+            return positions_by_length(
+                frames, lambda group: walk_forward_batch(group, self.env_config, self.step_policy(), device=self.device),
+                self.algo)
 
     @torch.no_grad()
     def context_bars(self, steps: Sequence[int]) -> int:

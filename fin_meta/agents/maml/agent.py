@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fin_meta.agents.deploy import same_length, walk_forward_batch
+from fin_meta.agents.deploy import positions_by_length, walk_forward_batch
 from fin_meta.agents.maml.config import MAMLConfig
 from fin_meta.agents.maml.core import MAMLNet, Params, PolicyMLP, expand_params, inner_adapt
 from fin_meta.agents.maml.deploy import AdaptedPolicy, adaptation_points
@@ -269,18 +269,16 @@ class MAMLAgent(TorchAgent):
                                 f"give at least {w + 2}")
         self.net.eval()
         theta = {n: p.detach().unsqueeze(0) for n, p in self.theta().items()}
-        out: dict[int, pd.Series] = {}
-        for group in same_length(frames):
-            part = [frames[i] for i in group]
+
+        def walk(part: list[pd.DataFrame]) -> np.ndarray:  # frames of one length, each adapting on its own bars
             points = [self.adaptation_points(prices) for prices in part]
             adapted = [self._adapt(prices, ReturnsTable([prices], self.device), pts - hp.deploy_window,
                                    hp.deploy_window, hp.deploy_steps)[-1] if pts.size else None
                        for prices, pts in zip(part, points, strict=True)]
             policy = AdaptedPolicy.from_sets(self.objectives, theta, adapted, points, w, len(part[0]))
-            values = walk_forward_batch(part, cfg, policy, device=self.device)
-            out.update({i: pd.Series(v, index=frames[i].index, name=self.algo, dtype=np.float64)
-                        for i, v in zip(group, values, strict=True)})
-        return [out[i] for i in range(len(frames))]
+            return walk_forward_batch(part, cfg, policy, device=self.device)
+
+        return positions_by_length(frames, walk, self.algo)
 
     def context_bars(self, steps: Sequence[int]) -> int:
         """Bars of a held-out segment used before the evaluation part: the support window
