@@ -55,11 +55,12 @@ META = ("rl2", "maml")
 CONTROLS = ("ppo", "ppo_regime_probs", "maml_no_adapt", "rppo", "classifier")
 
 
-def budget(quick: bool) -> Budget:
+def budget(quick: bool, scale: float = 1.0) -> Budget:
     """The default budget or the quick smoke budget. The default fits 5 seeds in ~25 min on 2
     cores (~8 core-minutes a seed); the first attempt, 4x these iterations, needed ~33
-    core-minutes a seed (mostly RL² and rppo: 64 streams x 256 bars an iteration)."""
-    scale = 0.02 if quick else 1.0
+    core-minutes a seed (mostly RL² and rppo: 64 streams x 256 bars an iteration). `scale`
+    multiplies every learned contender's iterations (the controls move with the meta-agents)."""
+    scale *= 0.02 if quick else 1.0
 
     def it(n: int) -> int:
         return max(2, int(n * scale))
@@ -189,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agents", default=None, help="comma-separated learned contenders (default all)")
     parser.add_argument("--jobs", type=int, default=2, help="seeds in parallel processes (default 2)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every learned contender's iterations (default 1; 3 = the 3x budget, ~50 min)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME.KEY=VALUE",
                         help="override a contender's hyperparameter, e.g. --set rl2.belief_coef=0.5, or its "
@@ -198,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--confirm runs the confirmation seeds 100-104: do not combine it with --seeds")
     seeds = CONFIRMATION_SEEDS if args.confirm else parse_seeds(args.seeds) if args.seeds else (
         [0, 1] if args.quick else TUNING_SEEDS)
-    b = apply_overrides(budget(args.quick), args.overrides)
+    if args.scale <= 0:
+        raise SystemExit(f"--scale {args.scale:g}: give a positive factor, e.g. --scale 3")
+    b = apply_overrides(budget(args.quick, args.scale), args.overrides)
     if args.agents:
         wanted = [a.strip() for a in args.agents.split(",") if a.strip()]
         unknown = sorted(set(wanted) - set(b.learned))

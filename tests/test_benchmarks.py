@@ -41,3 +41,35 @@ def test_adaptation_quick_run_prints_the_table_and_targets(capsys) -> None:
                    "of the full-history Bayes filter", "Honest adaptation curve", "Rise of the curve",
                    "env-steps/s", "wall time"):
         assert needle in out, needle
+
+
+def _point(sets: list[str], **val: tuple[float, float]) -> dict:
+    """A `cost_defaults.run_point` result: {learned: (validation net Sharpe, turnover/yr)}."""
+    rows = {}
+    for learned, (sharpe, turnover) in val.items():
+        rows[("sp500", learned, "val")] = {"sharpe": sharpe, "gross_sharpe": sharpe + 0.1, "turnover": turnover,
+                                           "cost_drag": 0.01}
+        rows[("sp500", learned, "train")] = {"sharpe": 9.0, "gross_sharpe": 9.1, "turnover": turnover, "cost_drag": 0.01}
+    return {"sets": sets, "rows": rows, "wall_s": 60.0, "algo": "rl2", "timings": {}}
+
+
+def test_cost_defaults_grid_is_every_combination_and_bad_specs_are_refused() -> None:
+    bench = _script("cost_defaults")
+    points = bench.grid_points(["env.adjust=1.0,0.2", "env.train_cost_multiplier=1,5"])
+    assert points == [["env.adjust=1.0", "env.train_cost_multiplier=1"], ["env.adjust=1.0", "env.train_cost_multiplier=5"],
+                      ["env.adjust=0.2", "env.train_cost_multiplier=1"], ["env.adjust=0.2", "env.train_cost_multiplier=5"]]
+    with pytest.raises(SystemExit, match="KEY=V1,V2"):
+        bench.grid_points(["env.adjust"])
+
+
+def test_cost_defaults_suggests_the_best_calm_point_and_shows_ppos_own_best() -> None:
+    bench = _script("cost_defaults")
+    results = [_point(["a=1"], rl2=(0.9, 40.0), ppo=(0.2, 5.0)),   # best Sharpe, but trades too much
+               _point(["a=2"], rl2=(0.5, 8.0), ppo=(0.1, 6.0)),
+               _point(["a=3"], rl2=(0.3, 4.0), ppo=(0.7, 3.0))]
+    text = bench.report(results, max_turnover=12.0)
+    assert "suggested (best rl2 validation net Sharpe among points with turnover <= 12/yr): a=2" in text
+    assert "pooled PPO's own best point: a=3 (validation net Sharpe 0.70; at the suggested point 0.10)" in text
+    assert "9.00" in text  # the in-sample Sharpe beside the validation figures
+    loose = bench.report(results[:1], max_turnover=12.0)
+    assert "no point kept turnover low" in loose and "a=1" in loose
