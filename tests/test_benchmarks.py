@@ -32,6 +32,15 @@ def test_adaptation_overrides_set_hparams_and_budgets() -> None:
             bench.apply_overrides(bench.budget(quick=True), [bad])
 
 
+def test_adaptation_scale_moves_every_learned_contender_and_set_still_wins() -> None:
+    bench = _script("adaptation")
+    base, triple = bench.budget(quick=False), bench.budget(quick=False, scale=3)
+    assert {k: 3 * v.iterations for k, v in base.learned.items()} == {k: v.iterations for k, v in triple.learned.items()}
+    assert bench.apply_overrides(triple, ["iterations.rl2=10"]).learned["rl2"].iterations == 10
+    with pytest.raises(SystemExit, match="--scale"):
+        bench.main(["--scale", "0"])
+
+
 def test_adaptation_quick_run_prints_the_table_and_targets(capsys) -> None:
     bench = _script("adaptation")
     bench.main(["--quick", "--seeds", "0", "--resamples", "100", "--agents", "ppo,maml",
