@@ -99,9 +99,12 @@ def test_config_section_takes_defaults_and_rejects_bad_values():
     assert EvaluationConfig().walk_forward is None  # off unless asked
     wf = EvaluationConfig.model_validate({"walk_forward": {}}).walk_forward
     assert wf == WalkForwardConfig(refit_every=None, train_bars=None, embargo=None, warm_start=True)
-    for bad in ({"refit_every": 0}, {"train_bars": 0}, {"embargo": -1}, {"refit": 5}, {"warm_start": "maybe"}):
+    for bad in ({"refit_every": 0}, {"train_bars": 0}, {"embargo": -1}, {"refit": 5}, {"warm_start": "maybe"},
+                {"refit_iterations": 0}):
         with pytest.raises(ValueError):
             EvaluationConfig.model_validate({"walk_forward": bad})
+    with pytest.raises(ValueError, match="refit_iterations shortens warm-started refits: set warm_start: true"):
+        EvaluationConfig.model_validate({"walk_forward": {"warm_start": False, "refit_iterations": 5}})
 
 
 @pytest.mark.parametrize(

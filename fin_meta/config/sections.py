@@ -229,6 +229,21 @@ class WalkForwardConfig(BaseModel):
     warm_start: bool = True
     """Each fold continues training the previous fold's agent (True), or trains a fresh one
     seeded per fold (False)."""
+    refit_iterations: int | None = Field(None, ge=1)
+    """Iterations of each warm-started refit after the first fold (the first trains
+    `agent.iterations`). None: `agent.iterations` every fold. Needs `warm_start: true`."""
+
+    @model_validator(mode="after")
+    def _refits_continue_an_agent(self) -> WalkForwardConfig:
+        if self.refit_iterations is not None and not self.warm_start:
+            raise ValueError("refit_iterations shortens warm-started refits: set warm_start: true, or drop "
+                             "refit_iterations (a fresh agent per fold trains agent.iterations)")
+        return self
+
+    def first_step(self, fold: int, iterations: int) -> int:
+        """Training iterations done before fold `fold` starts (fold 0 trains `iterations`, later
+        folds `refit_iterations` when given): the step of its first logged iteration."""
+        return 0 if fold == 0 else iterations + (fold - 1) * (self.refit_iterations or iterations)
 
 
 class EvaluationConfig(BaseModel):

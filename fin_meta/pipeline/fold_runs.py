@@ -112,11 +112,12 @@ def fold_sampler(sources: Sequence[SourceData], folds: Sequence[Fold],
 
 def run_folds(sources: Sequence[SourceData], folds: Sequence[Sequence[Fold]], make_agents: MakeAgents, *,
               seed: int, iterations: int, warm_start: bool, tasks: TaskSettings, progress: bool = False,
-              on_iteration: OnIteration | None = None,
+              refit_iterations: int | None = None, on_iteration: OnIteration | None = None,
               on_fold: Callable[[FoldRun], Any] | None = None) -> list[FoldRun]:
     """Train and trade every fold in order (see the module docstring). `folds`: per source, its
     folds (`walk_forward_folds`, the same count); `make_agents(seed, fold_sources)`: fresh agents; each fold
-    trains every agent `iterations` iterations; `on_fold(run)` after each fold (progress)."""
+    trains every agent `iterations` iterations, except that a warm-started refit (a fold after the
+    first with `warm_start`) trains `refit_iterations` when given; `on_fold(run)` after each fold."""
     if any(len(f) != len(folds[0]) for f in folds):
         counts = ", ".join(f"{src.source}: {len(f)}" for src, f in zip(sources, folds, strict=True))
         raise ConfigError(f"walk-forward: the sources' test periods split into different numbers of folds ({counts}); "
@@ -129,12 +130,15 @@ def run_folds(sources: Sequence[SourceData], folds: Sequence[Sequence[Fold]], ma
         t0 = time.perf_counter()
         number = fold_group[0].number
         sampler, parts, labels = fold_sampler(sources, fold_group, tasks)
+        budget = iterations
         if agents is None or not warm_start:
             made_with = fold_seed(seed, number)
             agents = make_agents(made_with, parts)
+        elif refit_iterations is not None:
+            budget = refit_iterations
         for key, agent in agents.items():
             report = None if on_iteration is None else _reporter(on_iteration, number, key)
-            agent.fit(sampler, iterations=iterations, callback=report, progress=progress)
+            agent.fit(sampler, iterations=budget, callback=report, progress=progress)
         positions = [pd.DataFrame({key: agent.positions(part.walk) for key, agent in agents.items()})
                      .loc[part.test.index] for part in parts]
         kept = {key: copy.deepcopy(agent) for key, agent in agents.items()} if warm_start else dict(agents)

@@ -9,12 +9,13 @@ regime labels and tasks from those bars only, warm-started from fold k-1's agent
 (`fin_meta.pipeline.fold_runs`). The blocks' out-of-sample positions are stitched into one test
 series per source and backtested ONCE beside the rule strategies and, with
 `evaluation.pooled_ppo`, a rolling-retrain pooled PPO trained on the same folds with the same
-budget (the non-meta baseline). Each fold trains for `agent.iterations` iterations.
+budget (the non-meta baseline). Each fold trains for `agent.iterations` iterations; with
+`refit_iterations`, the warm-started refits after the first fold train that many instead.
 
-Logged: the config and params as in a run without refits, `train.*` per iteration (step: fold x
-iterations + iteration; `ppo.train.*` for the baseline), the stitched test evaluation (the same
-artifacts and `test.*` metrics as any run), per-fold metrics `fold.<stat>[.<strategy>]` at step =
-fold number (`fold.<asset>.<stat>...` with several sources), the per-fold table
+Logged: the config and params as in a run without refits, `train.*` per iteration (step: the
+iterations trained before the fold + iteration; `ppo.train.*` for the baseline), the stitched
+test evaluation (the same artifacts and `test.*` metrics as any run), per-fold metrics
+`fold.<stat>[.<strategy>]` at step = fold number (`fold.<asset>.<stat>...` with several sources), the per-fold table
 `walk_forward/folds.csv`, the last fold's agent as the model, tag `walk_forward.folds`. Not done
 here: the meta-test (each block trades with another agent), a validation period (refused), and
 resuming an interrupted run (refused: start it again).
@@ -23,6 +24,7 @@ resuming an interrupted run (refused: start it again).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -112,14 +114,17 @@ def run_walk_forward(cfg: ExperimentConfig, sources: list[SourceData], *,
         set_description(tracker, _description(cfg, described, None, [plan]))
         tracker.log_dict(config_to_dict(cfg), CONFIG_ARTIFACT)
         with clock("train"):
+            refits = "" if wf.refit_iterations is None else f" (warm-started refits: {wf.refit_iterations})"
             say(f"[3/5] walk-forward: {len(folds[0])} folds, meta-training {cfg.agent.algo}{baseline} for "
-                f"{cfg.agent.iterations} iterations each, then trading the fold's block")
+                f"{cfg.agent.iterations} iterations each{refits}, then trading the fold's block")
             tasks = TaskSettings(cfg.regimes.method, cfg.regimes.params, cfg.regimes.min_length,
                                  cfg.regimes.task_labels == "hindsight", env.episode_length or DEFAULT_EPISODE_LENGTH,
                                  env.window, cfg.regimes.task_windows)
             runs = run_folds(sources, folds, make_agents, seed=cfg.seed, iterations=cfg.agent.iterations,
                              warm_start=wf.warm_start, tasks=tasks, progress=progress,
-                             on_iteration=_iteration_logger(tracker, cfg.agent.algo, cfg.agent.iterations),
+                             refit_iterations=wf.refit_iterations,
+                             on_iteration=_iteration_logger(tracker, cfg.agent.algo,
+                                                            partial(wf.first_step, iterations=cfg.agent.iterations)),
                              on_fold=lambda run: say(_INDENT + _fold_line(run, len(folds[0]), sources[0])))
         with clock("backtest"):
             say("[4/5] stitching the folds' out-of-sample positions; one backtest against the baselines")
@@ -158,11 +163,12 @@ def _stitched(cfg: ExperimentConfig, src: SourceData, runs: Sequence[FoldRun], i
                     labels=labels)
 
 
-def _iteration_logger(tracker: Tracker, main: str, iterations: int) -> OnIteration:
-    """Log each training iteration as `<prefix>train.<metric>` at step fold x iterations + iteration."""
+def _iteration_logger(tracker: Tracker, main: str, first_step: Callable[[int], int]) -> OnIteration:
+    """Log each training iteration as `<prefix>train.<metric>` at step first_step(fold) + iteration
+    (the iterations trained before the fold, `WalkForwardConfig.first_step`)."""
     def log(fold: int, key: str, iteration: int, metrics: dict[str, float]) -> None:
         prefix = "" if key == main else f"{key}."
-        tracker.log_metrics({f"{prefix}train.{k}": v for k, v in metrics.items()}, step=fold * iterations + iteration)
+        tracker.log_metrics({f"{prefix}train.{k}": v for k, v in metrics.items()}, step=first_step(fold) + iteration)
 
     return log
 
@@ -191,6 +197,8 @@ def _plan_line(wf: WalkForwardConfig, folds: Sequence[Fold], names: Sequence[str
     embargo = first.trade[0] - first.train[1]
     window = "an expanding training window" if wf.train_bars is None else f"a rolling window of {wf.train_bars:,} bars"
     start = "warm-started from the previous fold's agent" if wf.warm_start else "a fresh agent per fold"
+    if wf.refit_iterations is not None:
+        start += f" for {wf.refit_iterations} iterations"
     return (f"walk-forward with {len(folds)} folds on {', '.join(names)}: refit every {refit:,} bars, {window}, "
             f"embargo {embargo} bars, {start}; the test positions are the folds' out-of-sample blocks "
             "stitched together")
