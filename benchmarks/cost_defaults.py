@@ -68,17 +68,25 @@ def run_point(path: str, sets: list[str], point: list[str], seed: int) -> dict:
             "timings": {k: round(v) for k, v in outcome.timings.items()}}
 
 
+HEADER = (f"{'point':40} {'agent':6} {'source':7} {'val net':>8} {'val gross':>9} {'turn/yr':>8} "
+          f"{'drag/yr':>8} {'train net':>9} {'min':>5}")
+
+
+def point_lines(r: dict) -> list[str]:
+    """One point's rows of the table: validation figures per learned agent and source."""
+    lines = []
+    for (source, learned, period), f in sorted(r["rows"].items()):
+        if period != "val":
+            continue
+        train = r["rows"].get((source, learned, "train"), {}).get("sharpe", float("nan"))
+        lines.append(f"{' '.join(r['sets']):40} {learned:6} {source:7} {f['sharpe']:8.2f} {f['gross_sharpe']:9.2f} "
+                     f"{f['turnover']:8.1f} {f['cost_drag']:8.2%} {train:9.2f} {r['wall_s'] / 60:5.1f}")
+    return lines
+
+
 def report(results: list[dict], max_turnover: float) -> str:
     """The per-point table and the suggested point."""
-    lines = [f"{'point':40} {'agent':6} {'source':7} {'val net':>8} {'val gross':>9} {'turn/yr':>8} "
-             f"{'drag/yr':>8} {'train net':>9} {'min':>5}"]
-    for r in results:
-        for (source, learned, period), f in sorted(r["rows"].items()):
-            if period != "val":
-                continue
-            train = r["rows"].get((source, learned, "train"), {}).get("sharpe", float("nan"))
-            lines.append(f"{' '.join(r['sets']):40} {learned:6} {source:7} {f['sharpe']:8.2f} {f['gross_sharpe']:9.2f} "
-                         f"{f['turnover']:8.1f} {f['cost_drag']:8.2%} {train:9.2f} {r['wall_s'] / 60:5.1f}")
+    lines = [HEADER, *(line for r in results for line in point_lines(r))]
 
     def val(r: dict, learned: str) -> list[dict]:
         return [f for (_s, a, p), f in r["rows"].items() if a == learned and p == "val"]
@@ -125,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         for p, fut in zip(points, futures, strict=True):
             results.append(fut.result())
             print(f"  {' '.join(p)}: {results[-1]['wall_s'] / 60:.1f} min (s: {results[-1]['timings']})", flush=True)
+            print("\n".join(f"    {line}" for line in point_lines(results[-1])), flush=True)  # kept if stopped
     text = report(results, args.max_turnover) + f"\nwall time {(time.perf_counter() - t0) / 60:.1f} min; load " \
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     print(text)
