@@ -240,11 +240,6 @@ class WalkForwardConfig(BaseModel):
                              "refit_iterations (a fresh agent per fold trains agent.iterations)")
         return self
 
-    def first_step(self, fold: int, iterations: int) -> int:
-        """Training iterations done before fold `fold` starts (fold 0 trains `iterations`, later
-        folds `refit_iterations` when given): the step of its first logged iteration."""
-        return 0 if fold == 0 else iterations + (fold - 1) * (self.refit_iterations or iterations)
-
 
 class EvaluationConfig(BaseModel):
     """What the agent is compared with on the test period, and how."""

@@ -44,7 +44,8 @@ MakeAgents = Callable[[int, Sequence[SourceData]], dict[str, Agent]]
 """`make_agents(seed, sources)`: fresh, untrained agents `{key: agent}` (the main one first) seeded
 `seed`, whose feature models (if any) are fitted on the `sources`' training frames only."""
 OnIteration = Callable[[int, str, int, dict[str, float]], Any]
-"""`on_iteration(fold, key, iteration, metrics)`: after each training iteration (0-based in the fold)."""
+"""`on_iteration(fold, key, step, metrics)`: after each training iteration; `step` counts from 0
+across the folds (the iterations earlier folds trained + the 0-based iteration in this fold)."""
 
 
 @dataclass(frozen=True)
@@ -125,20 +126,21 @@ def run_folds(sources: Sequence[SourceData], folds: Sequence[Sequence[Fold]], ma
     per_fold = list(zip(*folds, strict=True))
     runs: list[FoldRun] = []
     agents: dict[str, Agent] | None = None
-    made_with = seed
+    made_with, trained = seed, 0
     for fold_group in per_fold:
         t0 = time.perf_counter()
         number = fold_group[0].number
         sampler, parts, labels = fold_sampler(sources, fold_group, tasks)
-        budget = iterations
+        budget = iterations  # a warm-started refit may train fewer (refit_iterations)
         if agents is None or not warm_start:
             made_with = fold_seed(seed, number)
             agents = make_agents(made_with, parts)
         elif refit_iterations is not None:
             budget = refit_iterations
         for key, agent in agents.items():
-            report = None if on_iteration is None else _reporter(on_iteration, number, key)
+            report = None if on_iteration is None else _reporter(on_iteration, number, key, trained)
             agent.fit(sampler, iterations=budget, callback=report, progress=progress)
+        trained += budget
         positions = [pd.DataFrame({key: agent.positions(part.walk) for key, agent in agents.items()})
                      .loc[part.test.index] for part in parts]
         kept = {key: copy.deepcopy(agent) for key, agent in agents.items()} if warm_start else dict(agents)
@@ -149,9 +151,10 @@ def run_folds(sources: Sequence[SourceData], folds: Sequence[Sequence[Fold]], ma
     return runs
 
 
-def _reporter(on_iteration: OnIteration, number: int, key: str) -> Callable[[int, dict[str, float]], None]:
+def _reporter(on_iteration: OnIteration, number: int, key: str,
+              before: int) -> Callable[[int, dict[str, float]], None]:
     def report(iteration: int, metrics: dict[str, float]) -> None:
-        on_iteration(number, key, iteration, metrics)
+        on_iteration(number, key, before + iteration, metrics)
 
     return report
 

@@ -15,8 +15,8 @@ budget (the non-meta baseline). Each fold trains for `agent.iterations` iteratio
 Logged: the config and params as in a run without refits, `train.*` per iteration (step: the
 iterations trained before the fold + iteration; `ppo.train.*` for the baseline), the stitched
 test evaluation (the same artifacts and `test.*` metrics as any run), per-fold metrics
-`fold.<stat>[.<strategy>]` at step = fold number (`fold.<asset>.<stat>...` with several sources), the per-fold table
-`walk_forward/folds.csv`, the last fold's agent as the model, tag `walk_forward.folds`. Not done
+`fold.<stat>[.<strategy>]` at step = fold number (`fold.<asset>.<stat>...` with several
+sources), the per-fold table `walk_forward/folds.csv`, the last fold's agent as the model, tag `walk_forward.folds`. Not done
 here: the meta-test (each block trades with another agent), a validation period (refused), and
 resuming an interrupted run (refused: start it again).
 """
@@ -24,7 +24,6 @@ resuming an interrupted run (refused: start it again).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -123,8 +122,7 @@ def run_walk_forward(cfg: ExperimentConfig, sources: list[SourceData], *,
             runs = run_folds(sources, folds, make_agents, seed=cfg.seed, iterations=cfg.agent.iterations,
                              warm_start=wf.warm_start, tasks=tasks, progress=progress,
                              refit_iterations=wf.refit_iterations,
-                             on_iteration=_iteration_logger(tracker, cfg.agent.algo,
-                                                            partial(wf.first_step, iterations=cfg.agent.iterations)),
+                             on_iteration=_iteration_logger(tracker, cfg.agent.algo),
                              on_fold=lambda run: say(_INDENT + _fold_line(run, len(folds[0]), sources[0])))
         with clock("backtest"):
             say("[4/5] stitching the folds' out-of-sample positions; one backtest against the baselines")
@@ -163,12 +161,11 @@ def _stitched(cfg: ExperimentConfig, src: SourceData, runs: Sequence[FoldRun], i
                     labels=labels)
 
 
-def _iteration_logger(tracker: Tracker, main: str, first_step: Callable[[int], int]) -> OnIteration:
-    """Log each training iteration as `<prefix>train.<metric>` at step first_step(fold) + iteration
-    (the iterations trained before the fold, `WalkForwardConfig.first_step`)."""
-    def log(fold: int, key: str, iteration: int, metrics: dict[str, float]) -> None:
+def _iteration_logger(tracker: Tracker, main: str) -> OnIteration:
+    """Log each training iteration as `<prefix>train.<metric>` at its step across the folds."""
+    def log(_fold: int, key: str, step: int, metrics: dict[str, float]) -> None:
         prefix = "" if key == main else f"{key}."
-        tracker.log_metrics({f"{prefix}train.{k}": v for k, v in metrics.items()}, step=first_step(fold) + iteration)
+        tracker.log_metrics({f"{prefix}train.{k}": v for k, v in metrics.items()}, step=step)
 
     return log
 
