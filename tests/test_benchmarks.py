@@ -82,3 +82,20 @@ def test_cost_defaults_suggests_the_best_calm_point_and_shows_ppos_own_best() ->
     assert "9.00" in text  # the in-sample Sharpe beside the validation figures
     loose = bench.report(results[:1], max_turnover=12.0)
     assert "no point kept turnover low" in loose and "a=1" in loose
+
+
+def test_headline_best_rule_is_chosen_on_validation_else_in_sample_never_on_test() -> None:
+    from types import SimpleNamespace
+
+    headline = _script("headline_table")
+
+    def run(**metrics: float):
+        return SimpleNamespace(data=SimpleNamespace(metrics={k.replace("__", "."): v for k, v in metrics.items()}))
+
+    columns = ["agent", "ppo", "buy_and_hold", "momentum", "sma_cross"]
+    with_val = [run(val__sharpe__momentum=0.2, val__sharpe__sma_cross=0.5, test__sharpe__momentum=2.0,
+                    test__sharpe__sma_cross=-1.0, val__sharpe__ppo=9.0, val__sharpe__buy_and_hold=9.0)]
+    assert headline.best_rule(with_val, columns) == "sma_cross"
+    in_sample = [run(train__sharpe__momentum=0.9, train__sharpe__sma_cross=0.1, test__sharpe__sma_cross=3.0)]
+    assert headline.best_rule(in_sample, columns) == "momentum"
+    assert headline.best_rule(with_val, ["agent", "ppo", "buy_and_hold"]) is None

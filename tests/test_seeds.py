@@ -234,3 +234,28 @@ def test_one_seed_is_a_plain_run_and_run_experiment_refuses_a_set(tmp_path, monk
     with pytest.raises(ConfigError, match=r"seeds \[0, 1\]: run_experiment runs one seed"):
         run_experiment(tiny_config("seeds=[0, 1]"), progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_headline_table_reads_the_seed_set_back_and_chooses_the_rule_off_the_test_period(seed_set, store, capsys):
+    from tests.test_benchmarks import _script
+
+    headline = _script("headline_table")
+    parent_id, _, _ = seed_set
+    client = MlflowClient(store)
+    kids = list(children_by_seed(client, parent_id).values())
+    headline.main(["seeds", "--tracking-uri", store])
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()[2:]]
+    table = {row[1].split(" (")[0]: dict(zip(headline.COLUMNS, row, strict=True)) for row in rows}
+    assert list(table) == ["rl2", "buy-and-hold", "best rule: momentum"]  # no validation: the rule is chosen in-sample
+    agent = [k.data.metrics["test.sharpe"] for k in kids]
+    assert table["rl2"]["test net"] == f"{np.mean(agent):.2f} ± {np.std(agent, ddof=1):.2f}"
+    assert table["rl2"]["val net"] == "–"  # the file has no validation period
+    dsr = np.mean([k.data.metrics["test.dsr.momentum"] for k in kids])
+    assert table["best rule: momentum"]["DSR"] == f"{dsr:.2f}"
+    parent = client.get_run(parent_id).data.metrics
+    assert table["buy-and-hold"]["agent − it [95% CI]"] == (
+        f"{parent['test.sharpe_diff.buy_and_hold']:+.2f} [{parent['test.sharpe_diff.buy_and_hold.ci_low']:+.2f}, "
+        f"{parent['test.sharpe_diff.buy_and_hold.ci_high']:+.2f}]")
+    with pytest.raises(SystemExit) as bad:
+        headline.main(["no_such_experiment", "--tracking-uri", store])
+    assert bad.value.code == 2 and "no MLflow experiment 'no_such_experiment'" in capsys.readouterr().err
