@@ -99,3 +99,14 @@ def test_headline_best_rule_is_chosen_on_validation_else_in_sample_never_on_test
     in_sample = [run(train__sharpe__momentum=0.9, train__sharpe__sma_cross=0.1, test__sharpe__sma_cross=3.0)]
     assert headline.best_rule(in_sample, columns) == "momentum"
     assert headline.best_rule(with_val, ["agent", "ppo", "buy_and_hold"]) is None
+
+
+def test_headline_without_a_store_says_what_to_run_and_refuses_named_experiments(tmp_path, capsys) -> None:
+    headline = _script("headline_table")
+    uri = f"sqlite:///{tmp_path}/none/mlflow.db"
+    headline.main(["--tracking-uri", uri])  # as `make bench` runs it: nothing to show, not an error
+    assert "no finished seed set" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        headline.main(["sp500_rl2", "--tracking-uri", uri])
+    assert bad.value.code == 2 and "no MLflow store" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()  # nothing created
