@@ -91,10 +91,12 @@ def best_rule(children: list, columns: list[str]) -> str | None:
 def contender_row(experiment: str, parent, children: list, column: str, label: str) -> dict[str, str]:
     """One row of the table: the contender `column` ("agent" for the meta agent) of one seed set."""
     def mean(period: str, stat: str) -> float | None:
+        """Test figures: the parent's mean over seeds; validation and in-sample: the children's."""
+        if period == "test":
+            return parent.data.metrics.get(f"test.{stat}{_suffix(column)}.mean")
         return _mean(_values(children, period, stat, column))
 
-    test = _values(children, "test", "sharpe", column)
-    sd = statistics.stdev(test) if len(test) > 1 else 0.0
+    test, sd = mean("test", "sharpe"), parent.data.metrics.get(f"test.sharpe{_suffix(column)}.sd")
     diff = parent.data.metrics.get(f"test.sharpe_diff.{column}")
     low, high = (parent.data.metrics.get(f"test.sharpe_diff.{column}.ci_{end}") for end in ("low", "high"))
     minutes = [(run.info.end_time - run.info.start_time) / 60000 for run in children if run.info.end_time]
@@ -102,7 +104,7 @@ def contender_row(experiment: str, parent, children: list, column: str, label: s
     return {
         "experiment": experiment, "contender": label,
         "val net": _fmt(mean("val", "sharpe"), ".2f"),
-        "test net": f"{statistics.fmean(test):.2f} ± {sd:.2f}" if test else "–",
+        "test net": "–" if test is None else f"{test:.2f} ± {sd or 0.0:.2f}",
         "gross": _fmt(mean("test", "gross_sharpe"), ".2f"),
         "turnover/yr": _fmt(mean("test", "turnover"), ".1f"),
         "cost drag/yr": "–" if drag is None else f"{drag:.2%}",
