@@ -2,7 +2,7 @@
 
 A claim "A beats B" is the difference of a statistic (Sharpe by default) between A and B on the
 SAME bars. `paired_difference_ci` resamples bars in blocks (the stationary bootstrap of
-`fin_meta.metrics`, so autocorrelation and volatility clusters stay inside each resample), the
+`fin_meta.bootstrap`, so autocorrelation and volatility clusters stay inside each resample), the
 same bars for A and B, within each seed; over several seeds it also resamples the seeds
 (hierarchical bootstrap), so the interval reflects both the test-path noise and how much the
 result moves from one training seed to the next. Units: those of `statistic` (annualised Sharpe
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fin_meta.bootstrap import block_length_for, draw_blocks, resampled_sharpe
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.metrics import annualised_sharpe, block_length_for, resample_indices
+from fin_meta.metrics import annualised_sharpe
 
 __all__ = ["PairedDifference", "paired_difference_ci"]
 
@@ -76,8 +77,13 @@ def paired_difference_ci(
     draws = np.empty((len(a_s), int(n_resamples)))
     for s, (x, y) in enumerate(zip(a_s, b_s, strict=True)):
         block = block_length if block_length is not None else block_length_for(x.size, periods_per_year)
-        idx = resample_indices(x.size, int(n_resamples), rng, min(block, x.size), "stationary")
-        draws[s] = np.asarray(stat(x[idx])) - np.asarray(stat(y[idx]))
+        blocks = draw_blocks(x.size, int(n_resamples), rng, min(block, x.size), "stationary")
+        if statistic is None:  # Sharpe ratios from the resamples' sums: no bar-by-bar copy
+            both = resampled_sharpe(np.column_stack([x, y]), blocks, periods_per_year)
+            draws[s] = both[:, 0] - both[:, 1]
+        else:
+            idx = blocks.indices()
+            draws[s] = np.asarray(stat(x[idx])) - np.asarray(stat(y[idx]))
     if resample_seeds and len(a_s) > 1:
         pick = rng.integers(0, len(a_s), size=draws.shape)
         draws = np.take_along_axis(draws, pick, axis=0)

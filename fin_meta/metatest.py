@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from fin_meta.agents import Agent
+from fin_meta.bootstrap import bootstrap_ci, draw_blocks
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.metrics import bootstrap_ci, resample_indices
 
 __all__ = ["segment_bounds", "adaptation_curves", "adaptation_context", "summarise_curves", "TIME_BUCKETS",
            "curve_by_time_since_change", "curve_rise"]
@@ -248,16 +248,12 @@ def curve_rise(
 def _resampled_means(part: np.ndarray, rng: np.random.Generator, n_resamples: int, block_length: float,
                      cells: int = 10_000_000) -> np.ndarray:
     """Column means of `part` (bars x k) over `n_resamples` stationary-block resamples of its
-    bars, shape (n_resamples, k): each resample's count of every bar times `part`, so any
-    number of columns costs one index draw; draws in chunks of at most `cells` indices (memory
-    ~100 MB on any number of bars)."""
-    n = len(part)
-    chunk = max(1, cells // n)
-    means = []
-    for m in np.diff(np.r_[np.arange(0, n_resamples, chunk), n_resamples]):
-        index = resample_indices(n, m, rng, block_length, "stationary")  # bars x m
-        counts = np.bincount((index + n * np.arange(m)).ravel(order="F"), minlength=n * m).reshape(m, n)
-        means.append(counts @ part / n)
+    bars, shape (n_resamples, k), from the resamples' sums (`Blocks.sums`); drawn in chunks of
+    at most about `cells` block sums (memory ~100 MB on any number of bars)."""
+    n, k = part.shape
+    chunk = max(1, int(cells // ((n / block_length + 1) * k)))
+    means = [draw_blocks(n, m, rng, block_length, "stationary").sums(part) / n
+             for m in np.diff(np.r_[np.arange(0, n_resamples, chunk), n_resamples])]
     return np.concatenate(means)
 
 

@@ -290,12 +290,13 @@ def test_annualisation_follows_the_bars_per_year():
 
 def test_results_table_uses_the_stationary_block_bootstrap():
     from fin_meta.backtest.report import results_table
-    from fin_meta.metrics import annualised_sharpe, bootstrap_ci
+    from fin_meta.bootstrap import bootstrap_ci
+    from fin_meta.metrics import annualised_sharpe
 
     prices = _closes(100 * np.exp(np.cumsum(np.random.default_rng(5).normal(3e-4, 0.01, 600))))
     res = backtest(prices, pd.DataFrame({"hold": 1.0}, index=prices.index))
     table = results_table(res.returns, res.stats, n_resamples=300, seed=4)
-    expected = bootstrap_ci(res.returns["hold"].to_numpy(), annualised_sharpe, n_resamples=300,
+    expected = bootstrap_ci(res.returns["hold"].to_numpy(), lambda r: annualised_sharpe(r), n_resamples=300,
                             rng=np.random.default_rng(4), block_length=21)
     assert (table.loc[0, "sharpe_ci_low"], table.loc[0, "sharpe_ci_high"]) == pytest.approx(expected)
 

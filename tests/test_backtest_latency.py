@@ -1,7 +1,7 @@
 """What makes `fin-meta backtest` start fast, checked by behaviour (the timings themselves are in
-`benchmarks/cli_latency.py`): the block bootstrap draws the same resamples as its plain
-formulation; the modules the command starts with load no pandas, agents or environments (the
-MLflow background process is started before them); a chart the background process draws ahead
+`benchmarks/cli_latency.py`): the block bootstrap draws the resamples its blocks define; the
+modules the command starts with load no pandas, agents or environments (the MLflow background
+process is started before them); a chart the background process draws ahead
 is logged as drawn, the tables the tracker writes reach the run without waiting, and their
 scratch space is removed; the job pauses the garbage collector and restores it."""
 
@@ -18,39 +18,34 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fin_meta.metrics import resample_indices
+from fin_meta.bootstrap import draw_blocks, resample_indices
 from fin_meta.pipeline.backtest_job import _collector_paused
 from fin_meta.plots.equity import plot_equity_png
 from fin_meta.tracking import open_client
 from fin_meta.tracking.background import BackgroundStore
 
 
-def reference_indices(n_bars, n_resamples, rng, block_length, block):
-    """The bootstrap indices by their plain definition (bars x resamples, int64, modulo)."""
-    t = np.arange(n_bars)[:, None]
-    if block == "stationary":
-        new_block = rng.random((n_bars, n_resamples)) < 1.0 / block_length
-    else:
-        new_block = np.broadcast_to(t % int(block_length) == 0, (n_bars, n_resamples)).copy()
-    new_block[0] = True
-    block_id = np.cumsum(new_block, axis=0) - 1
-    block_start = np.maximum.accumulate(np.where(new_block, t, 0), axis=0)
-    starts = rng.integers(0, n_bars, size=(n_bars, n_resamples))
-    return (np.take_along_axis(starts, block_id, axis=0) + (t - block_start)) % n_bars
+def reference_indices(blocks):
+    """The bootstrap indices of `blocks` by their plain definition (bars x resamples): each block
+    copies consecutive bars from its source, modulo the length of the series."""
+    n, lengths = blocks.n_bars, blocks.lengths()
+    flat = np.concatenate([(source + np.arange(length)) % n for source, length in zip(blocks.sources, lengths, strict=True)])
+    return flat.reshape(blocks.n_resamples, n).T
 
 
 @pytest.mark.parametrize(("n_bars", "n_resamples", "block_length", "block"), [
     (503, 200, 21.0, "stationary"), (1, 4, 1.0, "stationary"), (250, 3, 1.0, "stationary"),
-    (97, 50, 3.5, "circular"), (7, 5, 7.0, "circular"),
+    (97, 50, 3.5, "circular"), (7, 5, 7.0, "circular"), (40, 6, None, "stationary"),
 ])
 def test_block_resamples_equal_their_plain_definition(n_bars, n_resamples, block_length, block):
     for seed in range(3):
         fast, plain = np.random.default_rng(seed), np.random.default_rng(seed)
         got = resample_indices(n_bars, n_resamples, fast, block_length, block)
-        expected = reference_indices(n_bars, n_resamples, plain, block_length, block)
-        assert got.dtype == expected.dtype and got.flags.c_contiguous  # statistics reduce in the same order
-        np.testing.assert_array_equal(got, expected)
-        assert fast.random() == plain.random()  # the generator is left where it was
+        blocks = draw_blocks(n_bars, n_resamples, plain, block_length, block)
+        assert got.flags.c_contiguous and got.shape == (n_bars, n_resamples)  # statistics reduce along bars
+        np.testing.assert_array_equal(got, reference_indices(blocks))
+        assert fast.random() == plain.random()  # the same draws, the generator left at the same place
+        assert set(np.arange(n_resamples) * n_bars) <= set(blocks.starts.tolist())  # each resample starts afresh
 
 
 def test_the_backtest_command_starts_without_pandas_agents_or_environments():

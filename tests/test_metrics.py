@@ -8,17 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fin_meta.bootstrap import bootstrap_ci, bootstrap_sharpe_ci, draw_blocks, resample_indices
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.metrics import (
     STAT_KEYS,
     annual_volatility,
     annualised_sharpe,
-    bootstrap_ci,
     cagr,
     calmar,
     drawdown,
     max_drawdown,
-    resample_indices,
     sortino,
     summary_stats,
     total_return,
@@ -139,8 +138,40 @@ def testresample_indices_form_blocks() -> None:
     assert 20000 * 3 / new_blocks == pytest.approx(25.0, rel=0.1)  # mean block length
 
 
+@pytest.mark.parametrize(("block_length", "block"), [(None, "stationary"), (21.0, "stationary"), (5.0, "circular")])
+def test_block_sums_equal_the_sums_of_the_resampled_bars(block_length, block) -> None:
+    values = np.random.default_rng(3).normal(0.0, 0.01, (300, 3))
+    values[100:160, 1] = 0.0  # a flat stretch: its blocks sum to exactly zero
+    blocks = draw_blocks(300, 400, np.random.default_rng(9), block_length, block)
+    idx = blocks.indices()
+    expected = np.stack([values[idx, c].sum(axis=0) for c in range(3)], axis=1)
+    np.testing.assert_allclose(blocks.sums(values), expected, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(blocks.sums(values[:, 2]), expected[:, 2], rtol=1e-9, atol=1e-15)
+
+
+def test_stationary_blocks_are_geometric_from_uniform_bars() -> None:
+    blocks = draw_blocks(1000, 300, np.random.default_rng(4), 20.0, "stationary")
+    interior = np.diff(blocks.starts)[np.diff(blocks.starts // 1000) == 0]  # blocks no resample cut
+    assert interior.mean() == pytest.approx(20.0, rel=0.05)
+    assert np.mean(interior == 1) == pytest.approx(1 / 20, rel=0.15)  # P(length 1) = p: geometric
+    counts = np.bincount(blocks.sources // 100, minlength=10)
+    assert counts.min() > 0.9 * counts.mean()  # sources spread evenly over the bars
+
+
+def test_sharpe_from_sums_matches_the_sharpe_of_the_resampled_bars() -> None:
+    rng = np.random.default_rng(8)
+    r = np.column_stack([rng.normal(5e-4, 0.01, 800), np.zeros(800), np.where(rng.random(800) < 0.05, 0.01, 0.0)])
+    fast = bootstrap_sharpe_ci(r, 52, n_resamples=500, rng=np.random.default_rng(2), block_length=21)
+    plain = bootstrap_ci(r, lambda x: annualised_sharpe(x, 52), n_resamples=500, rng=np.random.default_rng(2),
+                         block_length=21)
+    assert np.isnan(fast[1]).all() and np.isnan(plain[1]).all()  # a flat strategy has no Sharpe
+    np.testing.assert_allclose([fast[0], fast[2]], [plain[0], plain[2]], rtol=1e-9)
+    assert bootstrap_ci(r[:, 0], rng=np.random.default_rng(2)) == pytest.approx(  # the default takes sums too
+        bootstrap_ci(r[:, 0], lambda x: annualised_sharpe(x), rng=np.random.default_rng(2)), rel=1e-9)
+
+
 def test_block_length_is_about_a_month_of_bars():
-    from fin_meta.metrics import block_length_for
+    from fin_meta.bootstrap import block_length_for
 
     assert block_length_for(1500) == 21.0
     assert block_length_for(300, periods_per_year=52) == 4.0
