@@ -28,9 +28,10 @@ def plot_equity_png(equity: pd.DataFrame | pd.Series, path: str | Path, title: s
 
     if isinstance(equity, pd.Series):
         equity = equity.to_frame()
-    fig = Figure(figsize=(11, 6.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+    fig = Figure(figsize=(11, 6.5))  # fixed margins: a constrained layout measures every tick
+    FigureCanvasAgg(fig)                 # label first, half the drawing time of this chart
+    ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3),
+                                gridspec_kw={"left": 0.07, "right": 0.985, "top": 0.945, "bottom": 0.06, "hspace": 0.06})
     x = equity.index
     dd = drawdown(equity.to_numpy()) * 100.0
     for i, column in enumerate(equity.columns):
