@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
@@ -23,3 +24,12 @@ def _isolated_env(tmp_path, monkeypatch):
     """Keep tests from touching the user's MLflow store or price cache."""
     monkeypatch.setenv("FIN_META_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow-default.db")
+
+
+@pytest.fixture(autouse=True)
+def _garbage_collector_restored():
+    """`fin-meta backtest` leaves the garbage collector off (its process ends with the command);
+    run in-process here, it must not stay off for the tests that follow."""
+    was = gc.isenabled()
+    yield
+    (gc.enable if was else gc.disable)()

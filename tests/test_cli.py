@@ -136,6 +136,17 @@ def test_backtest_json_is_one_object_of_stats(capsys):
     assert stats["buy_and_hold"]["exposure"] == pytest.approx(1.0)
 
 
+def test_backtest_command_leaves_the_garbage_collector_off(capsys):
+    """Its process ends with the command: a collection at the end would walk every object the
+    imports left (the conftest fixture switches it back on for the next test)."""
+    import gc
+
+    gc.enable()
+    code, _, err = cli(capsys, "backtest", "-s", "sma_cross", *PERIOD, "--no-track")
+    assert code == 0, err
+    assert not gc.isenabled()
+
+
 def test_backtest_unknown_strategy_lists_the_available(capsys):
     code, out, err = cli(capsys, "backtest", "-s", "no_such_strategy", *PERIOD, "--no-track")
     assert code == 2 and out == ""
