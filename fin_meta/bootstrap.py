@@ -8,7 +8,7 @@ not per bar; `Blocks.indices` spells the resamples out bar by bar for any statis
 `Blocks.sums` gives every resample's column sums from prefix sums in time proportional to the
 number of blocks: all that means, variances and Sharpe ratios need (a month-long block makes
 that about 20 times less work than indexing every bar). `bootstrap_ci` is the percentile
-interval of any statistic; `bootstrap_sharpe_ci` that of the Sharpe ratio, from sums.
+interval of any statistic (of the Sharpe ratio from sums).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError
 from fin_meta.metrics import FloatOrArray, annualised_sharpe, as_returns, safe_ratio
 
-__all__ = ["Blocks", "block_length_for", "bootstrap_ci", "bootstrap_sharpe_ci", "draw_blocks", "resample_indices",
+__all__ = ["AnnualisedSharpe", "Blocks", "block_length_for", "bootstrap_ci", "draw_blocks", "resample_indices",
            "resampled_sharpe"]
 
 
@@ -112,6 +112,17 @@ def block_length_for(n_bars: int, periods_per_year: float = BARS_PER_YEAR) -> fl
     return float(min(max(1.0, round(periods_per_year / 12.0)), max(1, int(n_bars))))
 
 
+@dataclass(frozen=True)
+class AnnualisedSharpe:
+    """`annualised_sharpe` at `periods_per_year` as a statistic of `bootstrap_ci`, which computes
+    it from each resample's sum and sum of squares (`resampled_sharpe`) rather than its bars."""
+
+    periods_per_year: float = BARS_PER_YEAR
+
+    def __call__(self, returns: np.ndarray) -> FloatOrArray:
+        return annualised_sharpe(returns, self.periods_per_year)
+
+
 def bootstrap_ci(
     returns: object,
     statistic: Callable[[np.ndarray], FloatOrArray] = annualised_sharpe,
@@ -126,38 +137,36 @@ def bootstrap_ci(
     (paired across columns, and one index draw instead of one per column).
 
     ``statistic`` is called on a ``bars x n_resamples`` array and must return one value per
-    column (every function of this module does; the default, `annualised_sharpe`, is computed
-    from each resample's sums instead, as `bootstrap_sharpe_ci`). ``rng`` is required (no
-    hidden global state). ``block_length`` (bars) switches from the iid bootstrap to a block
-    bootstrap that keeps autocorrelation: ``block="stationary"`` (random geometric block
-    lengths, mean ``block_length``) or ``"circular"`` (fixed length). Resamples whose statistic
-    is undefined (NaN) are dropped; if none is left the interval is (NaN, NaN).
+    column (every function of this module does); the Sharpe ratio (`annualised_sharpe`, or
+    `AnnualisedSharpe(periods_per_year)`) is computed from each resample's sums instead, the
+    same value up to rounding. ``rng`` is required (no hidden global state). ``block_length``
+    (bars) switches from the iid bootstrap to a block bootstrap that keeps autocorrelation:
+    ``block="stationary"`` (random geometric block lengths, mean ``block_length``) or
+    ``"circular"`` (fixed length). Resamples whose statistic is undefined (NaN) are dropped; if
+    none is left the interval is (NaN, NaN).
     """
-    if statistic is annualised_sharpe:
-        return bootstrap_sharpe_ci(returns, BARS_PER_YEAR, n_resamples=n_resamples, confidence=confidence,
-                                   rng=rng, block_length=block_length, block=block)
-    r, blocks = _resampling(returns, n_resamples, confidence, rng, block_length, block)
-    idx = blocks.indices()
-    cis = [_percentiles(statistic(column[idx]), confidence) for column in r.reshape(r.shape[0], -1).T]
-    return cis[0] if r.ndim == 1 else cis
-
-
-def bootstrap_sharpe_ci(
-    returns: object,
-    periods_per_year: float = BARS_PER_YEAR,
-    *,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    rng: np.random.Generator | None = None,
-    block_length: float | None = None,
-    block: Literal["stationary", "circular"] = "stationary",
-) -> tuple[float, float] | list[tuple[float, float]]:
-    """`bootstrap_ci` of `annualised_sharpe` at `periods_per_year`: the same resamples and the
-    same interval up to rounding, from each resample's sum and sum of squares (`resampled_sharpe`)
-    rather than its bars."""
-    r, blocks = _resampling(returns, n_resamples, confidence, rng, block_length, block)
-    draws = resampled_sharpe(r.reshape(r.shape[0], -1), blocks, periods_per_year)
-    cis = [_percentiles(column, confidence) for column in draws.T]
+    r = as_returns(returns)
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError("rng: pass a numpy Generator, e.g. fin_meta.seeding.numpy_generator(seed)")
+    if int(n_resamples) < 1:
+        raise ConfigError(f"n_resamples: must be at least 1, got {n_resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence: must be strictly between 0 and 1, got {confidence}")
+    if block not in ("stationary", "circular"):
+        raise ConfigError(f"block: must be 'stationary' or 'circular', got {block!r}")
+    if block_length is not None and not 1.0 <= block_length <= r.shape[0]:
+        raise ConfigError(
+            f"block_length: must be between 1 and the number of bars ({r.shape[0]}), got {block_length}"
+        )
+    blocks = draw_blocks(r.shape[0], int(n_resamples), rng, block_length, block)
+    table = r.reshape(r.shape[0], -1)
+    if statistic is annualised_sharpe or isinstance(statistic, AnnualisedSharpe):
+        per_year = getattr(statistic, "periods_per_year", BARS_PER_YEAR)
+        columns = list(resampled_sharpe(table, blocks, per_year).T)
+    else:
+        idx = blocks.indices()
+        columns = [statistic(column[idx]) for column in table.T]
+    cis = [_percentiles(values, confidence) for values in columns]
     return cis[0] if r.ndim == 1 else cis
 
 
@@ -172,25 +181,6 @@ def resampled_sharpe(returns: np.ndarray, blocks: Blocks, periods_per_year: floa
     var = np.maximum(squares - total * mean, 0.0) / max(n - 1, 1)
     var[var <= 1e-9 * squares / n] = 0.0
     return safe_ratio(mean, np.sqrt(var)) * np.sqrt(periods_per_year)
-
-
-def _resampling(returns: object, n_resamples: int, confidence: float, rng: object, block_length: float | None,
-                block: str) -> tuple[np.ndarray, Blocks]:
-    """The checked returns of a bootstrap CI and its drawn blocks (one line per wrong argument)."""
-    r = as_returns(returns)
-    if not isinstance(rng, np.random.Generator):
-        raise ConfigError("rng: pass a numpy Generator, e.g. fin_meta.seeding.numpy_generator(seed)")
-    if int(n_resamples) < 1:
-        raise ConfigError(f"n_resamples: must be at least 1, got {n_resamples}")
-    if not 0.0 < confidence < 1.0:
-        raise ConfigError(f"confidence: must be strictly between 0 and 1, got {confidence}")
-    if block not in ("stationary", "circular"):
-        raise ConfigError(f"block: must be 'stationary' or 'circular', got {block!r}")
-    if block_length is not None and not 1.0 <= block_length <= r.shape[0]:
-        raise ConfigError(
-            f"block_length: must be between 1 and the number of bars ({r.shape[0]}), got {block_length}"
-        )
-    return r, draw_blocks(r.shape[0], int(n_resamples), rng, block_length, block)  # type: ignore[arg-type]
 
 
 def _percentiles(values: FloatOrArray, confidence: float) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fin_meta.bootstrap import bootstrap_ci, bootstrap_sharpe_ci, draw_blocks, resample_indices
+from fin_meta.bootstrap import AnnualisedSharpe, bootstrap_ci, draw_blocks, resample_indices
 from fin_meta.errors import ConfigError, DataError
 from fin_meta.metrics import (
     STAT_KEYS,
@@ -161,7 +161,7 @@ def test_stationary_blocks_are_geometric_from_uniform_bars() -> None:
 def test_sharpe_from_sums_matches_the_sharpe_of_the_resampled_bars() -> None:
     rng = np.random.default_rng(8)
     r = np.column_stack([rng.normal(5e-4, 0.01, 800), np.zeros(800), np.where(rng.random(800) < 0.05, 0.01, 0.0)])
-    fast = bootstrap_sharpe_ci(r, 52, n_resamples=500, rng=np.random.default_rng(2), block_length=21)
+    fast = bootstrap_ci(r, AnnualisedSharpe(52), n_resamples=500, rng=np.random.default_rng(2), block_length=21)
     plain = bootstrap_ci(r, lambda x: annualised_sharpe(x, 52), n_resamples=500, rng=np.random.default_rng(2),
                          block_length=21)
     assert np.isnan(fast[1]).all() and np.isnan(plain[1]).all()  # a flat strategy has no Sharpe

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from fin_meta.bootstrap import block_length_for, bootstrap_sharpe_ci
+from fin_meta.bootstrap import AnnualisedSharpe, block_length_for, bootstrap_ci
 from fin_meta.frequency import bars_per_year as infer_bars_per_year
 
 __all__ = ["PERIOD_METRICS", "by_period", "format_by_period", "format_results_table", "period_cells",
@@ -44,9 +44,9 @@ def results_table(
     per_year = float(bars_per_year) if bars_per_year is not None else infer_bars_per_year(returns.index)
     block = block_length_for(len(returns), per_year)
     columns = list(stats.index)
-    cis = bootstrap_sharpe_ci(  # one draw of resampled bars shared by every column (paired intervals)
+    cis = bootstrap_ci(  # one draw of resampled bars shared by every column (paired intervals)
         returns[columns].to_numpy().reshape(len(returns), -1),
-        per_year,
+        AnnualisedSharpe(per_year),
         n_resamples=n_resamples,
         confidence=confidence,
         rng=np.random.default_rng(seed),
