@@ -26,6 +26,9 @@ from fin_meta.metrics import FloatOrArray, annualised_sharpe, as_returns, safe_r
 __all__ = ["AnnualisedSharpe", "Blocks", "block_length_for", "bootstrap_ci", "draw_blocks", "resample_indices",
            "resampled_sharpe"]
 
+_CELLS = 4_000_000
+"""Block sums `Blocks.sums` computes at a time (its temporaries: ~32 MB each)."""
+
 
 @dataclass(frozen=True)
 class Blocks:
@@ -63,12 +66,17 @@ class Blocks:
         up to rounding, from prefix sums of the series written out twice (a block wraps)."""
         v = np.asarray(values, dtype=np.float64)
         table = v.reshape(self.n_bars, -1)
-        prefix = np.zeros((2 * self.n_bars + 1, table.shape[1]))
-        np.cumsum(np.concatenate([table, table]), axis=0, out=prefix[1:])
         ends = self.sources + self.lengths()
-        per_block = prefix[ends] - prefix[self.sources]
         first_blocks = np.searchsorted(self.starts, np.arange(self.n_resamples) * self.n_bars)
-        out = np.add.reduceat(per_block, first_blocks, axis=0)
+        out = np.empty((self.n_resamples, table.shape[1]))
+        step = max(1, _CELLS // self.starts.size)  # columns at a time: temporaries of at most ~_CELLS floats
+        for c in range(0, table.shape[1], step):
+            part = table[:, c:c + step]
+            prefix = np.zeros((2 * self.n_bars + 1, part.shape[1]))
+            np.cumsum(np.concatenate([part, part]), axis=0, out=prefix[1:])
+            per_block = prefix[ends]
+            per_block -= prefix[self.sources]
+            out[:, c:c + step] = np.add.reduceat(per_block, first_blocks, axis=0)
         return out[:, 0] if v.ndim == 1 else out
 
 
@@ -80,6 +88,8 @@ def draw_blocks(n_bars: int, n_resamples: int, rng: np.random.Generator, block_l
     being memoryless) or `int(block_length)` bars (``circular``); each from a uniform bar."""
     n, m = int(n_bars), int(n_resamples)
     total = n * m
+    if block_length is not None and not block_length >= 1.0:
+        raise ConfigError(f"block_length: must be at least 1 bar (None: the iid bootstrap), got {block_length}")
     if block_length is None:
         starts = np.arange(total, dtype=np.int64)
     elif block == "circular":
@@ -173,13 +183,13 @@ def bootstrap_ci(
 def resampled_sharpe(returns: np.ndarray, blocks: Blocks, periods_per_year: float = BARS_PER_YEAR) -> np.ndarray:
     """`annualised_sharpe` of every resample of `blocks` of each column of `returns` (bars x
     columns), shape (n_resamples, columns), from the resamples' sums and sums of squares; a
-    variance within rounding of zero (below 1e-9 of the mean square) is zero, and the Sharpe NaN."""
+    variance within rounding of zero (below 1e-12 of the mean square) is zero, and the Sharpe NaN."""
     n, k = returns.shape
     both = blocks.sums(np.concatenate([returns, returns * returns], axis=1))
     total, squares = both[:, :k], both[:, k:]
     mean = total / n
     var = np.maximum(squares - total * mean, 0.0) / max(n - 1, 1)
-    var[var <= 1e-9 * squares / n] = 0.0
+    var[var <= 1e-12 * squares / n] = 0.0
     return safe_ratio(mean, np.sqrt(var)) * np.sqrt(periods_per_year)
 
 

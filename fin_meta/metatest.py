@@ -246,7 +246,7 @@ def curve_rise(
 
 
 def _resampled_means(part: np.ndarray, rng: np.random.Generator, n_resamples: int, block_length: float,
-                     cells: int = 10_000_000) -> np.ndarray:
+                     cells: int = 4_000_000) -> np.ndarray:
     """Column means of `part` (bars x k) over `n_resamples` stationary-block resamples of its
     bars, shape (n_resamples, k), from the resamples' sums (`Blocks.sums`); drawn in chunks of
     at most about `cells` block sums (memory ~100 MB on any number of bars)."""

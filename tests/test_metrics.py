@@ -170,6 +170,21 @@ def test_sharpe_from_sums_matches_the_sharpe_of_the_resampled_bars() -> None:
         bootstrap_ci(r[:, 0], lambda x: annualised_sharpe(x), rng=np.random.default_rng(2)), rel=1e-9)
 
 
+def test_block_sums_in_column_chunks_and_steady_returns_keep_their_sharpe(monkeypatch) -> None:
+    import fin_meta.bootstrap as bootstrap
+
+    values = np.random.default_rng(6).normal(0.0, 0.01, (200, 5))
+    whole = draw_blocks(200, 50, np.random.default_rng(1), 10.0).sums(values)
+    monkeypatch.setattr(bootstrap, "_CELLS", 1)  # one column at a time
+    np.testing.assert_allclose(draw_blocks(200, 50, np.random.default_rng(1), 10.0).sums(values), whole, rtol=1e-12)
+    steady = 0.001 + np.random.default_rng(2).normal(0.0, 1e-8, 252)  # std / mean = 1e-5: a Sharpe, not rounding
+    fast = bootstrap_ci(steady, rng=np.random.default_rng(1), block_length=21)
+    plain = bootstrap_ci(steady, lambda x: annualised_sharpe(x), rng=np.random.default_rng(1), block_length=21)
+    assert np.isfinite(fast).all() and fast == pytest.approx(plain, rel=1e-4)  # moments lose ~6 digits here
+    with pytest.raises(ConfigError, match="block_length"):
+        draw_blocks(200, 5, np.random.default_rng(1), 0.5)
+
+
 def test_block_length_is_about_a_month_of_bars():
     from fin_meta.bootstrap import block_length_for
 
