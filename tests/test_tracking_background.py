@@ -100,11 +100,19 @@ def test_dead_background_process_leaves_no_running_run(store):
     background = BackgroundStore("bt-killed", store)
     with pytest.raises(TrackingError, match="background process stopped"):  # noqa: PT012
         with background.start_run(params={"x": 1}) as tracker:
+            assert tracker.run_id  # the run has started
             os.kill(background.pid, signal.SIGKILL)
             tracker.log_metrics({"x": 1.0})
     run = only_run(open_client(store), "bt-killed")
     assert run.info.status == "FAILED"  # marked by this process
     assert "background process stopped" in run.data.tags["fin_meta.error"]
+    early = BackgroundStore("bt-killed-early", store)  # killed before its run id was read: no run, or a FAILED one
+    with pytest.raises(TrackingError, match="background process stopped"):  # noqa: PT012
+        with early.start_run(params={"x": 1}) as tracker:
+            os.kill(early.pid, signal.SIGKILL)
+            tracker.log_metrics({"x": 1.0})
+    runs = open_client(store).search_runs([e.experiment_id for e in open_client(store).search_experiments()])
+    assert all(run.info.status != "RUNNING" for run in runs)
 
 
 def test_cli_error_in_the_background_is_one_line_and_fails_the_run(store, tmp_path, capsys, monkeypatch):

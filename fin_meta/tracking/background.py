@@ -64,6 +64,8 @@ _END_WAIT_S = 60.0
 """Longest wait for the child to exit once its run has ended (seconds)."""
 _PIPE_BYTES = 32 * 1024
 """Requests larger than this go through a file (`BackgroundStore._send`)."""
+_STARTING = "starting the MLflow run"
+"""What the start request is doing: its reply is the run id (`BackgroundStore._collect`)."""
 _MAX_PENDING = 100
 """Requests sent without reading their replies before `_send` reads them (about 100 bytes each)."""
 
@@ -109,6 +111,7 @@ class BackgroundStore:
         self._dead: int | None = None  # the child's exit code once it is known to be gone
         self._out_of_step = False  # a read was interrupted (Ctrl-C): no reply can be matched any more
         self._started = False
+        self._run_id: str | None = None  # the child's reply to the start, once read
         self._prepared: dict[str, Callable[[Path], Any]] = {}  # artifact file -> the draw the child drew
         self._scratch: Path | None = None  # the files sent to the child to log (`scratch_file`)
         self._send("open", what="opening the MLflow store", uri=self.uri, argv=list(sys.argv), preload=list(preload))
@@ -156,6 +159,8 @@ class BackgroundStore:
                 status, value, name, message, trace = "error", None, type(exc).__name__, str(exc), None
             if status == "error" and error is None:
                 error = _revive(value, name, message, f"while {what}", trace)
+            elif status == "ok" and what == _STARTING:
+                self._run_id = value
         self._pending.clear()
         if error is not None:
             raise error
@@ -199,23 +204,33 @@ class BackgroundStore:
     def start_run(self, *, run_name: str | None = None, params: Mapping[str, Any] | Any | None = None,
                   tags: Mapping[str, Any] | None = None, command_line: str | None = None) -> Iterator[RemoteTracker]:
         """Start the run in the child (as `fin_meta.tracking.run.start_run` with these arguments:
-        this process's command line is tagged) and yield its `RemoteTracker`."""
+        this process's command line is tagged) and yield its `RemoteTracker` at once: the run id
+        is read when first asked for (`run_id`), so this process goes on logging while the child
+        finishes what it was doing (drawing a chart ahead) and starts the run."""
         if self._started:
             raise RuntimeError("a BackgroundStore runs one run; open another store for the next")
         self._started = True
         from fin_meta.tracking.remote import RemoteTracker
 
-        run_id = self._call("start", what="starting the MLflow run", experiment=self.experiment, run_name=run_name,
-                            params=params, tags=tags, command_line=command_line)
+        self._send("start", what=_STARTING, experiment=self.experiment, run_name=run_name, params=params, tags=tags,
+                   command_line=command_line)
         try:
-            yield RemoteTracker(self, run_id)
+            yield RemoteTracker(self)
         except BaseException as exc:
             ok = isinstance(exc, SystemExit) and exc.code in (0, None)
-            self._end(run_id, None if ok else exc)
+            self._end(None if ok else exc)
             raise
-        self._end(run_id, None)
+        self._end(None)
 
-    def _end(self, run_id: str, error: BaseException | None) -> None:
+    def run_id(self) -> str:
+        """The id of the run `start_run` started (waits for the child's reply if not read yet)."""
+        if self._run_id is None:
+            self._collect()
+        if self._run_id is None:
+            raise TrackingError("the MLflow run has not been started in the background process")
+        return self._run_id
+
+    def _end(self, error: BaseException | None) -> None:
         """End the run: FINISHED, or FAILED with `error` (or with an error of the child, raised
         here). A child that died leaves the run to this process to mark FAILED."""
         try:
@@ -224,8 +239,8 @@ class BackgroundStore:
             if self._out_of_step and self._wait(_END_WAIT_S) != 0:  # no reply to read: its exit says
                 raise self._gone("ending the MLflow run")
         except BaseException as problem:
-            if self._dead is not None:
-                _fail_here(self.uri, run_id, error or problem)
+            if self._dead is not None and self._run_id is not None:
+                _fail_here(self.uri, self._run_id, error or problem)
             if error is None:
                 raise
             error.add_note(f"(and in the MLflow background process: {problem})")

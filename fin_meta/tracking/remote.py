@@ -22,12 +22,25 @@ class RemoteTracker(Tracker):
     waiting, so this process goes on while the child logs them; an error among them comes back
     with the next call that waits (`log_artifact` of a file of yours: read there before it
     returns; downloads, `client`, `call_with_client`) or at the end, and fails the run either way.
-    `client` is a `RemoteClient`."""
+    `client` is a `RemoteClient`. It is enabled from the start; its `run_id` is the child's
+    reply to the start of the run, read when first asked for."""
 
-    def __init__(self, store: BackgroundStore, run_id: str) -> None:
-        super().__init__(None, run_id, store.uri)
+    def __init__(self, store: BackgroundStore) -> None:
         self._store = store
+        super().__init__(None, None, store.uri)
         self.client = RemoteClient(store)
+
+    @property
+    def run_id(self) -> str:  # type: ignore[override]
+        return self._store.run_id()
+
+    @run_id.setter
+    def run_id(self, value: str | None) -> None:
+        """`Tracker.__init__` sets it: the store's reply gives it here."""
+
+    @property
+    def enabled(self) -> bool:
+        return True
 
     def _remote(self, method: str, *args: Any, what: str, wait: bool = True, **kwargs: Any) -> Any:
         if wait:
