@@ -7,9 +7,9 @@ imports MLflow, opens the store (only an existing SQLite file, only to read: a n
 created when the run starts, as `start_run` does) and loads the chart libraries (`preload`)
 while this process loads vectorbt and backtests. `prepare_figure` has it draw a chart of
 `fin_meta.plots` before the run starts (`fin-meta backtest`: while the results table's
-bootstrap runs here). `store.start_run(...)` then starts the run there and yields a
-`RemoteTracker` (`fin_meta.tracking.remote`): a `Tracker` whose calls the child carries out, in
-order, most of them without this process waiting (tables are written here, into a scratch
+bootstrap runs here). `store.start_run(...)` then has the child start the run and yields a
+`RemoteTracker` (`fin_meta.tracking.remote`) at once, without waiting for the run's id (read when
+first asked for): a `Tracker` whose calls the child carries out, in order, most of them without this process waiting (tables are written here, into a scratch
 folder, and copied into the run by the child; the charts of `fin_meta.plots`, `portable_draw`,
 are drawn there).
 
