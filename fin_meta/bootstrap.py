@@ -21,10 +21,10 @@ import numpy as np
 
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError
-from fin_meta.metrics import FloatOrArray, annualised_sharpe, as_returns, safe_ratio
+from fin_meta.metrics import FloatOrArray, annualised_sharpe, as_returns, sharpe_from_sums
 
 __all__ = ["AnnualisedSharpe", "Blocks", "block_length_for", "bootstrap_ci", "draw_blocks", "resample_indices",
-           "resampled_sharpe"]
+           "resampled_sharpe", "resampled_statistic"]
 
 _CELLS = 4_000_000
 """Block sums `Blocks.sums` computes at a time (its temporaries: ~32 MB each)."""
@@ -102,10 +102,10 @@ def draw_blocks(n_bars: int, n_resamples: int, rng: np.random.Generator, block_l
             cuts.append(ends)
             reach = int(ends[-1])
         ends = np.concatenate(cuts)
-        ends, firsts = ends[ends < total], np.arange(m, dtype=np.int64) * n
-        at = np.searchsorted(ends, firsts)  # both sorted: merge in the first bar of every resample
-        new = ends[np.minimum(at, ends.size - 1)] != firsts if ends.size else np.ones(m, dtype=bool)
-        starts = np.insert(ends, at[new], firsts[new])
+        is_start = np.zeros(total, dtype=bool)
+        is_start[ends[ends < total]] = True
+        is_start[::n] = True  # every resample starts a block at its first bar
+        starts = np.flatnonzero(is_start)
     return Blocks(n, m, starts, rng.integers(0, n, size=starts.size))
 
 
@@ -169,28 +169,30 @@ def bootstrap_ci(
             f"block_length: must be between 1 and the number of bars ({r.shape[0]}), got {block_length}"
         )
     blocks = draw_blocks(r.shape[0], int(n_resamples), rng, block_length, block)
-    table = r.reshape(r.shape[0], -1)
-    if statistic is annualised_sharpe or isinstance(statistic, AnnualisedSharpe):
-        per_year = getattr(statistic, "periods_per_year", BARS_PER_YEAR)
-        columns = list(resampled_sharpe(table, blocks, per_year).T)
-    else:
-        idx = blocks.indices()
-        columns = [statistic(column[idx]) for column in table.T]
-    cis = [_percentiles(values, confidence) for values in columns]
+    draws = resampled_statistic(r.reshape(r.shape[0], -1), blocks, statistic)
+    cis = [_percentiles(values, confidence) for values in draws.T]
     return cis[0] if r.ndim == 1 else cis
 
 
 def resampled_sharpe(returns: np.ndarray, blocks: Blocks, periods_per_year: float = BARS_PER_YEAR) -> np.ndarray:
     """`annualised_sharpe` of every resample of `blocks` of each column of `returns` (bars x
-    columns), shape (n_resamples, columns), from the resamples' sums and sums of squares; a
-    variance within rounding of zero (below 1e-12 of the mean square) is zero, and the Sharpe NaN."""
+    columns), shape (n_resamples, columns), from the resamples' sums and sums of squares
+    (`fin_meta.metrics.sharpe_from_sums`)."""
     n, k = returns.shape
     both = blocks.sums(np.concatenate([returns, returns * returns], axis=1))
-    total, squares = both[:, :k], both[:, k:]
-    mean = total / n
-    var = np.maximum(squares - total * mean, 0.0) / max(n - 1, 1)
-    var[var <= 1e-12 * squares / n] = 0.0
-    return safe_ratio(mean, np.sqrt(var)) * np.sqrt(periods_per_year)
+    return sharpe_from_sums(both[:, :k], both[:, k:], n, periods_per_year)
+
+
+def resampled_statistic(returns: np.ndarray, blocks: Blocks, statistic: Callable[[np.ndarray], FloatOrArray]
+                        ) -> np.ndarray:
+    """`statistic` of every resample of `blocks` of each column of `returns` (bars x columns),
+    shape (n_resamples, columns): the Sharpe ratio (`annualised_sharpe` or `AnnualisedSharpe`)
+    from the resamples' sums, any other statistic on the resampled bars."""
+    if statistic is annualised_sharpe or isinstance(statistic, AnnualisedSharpe):
+        return resampled_sharpe(returns, blocks, getattr(statistic, "periods_per_year", BARS_PER_YEAR))
+    idx = blocks.indices()
+    return np.stack([np.asarray(statistic(column[idx]), dtype=np.float64).reshape(-1) for column in returns.T],
+                    axis=1)
 
 
 def _percentiles(values: FloatOrArray, confidence: float) -> tuple[float, float]:

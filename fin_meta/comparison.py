@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fin_meta.bootstrap import block_length_for, draw_blocks, resampled_sharpe
+from fin_meta.bootstrap import AnnualisedSharpe, block_length_for, draw_blocks, resampled_statistic
 from fin_meta.constants import BARS_PER_YEAR
 from fin_meta.errors import ConfigError, DataError
-from fin_meta.metrics import annualised_sharpe
 
 __all__ = ["PairedDifference", "paired_difference_ci"]
 
@@ -71,19 +70,15 @@ def paired_difference_ci(
         raise DataError("a and b must hold the same number of seeds, each pair on the same bars")
     if not isinstance(rng, np.random.Generator):
         raise ConfigError("rng: pass a numpy Generator, e.g. fin_meta.seeding.numpy_generator(seed)")
-    stat = statistic or (lambda r: annualised_sharpe(r, periods_per_year))
+    stat = statistic or AnnualisedSharpe(periods_per_year)
     per_seed = np.array([float(np.asarray(stat(x[:, None]))[0] - np.asarray(stat(y[:, None]))[0])
                          for x, y in zip(a_s, b_s, strict=True)])
     draws = np.empty((len(a_s), int(n_resamples)))
     for s, (x, y) in enumerate(zip(a_s, b_s, strict=True)):
         block = block_length if block_length is not None else block_length_for(x.size, periods_per_year)
         blocks = draw_blocks(x.size, int(n_resamples), rng, min(block, x.size), "stationary")
-        if statistic is None:  # Sharpe ratios from the resamples' sums: no bar-by-bar copy
-            both = resampled_sharpe(np.column_stack([x, y]), blocks, periods_per_year)
-            draws[s] = both[:, 0] - both[:, 1]
-        else:
-            idx = blocks.indices()
-            draws[s] = np.asarray(stat(x[idx])) - np.asarray(stat(y[idx]))
+        both = resampled_statistic(np.column_stack([x, y]), blocks, stat)  # the Sharpe ratio from sums
+        draws[s] = both[:, 0] - both[:, 1]
     if resample_seeds and len(a_s) > 1:
         pick = rng.integers(0, len(a_s), size=draws.shape)
         draws = np.take_along_axis(draws, pick, axis=0)

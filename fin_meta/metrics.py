@@ -20,7 +20,7 @@ from fin_meta.errors import DataError
 
 __all__ = [
     "STAT_KEYS", "total_return", "cagr", "annual_volatility", "annualised_sharpe", "sortino",
-    "max_drawdown", "drawdown", "calmar", "summary_stats", "as_returns", "safe_ratio",
+    "max_drawdown", "drawdown", "calmar", "summary_stats", "as_returns", "sharpe_from_sums",
 ]
 
 STAT_KEYS: tuple[str, ...] = (
@@ -59,7 +59,7 @@ def _scalar(value: np.ndarray) -> FloatOrArray:
     return float(value) if np.ndim(value) == 0 else value
 
 
-def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den, NaN where den is 0 or only rounding noise (|den| <= 1e-10 |num|: e.g. the
     float std of a constant series), an undefined ratio."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
@@ -140,14 +140,25 @@ def annualised_sharpe(returns: object, periods_per_year: float = BARS_PER_YEAR) 
     """Annualised Sharpe ratio (risk-free 0): mean(r) / std(r, ddof=1) * sqrt(periods_per_year).
     NaN when the returns do not vary."""
     r = as_returns(returns)
-    return _scalar(safe_ratio(r.mean(axis=0), _std(r)) * np.sqrt(periods_per_year))
+    return _scalar(_safe_ratio(r.mean(axis=0), _std(r)) * np.sqrt(periods_per_year))
+
+
+def sharpe_from_sums(total: np.ndarray, squares: np.ndarray, n_bars: int,
+                     periods_per_year: float = BARS_PER_YEAR) -> np.ndarray:
+    """`annualised_sharpe` of series known by their sums `total` and sums of squares `squares`
+    over `n_bars` bars (arrays of any shape), up to rounding; a variance within rounding of zero
+    (below 1e-12 of the mean square) is zero, and the Sharpe NaN."""
+    mean = total / n_bars
+    var = np.maximum(squares - total * mean, 0.0) / max(n_bars - 1, 1)
+    var = np.where(var <= 1e-12 * squares / n_bars, 0.0, var)
+    return _safe_ratio(mean, np.sqrt(var)) * np.sqrt(periods_per_year)
 
 
 def sortino(returns: object, periods_per_year: float = BARS_PER_YEAR) -> FloatOrArray:
     """Annualised Sortino ratio (target 0): mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(periods_per_year).
     NaN when no bar loses."""
     r = as_returns(returns)
-    return _scalar(safe_ratio(r.mean(axis=0), _downside_deviation(r)) * np.sqrt(periods_per_year))
+    return _scalar(_safe_ratio(r.mean(axis=0), _downside_deviation(r)) * np.sqrt(periods_per_year))
 
 
 def max_drawdown(returns: object) -> FloatOrArray:
@@ -160,7 +171,7 @@ def calmar(returns: object, periods_per_year: float = BARS_PER_YEAR) -> FloatOrA
     """CAGR divided by the magnitude of the maximum drawdown; NaN without a drawdown."""
     r = as_returns(returns)
     growth = _cagr_from_growth(_growth(r), r.shape[0], periods_per_year)
-    return _scalar(safe_ratio(growth, -_max_drawdown(r)))
+    return _scalar(_safe_ratio(growth, -_max_drawdown(r)))
 
 
 def _aligned(arr: object, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -232,11 +243,9 @@ def summary_stats(
     std = np.sqrt(_sum_of_squares(scratch) / (n_bars - 1)) if n_bars > 1 else np.zeros_like(mean)
     unknown = np.full(mean.shape, np.nan)
     if gross is None or gross is r:  # the same returns (no costs): the same Sharpe, bit for bit
-        gross_sharpe = unknown if gross is None else safe_ratio(mean, std) * root
+        gross_sharpe = unknown if gross is None else _safe_ratio(mean, std) * root
     else:  # one pass, no temporary: mean and sum of squares (returns are small, no cancellation)
-        g_mean = gross.mean(axis=0)
-        g_var = (_sum_of_squares(gross) - n_bars * g_mean**2) / max(n_bars - 1, 1)
-        gross_sharpe = safe_ratio(g_mean, np.sqrt(np.maximum(g_var, 0.0))) * root
+        gross_sharpe = sharpe_from_sums(gross.sum(axis=0), _sum_of_squares(gross), n_bars, periods_per_year)
     np.minimum(r, 0.0, out=scratch)
     downside = np.sqrt(_sum_of_squares(scratch) / n_bars)
     np.abs(pos, out=scratch)
@@ -248,10 +257,10 @@ def summary_stats(
         "total_return": growth - 1.0,
         "cagr": cagr_,
         "annual_volatility": std * root,
-        "sharpe": safe_ratio(mean, std) * root,
+        "sharpe": _safe_ratio(mean, std) * root,
         "gross_sharpe": gross_sharpe,
-        "sortino": safe_ratio(mean, downside) * root,
-        "calmar": safe_ratio(cagr_, -mdd),
+        "sortino": _safe_ratio(mean, downside) * root,
+        "calmar": _safe_ratio(cagr_, -mdd),
         "max_drawdown": mdd,
         "turnover": trd.mean(axis=0) * periods_per_year,
         "cost_drag": unknown if cost is None else cost.mean(axis=0) * periods_per_year,

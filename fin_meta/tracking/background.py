@@ -9,9 +9,9 @@ while this process loads vectorbt and backtests. `prepare_figure` has it draw a 
 `fin_meta.plots` before the run starts (`fin-meta backtest`: while the results table's
 bootstrap runs here). `store.start_run(...)` then has the child start the run and yields a
 `RemoteTracker` (`fin_meta.tracking.remote`) at once, without waiting for the run's id (read when
-first asked for): a `Tracker` whose calls the child carries out, in order, most of them without this process waiting (tables are written here, into a scratch
-folder, and copied into the run by the child; the charts of `fin_meta.plots`, `portable_draw`,
-are drawn there).
+first asked for): a `Tracker` whose calls the child carries out, in order, most of them without
+this process waiting (tables are written here, into a scratch folder, and copied into the run by
+the child; the charts of `fin_meta.plots`, `portable_draw`, are drawn there).
 
 The child is `fin_meta.tracking.worker`. The run ends as `start_run`'s do: FINISHED, or FAILED
 with a `fin_meta.error` tag when the body raises. An error in the child is raised here as the
