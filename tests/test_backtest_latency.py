@@ -3,7 +3,9 @@
 modules the command starts with load no pandas, agents or environments (the MLflow background
 process is started before them); a chart the background process draws ahead
 is logged as drawn, the tables the tracker writes reach the run without waiting, and their
-scratch space is removed; the job pauses the garbage collector and restores it."""
+scratch space is removed; the job pauses the garbage collector and restores it; the run starts
+before the backtest; the console entry point starts the MLflow process of a tracked backtest
+before parsing and exits without tearing its modules down."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import pandas as pd
 import pytest
 
 from fin_meta.bootstrap import draw_blocks, resample_indices
-from fin_meta.pipeline.backtest_job import _collector_paused
+from fin_meta.cli import _tracked_backtest
+from fin_meta.pipeline import stages
+from fin_meta.pipeline.backtest_job import _collector_paused, run_backtest_job
 from fin_meta.plots.equity import plot_equity_png
 from fin_meta.tracking import open_client
 from fin_meta.tracking.background import BackgroundStore
@@ -110,3 +114,40 @@ def test_the_job_pauses_the_garbage_collector_and_restores_it(enabled):
         assert gc.isenabled() == enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize(("args", "early"), [
+    (["backtest", "--data", "sample:sp500"], True), (["backtest"], True), (["backtest", "--no-track"], False),
+    (["backtest", "--help"], False), (["run", "experiments/quickstart.yaml"], False), ([], False),
+])
+def test_only_a_tracked_backtest_starts_its_mlflow_process_before_parsing(args, early):
+    assert _tracked_backtest(args) is early
+
+
+def test_the_run_starts_before_the_backtest_so_its_store_work_overlaps_it(tracking_uri, monkeypatch):
+    seen = []
+
+    def evaluate(*args, **kwargs):  # what the store holds when the backtest begins
+        client = open_client(tracking_uri)
+        experiment = client.get_experiment_by_name("early-run")
+        seen.extend(run.info.status for run in client.search_runs([experiment.experiment_id]))
+        return real_evaluate(*args, **kwargs)
+
+    real_evaluate = stages.evaluate
+    monkeypatch.setattr(stages, "evaluate", evaluate)
+    job = run_backtest_job("sample:sp500", ["sma_cross"], start="2015-01-01", end="2015-12-31",
+                           experiment="early-run", tracking_uri=tracking_uri, background=False)
+    assert seen == ["RUNNING"]
+    assert open_client(tracking_uri).get_run(job.run_id).info.status == "FINISHED"
+
+
+def test_the_console_entry_point_runs_exit_handlers_and_keeps_exit_codes(tmp_path):
+    # the console script skips the interpreter's teardown of every module, not what exit does
+    code = ("import atexit; atexit.register(print, 'exit handler ran'); "
+            "from fin_meta.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code, "data", "show", "nosuchsource:x"], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error:") and len(done.stderr.splitlines()) == 1
+    assert done.stdout.strip() == "exit handler ran"
+    done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0 and "backtest" in done.stdout and done.stdout.rstrip().endswith("exit handler ran")

@@ -163,17 +163,6 @@ def run_backtest_job(
         rules = rule_positions(prices, names, routed, strategies_dir)
         name = asset_name(source)
 
-        def draw_ahead(result: BacktestResult) -> None:  # the PNG `log_evaluation` logs (its name there): the
-            # background process draws it while the bootstrap of the results table runs here
-            store.prepare_figure(partial(plot_equity_png, result.equity), f"plots/equity_{name}.png")
-
-        evaluation = evaluate(name, prices, prices, {}, rules, fees=fees, slippage=slippage, max_position=1.0,
-                              bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0, labels=labels, on_backtest=draw_ahead)
-        job = BacktestJob(source=source, stats=evaluation.stats, table=evaluation.table,
-                          by_regime=evaluation.by_regime, tracking_uri=tracking_uri)
-        if plot is not None:
-            job.files.append(evaluation.result.plot(plot))
-
         run_params = {
             "data": {"source": source, "start": start, "end": end, "bars": len(prices),
                      "bars_per_year": bars_per_year_of(prices)},
@@ -184,7 +173,19 @@ def run_backtest_job(
             "regimes": regime_method,
         }
         tags = {"data.source": source, "data.hash": prices_hash(prices), "job": "backtest"}
+        # started before the backtest: a background process starts it while vectorbt loads here
         with store.start_run(params=run_params, tags=tags) as tracker:
+
+            def draw_ahead(result: BacktestResult) -> None:  # the PNG `log_evaluation` logs (its name there):
+                # the background process draws it while the bootstrap of the results table runs here
+                store.prepare_figure(partial(plot_equity_png, result.equity), f"plots/equity_{name}.png")
+
+            evaluation = evaluate(name, prices, prices, {}, rules, fees=fees, slippage=slippage, max_position=1.0,
+                                  bootstrap_samples=BOOTSTRAP_SAMPLES, seed=0, labels=labels, on_backtest=draw_ahead)
+            job = BacktestJob(source=source, stats=evaluation.stats, table=evaluation.table,
+                              by_regime=evaluation.by_regime, tracking_uri=tracking_uri)
+            if plot is not None:
+                job.files.append(evaluation.result.plot(plot))
             log_evaluation(tracker, evaluation, "test", offline_html=offline_html)
             log_deflated_sharpe(tracker, [evaluation])
             job.run_id = tracker.run_id

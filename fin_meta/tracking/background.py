@@ -6,8 +6,8 @@ Python at once (this module and `worker` load no pandas, so a job can start it f
 imports MLflow, opens the store (only an existing SQLite file, only to read: a new store is
 created when the run starts, as `start_run` does) and loads the chart libraries (`preload`)
 while this process loads vectorbt and backtests. `prepare_figure` has it draw a chart of
-`fin_meta.plots` before the run starts (`fin-meta backtest`: while the results table's
-bootstrap runs here). `store.start_run(...)` then has the child start the run and yields a
+`fin_meta.plots` ahead of its logging (`fin-meta backtest`: while the results table's bootstrap
+runs here). `store.start_run(...)` then has the child start the run and yields a
 `RemoteTracker` (`fin_meta.tracking.remote`) at once, without waiting for the run's id (read when
 first asked for): a `Tracker` whose calls the child carries out, in order, most of them without
 this process waiting (tables are written here, into a scratch folder, and copied into the run by
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from fin_meta.tracking.remote import RemoteClient, RemoteTracker, call_with_client
     from fin_meta.tracking.run import Tracker
 
-__all__ = ["BackgroundStore", "LocalStore", "RemoteClient", "RemoteTracker", "call_with_client", "open_store",
-           "portable_draw"]
+__all__ = ["BackgroundStore", "LocalStore", "RemoteClient", "RemoteTracker", "background_wanted", "call_with_client",
+           "drop_early_child", "open_store", "portable_draw", "start_child_early"]
 
 _REMOTE = ("RemoteClient", "RemoteTracker", "call_with_client")
 """Defined in `fin_meta.tracking.remote` (they need `Tracker`, which loads pandas): named here too."""
@@ -104,9 +104,7 @@ class BackgroundStore:
     def __init__(self, experiment: str, tracking_uri: str | None = None, *, preload: Sequence[str] = ()) -> None:
         self.experiment = experiment
         self.uri = resolve_tracking_uri(tracking_uri)
-        # its own session: the terminal's Ctrl-C and hang-up go to this process, which ends the run
-        self._proc = subprocess.Popen([sys.executable, "-c", BOOT, ROOT], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, start_new_session=True)
+        self._proc = _take_early_child() or _spawn()
         self._pending: list[str] = []  # what each request not yet answered was doing, in order
         self._dead: int | None = None  # the child's exit code once it is known to be gone
         self._out_of_step = False  # a read was interrupted (Ctrl-C): no reply can be matched any more
@@ -183,11 +181,11 @@ class BackgroundStore:
         return folder / name
 
     def prepare_figure(self, draw: Callable[[Path], Any], artifact_file: str) -> None:
-        """Have the child draw a chart of `fin_meta.plots` (`portable_draw`) now, before the run
-        starts, while this process goes on computing: the run's `log_figure` of the same `draw`
-        (same writer, same data objects) as `artifact_file` then logs that file instead of drawing
-        it again. Anything else: nothing (`log_figure` draws it). Drawing errors come with `log_figure`."""
-        if portable_draw(draw) and artifact_file not in self._prepared and not self._started:
+        """Have the child draw a chart of `fin_meta.plots` (`portable_draw`) now, while this
+        process goes on computing: the run's `log_figure` of the same `draw` (same writer, same
+        data objects) as `artifact_file` then logs that file instead of drawing it again. Anything
+        else: nothing (`log_figure` draws it). Drawing errors come with `log_figure`."""
+        if portable_draw(draw) and artifact_file not in self._prepared:
             self._send("prepare", draw, artifact_file, what=f"drawing {artifact_file}")
             self._prepared[artifact_file] = draw
 
@@ -268,6 +266,50 @@ class BackgroundStore:
             return self._proc.wait()
 
 
+_early_child: subprocess.Popen[bytes] | None = None
+"""The child `start_child_early` started, until a `BackgroundStore` takes it over."""
+
+
+def _spawn() -> subprocess.Popen[bytes]:
+    """A new background process (`fin_meta.tracking.worker`); it starts importing MLflow at once.
+    In its own session: the terminal's Ctrl-C and hang-up go to this process, which ends the run."""
+    return subprocess.Popen([sys.executable, "-c", BOOT, ROOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def start_child_early() -> None:
+    """Start the background process now, for the `BackgroundStore` this command will open: the
+    command line calls it before parsing its arguments (`fin-meta backtest`), so that MLflow's
+    imports begin about 0.3 s sooner. Nothing where `open_store` would not use a child."""
+    global _early_child
+    if _early_child is None and background_wanted():
+        _early_child = _spawn()
+
+
+def _take_early_child() -> subprocess.Popen[bytes] | None:
+    global _early_child
+    child, _early_child = _early_child, None
+    return child
+
+
+def drop_early_child() -> None:
+    """Stop the child `start_child_early` started if no store took it over (the command failed
+    before opening its store, or did not need one): it holds no run."""
+    child = _take_early_child()
+    if child is not None:
+        child.kill()
+        child.wait()
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def background_wanted() -> bool:
+    """Whether `open_store(background=None)` runs the store in a child: this process has not
+    imported MLflow (a fresh command, not a notebook or the tests) and a second core is free."""
+    return "mlflow" not in sys.modules and bool(sys.executable) and _cores() > 1
+
+
 def _same_draw(a: Callable[[Path], Any], b: Callable[[Path], Any]) -> bool:
     """Both `functools.partial`s of the same writer with the very same bound objects."""
     if not (isinstance(a, functools.partial) and isinstance(b, functools.partial)) or a.func is not b.func:
@@ -294,7 +336,7 @@ def open_store(experiment: str, *, tracking_uri: str | None = None, enabled: boo
     child opens the store now, or a `LocalStore`; `background=None` picks the child when tracking
     is on and this process has not imported MLflow (module docstring). The child is let go on exit."""
     if background is None:
-        background = "mlflow" not in sys.modules and bool(sys.executable) and _cores() > 1
+        background = background_wanted()
     store = BackgroundStore(experiment, tracking_uri, preload=preload) if enabled and background else \
         LocalStore(experiment, tracking_uri, enabled)
     try:

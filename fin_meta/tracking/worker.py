@@ -61,13 +61,15 @@ def named_error(name: str, message: str) -> Exception:
 
 
 def serve() -> None:
-    """The background process: answer the requests of its parent on stdin until the run ends or
-    the parent goes away (then the run ends FAILED). Without the cyclic garbage collector: it
+    """The background process: import MLflow, then answer the requests of its parent on stdin
+    until the run ends or the parent goes away (then the run ends FAILED). Without the cyclic garbage collector: it
     would walk MLflow's half a million objects again and again while they are imported (a
     quarter of the imports' second or more of CPU), and one run leaves little garbage."""
     gc.disable()
     inbox, outbox = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the replies
+    with contextlib.suppress(Exception):  # MLflow's imports, the bulk of opening any store, before the first
+        importlib.import_module("mlflow.tracking")  # request comes (an import that fails fails again in `open`)
     server = _Server(inbox, outbox)
     try:
         server.serve()
