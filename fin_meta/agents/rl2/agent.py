@@ -107,7 +107,7 @@ class RL2Agent(TorchAgent):
         h = self.hparams
         net = GRUActorCritic(self.obs_size, self.env_config.action, low, high, encoder_size=h.encoder_size,
                              hidden_size=h.hidden_size, init_log_std=h.init_log_std,
-                             feedback=self.feedback_inputs, separate_critic=h.separate_critic)
+                             feedback=self.feedback_inputs, separate_critic=h.separate_critic, cell=h.cell)
         if h.belief_coef > 0 and h.belief_classes is not None:  # else the first fit adds it
             add_belief_head(net, h.belief_classes, h.seed)
         return net

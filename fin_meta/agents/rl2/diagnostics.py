@@ -36,7 +36,7 @@ def trunk_gradient_norms(agent: RL2Agent, rollout: TrialRollout) -> dict[str, fl
     total, _ = ppo_loss(*args, weights)
     policy, _ = ppo_loss(*args, replace(weights, value_coef=0.0))
     value = weights.value_coef * 0.5 * (values - batch["returns"]).pow(2).mean()  # ppo_loss's value term
-    trunk = [*net.encoder.parameters(), *net.gru.parameters()]
+    trunk = [*net.encoder.parameters(), *net.core.parameters()]
     params = [p for p in net.parameters() if p.requires_grad]
     g_policy = torch.autograd.grad(policy, trunk, retain_graph=True, allow_unused=True)
     g_value = torch.autograd.grad(value, trunk, retain_graph=True, allow_unused=True)
