@@ -30,7 +30,9 @@ SMALL = {
     "rl2": {"num_envs": 16, "hidden_size": 16, "encoder_size": 16, "episodes_per_trial": 2, "epochs": 2,
             "minibatches": 2, "device": "cpu"},
 }
-ALGOS = list(SMALL)
+VARIANTS = {"ppo": ("ppo", {}), "rl2": ("rl2", {}), "rl2-lstm": ("rl2", {"cell": "lstm", "separate_critic": True})}
+"""Agents every common test runs on: algo and hyperparameters on top of its SMALL ones."""
+ALGOS = list(VARIANTS)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,9 @@ def sampler(data) -> TaskSampler:
     return TaskSampler(prices, labels, episode_length=12, window=4)
 
 
-def _trained(algo: str, sampler: TaskSampler, seed: int = 0, **hp) -> Agent:
-    agent = make_agent(algo, ENV, {**SMALL[algo], "seed": seed, **hp})
+def _trained(variant: str, sampler: TaskSampler, seed: int = 0, **hp) -> Agent:
+    algo, extra = VARIANTS[variant]
+    agent = make_agent(algo, ENV, {**SMALL[algo], **extra, "seed": seed, **hp})
     agent.fit(sampler, iterations=2, progress=False)
     return agent
 
@@ -277,6 +280,7 @@ MAML_SMALL = {"meta_batch_size": 4, "envs_per_task": 2, "support_length": 12, "q
 RESUMABLE = {
     "ppo": ("ppo", SMALL["ppo"]),
     **{f"rl2-{s}": ("rl2", {**SMALL["rl2"], "trial_sampling": s}) for s in ("consecutive", "same_regime", "stream")},
+    "rl2-lstm": ("rl2", {**SMALL["rl2"], "cell": "lstm"}),
     **{f"maml-{e}": ("maml", {**MAML_SMALL, "estimator": e}) for e in ("pathwise", "score")},
 }
 """Every agent, and every variant with its own random streams, that training must resume."""

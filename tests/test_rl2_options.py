@@ -1,6 +1,7 @@
 """RL²'s options: a separate critic (the value loss sends no gradient into the policy) and the
 belief-supervision head (learns the regime label where it is readable; deployment needs no
-labels; saved and loaded with the agent). Also the sampler's per-step label accessor."""
+labels; saved and loaded with the agent); the LSTM core (h and c in one state tensor). Also the
+sampler's per-step label accessor."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from fin_meta.agents import load_agent, make_agent
+from fin_meta.agents.networks import GRUActorCritic
 from fin_meta.agents.rl2.diagnostics import trunk_gradient_norms
 from fin_meta.errors import ConfigError
 from fin_meta.seeding import numpy_generator, torch_generator
@@ -135,3 +137,32 @@ def test_gradient_benchmark_smoke(capsys):
     module.main(["--quick", "--iterations", "1", "--num-envs", "4"])
     out = capsys.readouterr().out
     assert "rl2 shared critic" in out and "rl2 separate critic" in out and "value/policy" in out
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_lstm_cell_carries_h_and_c_in_one_state(separate):
+    torch.manual_seed(0)
+    net = GRUActorCritic(5, "continuous", -1.0, 1.0, encoder_size=6, hidden_size=4, separate_critic=separate,
+                         cell="lstm")
+    assert net.state_size == (16 if separate else 8) and net.initial_state(3).shape == (1, 3, net.state_size)
+    assert {"lstm.lstm.weight_hh_l0", *(["critic_lstm.lstm.weight_hh_l0"] if separate else [])} <= \
+        set(net.state_dict()) and not any(k.startswith("gru") for k in net.state_dict())
+    x = torch.randn(7, 3, net.input_size)
+    whole, last = net(x, net.initial_state(3))
+    state, steps = net.initial_state(3), []
+    for t in range(7):  # step by step, as collection and deployment run it
+        feat, state = net(x[t:t + 1], state)
+        steps.append(feat)
+    torch.testing.assert_close(torch.cat(steps), whole)
+    torch.testing.assert_close(state, last)
+    assert whole.shape == (7, 3, 8 if separate else 4)  # features are H wide a trunk; the state, 2H (h and c)
+    if separate:  # deployment runs the actor alone and leaves the critic's h and c as they were
+        _, kept = net(x[:1], last, critic=False)
+        torch.testing.assert_close(kept[..., 8:], last[..., 8:])
+    with pytest.raises(ValueError, match="cell must be 'gru' or 'lstm'"):
+        GRUActorCritic(5, "continuous", -1.0, 1.0, cell="rnn")
+
+
+def test_default_gru_keeps_the_weight_names_saved_agents_have():
+    keys = set(GRUActorCritic(5, "continuous", -1.0, 1.0, separate_critic=True).state_dict())
+    assert {"gru.weight_hh_l0", "critic_gru.weight_hh_l0"} <= keys
