@@ -20,7 +20,7 @@ start at a regime change). Prints:
 Tune on the default seeds 0-4 only; `--confirm` runs the confirmation seeds 100-104, never used
 to choose anything.
 
-    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (~25 min, 2 cores)
+    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (~28 min, 2 cores)
     python benchmarks/adaptation.py --confirm         # confirmation seeds 100-104
     python benchmarks/adaptation.py --preset easy     # the old preset (controls may tie there)
     python benchmarks/adaptation.py --quick           # smoke run (< 3 min)
@@ -56,26 +56,27 @@ CONTROLS = ("ppo", "ppo_regime_probs", "maml_no_adapt", "rppo", "classifier")
 
 
 def budget(quick: bool, scale: float = 1.0) -> Budget:
-    """The default budget or the quick smoke budget. The default fits 5 seeds in ~25 min on 2
-    cores (~8 core-minutes a seed); the first attempt, 4x these iterations, needed ~33
-    core-minutes a seed (mostly RL² and rppo: 64 streams x 256 bars an iteration). `scale`
+    """The default budget or the quick smoke budget. The default fits 5 seeds in <= 30 min on 2
+    cores (~9.5 core-minutes a seed): RL² and rppo run LSTM cores (`cell: lstm`, trained ~1.6x
+    faster on CPU than the GRU), which buys twice the iterations of the first GRU default (21
+    min; session 8's `--scale 3` of that default, 55 min, is `--scale 1.5` here). `scale`
     multiplies every learned contender's iterations (the controls move with the meta-agents)."""
     scale *= 0.02 if quick else 1.0
 
     def it(n: int) -> int:
         return max(2, int(n * scale))
 
-    stream = {"episodes_per_trial": 8, "trial_sampling": "stream", "num_envs": 16 if quick else 64}
+    stream = {"episodes_per_trial": 8, "trial_sampling": "stream", "num_envs": 16 if quick else 64, "cell": "lstm"}
     learned = {
-        "ppo": Learned("ppo", it(80), {"num_envs": 32 if quick else 256}),
-        "ppo_regime_probs": Learned("ppo", it(80), {"num_envs": 32 if quick else 256},
+        "ppo": Learned("ppo", it(160), {"num_envs": 32 if quick else 256}),
+        "ppo_regime_probs": Learned("ppo", it(160), {"num_envs": 32 if quick else 256},
                                     features=("realised_vol", "regime_probs")),
-        # both recurrent agents get their own critic GRU (issue 11: the value gradient swamped the
+        # both recurrent agents get their own critic (issue 11: the value gradient swamped the
         # shared trunk); RL² also gets the belief head (predict the training regime label)
-        "rppo": Learned("rppo", it(25), {**stream, "separate_critic": True}),
-        "rl2": Learned("rl2", it(25), {**stream, "separate_critic": True, "belief_coef": 0.1}, meta=True),
-        "maml": Learned("maml", it(160), {"meta_batch_size": 16 if quick else 64}, meta=True),
-        "maml_no_adapt": Learned("maml", it(160), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
+        "rppo": Learned("rppo", it(50), {**stream, "separate_critic": True}),
+        "rl2": Learned("rl2", it(50), {**stream, "separate_critic": True, "belief_coef": 0.1}, meta=True),
+        "maml": Learned("maml", it(320), {"meta_batch_size": 16 if quick else 64}, meta=True),
+        "maml_no_adapt": Learned("maml", it(320), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
     }
     if quick:
         return Budget(n_train=6, n_test=1, train_bars=1260, test_bars=1260, learned=learned)
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="seeds in parallel processes (default 2)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply every learned contender's iterations (default 1; 3 = the 3x budget, ~50 min)")
+                        help="multiply every learned contender's iterations (default 1, ~28 min; 1.5: ~40 min)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME.KEY=VALUE",
                         help="override a contender's hyperparameter, e.g. --set rl2.belief_coef=0.5, or its "
