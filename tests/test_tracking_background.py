@@ -19,8 +19,7 @@ from fin_meta.pipeline import backtest_job
 from fin_meta.pipeline.backtest_job import run_backtest_job
 from fin_meta.plots.adaptation import plot_adaptation
 from fin_meta.plots.equity import plot_equity_png
-from fin_meta.tracking import TrackingError, open_client
-from fin_meta.tracking import background as child_process
+from fin_meta.tracking import TrackingError, open_client, spawn
 from fin_meta.tracking.background import BackgroundStore, LocalStore, open_store, portable_draw
 
 PERIOD = {"start": "2015-01-01", "end": "2016-12-31"}
@@ -135,20 +134,20 @@ def test_cli_error_in_the_background_is_one_line_and_fails_the_run(store, tmp_pa
 
 
 def test_a_child_started_early_is_taken_over_by_the_store_or_stopped(store, monkeypatch):
-    child_process.start_child_early()  # this process has MLflow loaded: no child would save anything
-    assert child_process._early_child is None
-    monkeypatch.setattr(child_process, "background_wanted", lambda: True)  # as in a fresh `fin-meta backtest`
-    child_process.start_child_early()
-    early = child_process._early_child
+    spawn.start_child_early()  # this process has MLflow loaded: no child would save anything
+    assert spawn._early_child is None
+    monkeypatch.setattr(spawn, "background_wanted", lambda: True)  # as in a fresh `fin-meta backtest`
+    spawn.start_child_early()
+    early = spawn._early_child
     assert early is not None
     taken = BackgroundStore("bt-early", store)
-    assert taken.pid == early.pid and child_process._early_child is None
+    assert taken.pid == early.pid and spawn._early_child is None
     with taken.start_run(params={"x": 1}) as tracker:
         tracker.log_metrics({"m": 2.0})
     run = only_run(open_client(store), "bt-early")
     assert run.info.status == "FINISHED" and run.data.metrics == {"m": 2.0}
-    child_process.start_child_early()
-    unused = child_process._early_child
-    child_process.drop_early_child()  # the command did not open its store: the child is stopped, not left running
-    assert unused.returncode is not None and child_process._early_child is None
-    child_process.drop_early_child()  # nothing left to stop
+    spawn.start_child_early()
+    unused = spawn._early_child
+    spawn.drop_early_child()  # the command did not open its store: the child is stopped, not left running
+    assert unused.returncode is not None and spawn._early_child is None
+    spawn.drop_early_child()  # nothing left to stop

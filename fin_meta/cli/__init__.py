@@ -40,14 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     early = console and _tracked_backtest(args)
     if early:  # its MLflow process starts importing while typer parses
-        from fin_meta.tracking import background
+        from fin_meta.tracking import spawn
 
-        background.start_child_early()
+        spawn.start_child_early()
     try:
         code = _run(args, debug)
     finally:
         if early:
-            background.drop_early_child()
+            spawn.drop_early_child()
     if console:
         _exit_now(code)
     sys.exit(code)

@@ -15,7 +15,8 @@ The pieces: `store` (URI, client, experiments; a new SQLite store is created und
 lock), `params` (params, names, hashes), `tags` (version, command, git, heartbeat), `run` (runs
 and the Tracker), `query` (reading runs back), `ui` (the UI), `model` (the agent as an MLflow
 model; `load_agent` for `runs:/` URIs), `checkpoints` (resume), `records` (what the jobs log:
-`log_evaluation`, `log_meta_test`, ...).
+`log_evaluation`, `log_meta_test`, ...), `background` / `remote` / `worker` / `spawn` (MLflow in
+a second process for `fin-meta backtest`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Importing MLflow and opening a SQLite store cost about 3 s of CPU, as much as importing
 vectorbt, and a fresh `fin-meta backtest` process needs both. `open_store(...)` starts a child
-Python at once (this module and `worker` load no pandas, so a job can start it first); it
+Python at once (this module and `worker` load no pandas, so a job can start it first;
+`fin-meta backtest` starts it before parsing its arguments, `fin_meta.tracking.spawn`); it
 imports MLflow, opens the store (only an existing SQLite file, only to read: a new store is
 created when the run starts, as `start_run` does) and loads the chart libraries (`preload`)
 while this process loads vectorbt and backtests. `prepare_figure` has it draw a chart of
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import pickle
 import shutil
 import subprocess
@@ -38,15 +38,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fin_meta.tracking.spawn import background_wanted, spawn, take_early_child
 from fin_meta.tracking.store import TrackingError, open_client, resolve_tracking_uri
-from fin_meta.tracking.worker import BOOT, ROOT, named_error, read_frame, write_frame
+from fin_meta.tracking.worker import named_error, read_frame, write_frame
 
 if TYPE_CHECKING:
     from fin_meta.tracking.remote import RemoteClient, RemoteTracker, call_with_client
     from fin_meta.tracking.run import Tracker
 
-__all__ = ["BackgroundStore", "LocalStore", "RemoteClient", "RemoteTracker", "background_wanted", "call_with_client",
-           "drop_early_child", "open_store", "portable_draw", "start_child_early"]
+__all__ = ["BackgroundStore", "LocalStore", "RemoteClient", "RemoteTracker", "call_with_client", "open_store",
+           "portable_draw"]
 
 _REMOTE = ("RemoteClient", "RemoteTracker", "call_with_client")
 """Defined in `fin_meta.tracking.remote` (they need `Tracker`, which loads pandas): named here too."""
@@ -104,7 +105,7 @@ class BackgroundStore:
     def __init__(self, experiment: str, tracking_uri: str | None = None, *, preload: Sequence[str] = ()) -> None:
         self.experiment = experiment
         self.uri = resolve_tracking_uri(tracking_uri)
-        self._proc = _take_early_child() or _spawn()
+        self._proc = take_early_child() or spawn()
         self._pending: list[str] = []  # what each request not yet answered was doing, in order
         self._dead: int | None = None  # the child's exit code once it is known to be gone
         self._out_of_step = False  # a read was interrupted (Ctrl-C): no reply can be matched any more
@@ -266,50 +267,6 @@ class BackgroundStore:
             return self._proc.wait()
 
 
-_early_child: subprocess.Popen[bytes] | None = None
-"""The child `start_child_early` started, until a `BackgroundStore` takes it over."""
-
-
-def _spawn() -> subprocess.Popen[bytes]:
-    """A new background process (`fin_meta.tracking.worker`); it starts importing MLflow at once.
-    In its own session: the terminal's Ctrl-C and hang-up go to this process, which ends the run."""
-    return subprocess.Popen([sys.executable, "-c", BOOT, ROOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            start_new_session=True)
-
-
-def start_child_early() -> None:
-    """Start the background process now, for the `BackgroundStore` this command will open: the
-    command line calls it before parsing its arguments (`fin-meta backtest`), so that MLflow's
-    imports begin about 0.3 s sooner. Nothing where `open_store` would not use a child."""
-    global _early_child
-    if _early_child is None and background_wanted():
-        _early_child = _spawn()
-
-
-def _take_early_child() -> subprocess.Popen[bytes] | None:
-    global _early_child
-    child, _early_child = _early_child, None
-    return child
-
-
-def drop_early_child() -> None:
-    """Stop the child `start_child_early` started if no store took it over (the command failed
-    before opening its store, or did not need one): it holds no run."""
-    child = _take_early_child()
-    if child is not None:
-        child.kill()
-        child.wait()
-        for pipe in (child.stdin, child.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
-def background_wanted() -> bool:
-    """Whether `open_store(background=None)` runs the store in a child: this process has not
-    imported MLflow (a fresh command, not a notebook or the tests) and a second core is free."""
-    return "mlflow" not in sys.modules and bool(sys.executable) and _cores() > 1
-
-
 def _same_draw(a: Callable[[Path], Any], b: Callable[[Path], Any]) -> bool:
     """Both `functools.partial`s of the same writer with the very same bound objects."""
     if not (isinstance(a, functools.partial) and isinstance(b, functools.partial)) or a.func is not b.func:
@@ -343,12 +300,6 @@ def open_store(experiment: str, *, tracking_uri: str | None = None, enabled: boo
         yield store
     finally:
         store.close()
-
-
-def _cores() -> int:
-    """CPU cores this process may use (on one, the two processes would only take turns)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _revive(blob: bytes | None, name: str, message: str, where: str, trace: str | None) -> BaseException:
