@@ -10,14 +10,26 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_dir", "atomic_write_text"]
+from fin_meta.errors import ConfigError
+
+__all__ = ["atomic_path", "atomic_dir", "atomic_write_text", "file_target"]
+
+
+def file_target(target: str | os.PathLike[str], example: str = "output") -> Path:
+    """`target` as a `Path` to write a file to; `ConfigError` (one line: what to give instead,
+    e.g. `target/example`) when it is an existing folder. Call it before the work whose result
+    goes there, so that bad input fails first."""
+    path = Path(target)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the path of a file to write, e.g. {path / example}")
+    return path
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it onto `target`,
     on error delete it. Use for writers that take a path (parquet, savefig, torch.save)."""
-    target = Path(target)
+    target = file_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

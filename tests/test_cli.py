@@ -289,3 +289,18 @@ def test_run_missing_file(capsys, tmp_path):
     code, _, err = cli(capsys, "run", str(tmp_path / "nope.yaml"), "--no-track")
     assert code == 2
     assert "nope.yaml" in one_line_error(err)
+
+
+def test_a_folder_given_as_the_chart_file_is_one_line_exit_2_and_logs_nothing(capsys, tmp_path):
+    store = tmp_path / "mlflow.db"
+    for command in (["backtest", "-s", "sma_cross", "--tracking-uri", f"sqlite:///{store}"], ["regimes", "sample:sp500"]):
+        code, _, err = cli(capsys, *command, *PERIOD, "--plot", str(tmp_path))
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"{tmp_path} is a folder; give the path of a file to write, e.g. {tmp_path}" in err
+    assert not store.exists()  # the backtest started nothing: its chart path is checked before the work
+
+
+@pytest.mark.parametrize("args", [["backtest", "--bogus"], ["regimes", "sample:sp500", "--tracking-uri", "x"]])
+def test_an_unknown_option_is_a_usage_error_not_an_internal_one(capsys, args):
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and "No such option" in err and "internal" not in err, err

@@ -14,6 +14,7 @@ import gc
 import os
 import sys
 import threading
+from typing import Any
 
 import click
 import typer
@@ -26,6 +27,12 @@ __all__ = ["app", "main"]
 
 INTERRUPTED = 130
 """Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+_USAGE_ERRORS: tuple[type[Any], ...] = (
+    click.exceptions.ClickException,
+    *(cls for cls in typer.TyperException.__subclasses__() if hasattr(cls, "show")),
+)
+"""click's usage errors, and typer's own copy of them (typer >= 0.2x vendors click: its
+`NoSuchOption` is a `TyperException`, not a `click.ClickException`); each can `show()` itself."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +64,7 @@ def _run(args: list[str], debug: bool) -> int:
     """Run the command; its exit code (errors print as one line unless `debug`)."""
     try:  # not standalone: exit codes and Ctrl-C come back to us (click would print "Aborted!")
         code = app(args=args, prog_name="fin-meta", standalone_mode=False)
-    except click.exceptions.ClickException as exc:  # a usage error: click's own message
+    except _USAGE_ERRORS as exc:  # a usage error (an unknown option, a bad value): click's own message
         exc.show()
         return exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fin_meta.errors import StrategyError
+from fin_meta.fileio import file_target
 from fin_meta.tracking.background import open_store
 
 if TYPE_CHECKING:
@@ -139,6 +140,8 @@ def run_backtest_job(
     (opens offline) instead of loading it from its CDN. `background`: open the MLflow store in a
     second process while the backtest computes (`fin_meta.tracking.background.open_store`; None:
     when this process has not imported MLflow yet, as in a fresh `fin-meta backtest`)."""
+    if plot is not None:  # bad input fails before anything is computed or logged
+        file_target(plot, "equity.png")
     charts = CHART_MODULES + (("fin_meta.plots.regimes",) if regime_method else ())
     with _collector_paused(), open_store(experiment, tracking_uri=tracking_uri, enabled=track,
                                          background=background, preload=charts) as store:  # opens while we compute

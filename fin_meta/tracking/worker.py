@@ -62,9 +62,10 @@ def named_error(name: str, message: str) -> Exception:
 
 def serve() -> None:
     """The background process: import MLflow, then answer the requests of its parent on stdin
-    until the run ends or the parent goes away (then the run ends FAILED). Without the cyclic garbage collector: it
-    would walk MLflow's half a million objects again and again while they are imported (a
-    quarter of the imports' second or more of CPU), and one run leaves little garbage."""
+    until the run ends or the parent goes away (then the run ends FAILED). Without the cyclic
+    garbage collector: it would walk MLflow's half a million objects again and again while they
+    are imported (a quarter of the imports' second or more of CPU), and one run leaves little
+    garbage."""
     gc.disable()
     inbox, outbox = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the replies
