@@ -33,14 +33,23 @@ import dataclasses
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adaptation_seed import Budget, Learned, SeedResult, run_seed  # noqa: E402
+from adaptation_seed import (  # noqa: E402
+    Budget,
+    Learned,
+    SeedResult,
+    Trained,
+    run_seed,
+    score_seed,
+    train_contender,
+)
 
 from fin_meta.comparison import paired_difference_ci  # noqa: E402
 from fin_meta.config.yaml_io import parse_override  # noqa: E402
@@ -53,6 +62,10 @@ TUNING_SEEDS, CONFIRMATION_SEEDS = list(range(5)), list(range(100, 105))
 BLOCK = 21.0
 META = ("rl2", "maml")
 CONTROLS = ("ppo", "ppo_regime_probs", "maml_no_adapt", "rppo", "classifier")
+SECONDS_PER_ITERATION = {"rl2": 2.6, "rppo": 2.5, "ppo_regime_probs": 0.45, "ppo": 0.32, "maml": 0.16,
+                         "maml_no_adapt": 0.06}
+"""Training seconds per iteration on one core of the 2-core machine (the default's tuning log):
+only to hand out the longest training first."""
 
 
 def budget(quick: bool, scale: float = 1.0) -> Budget:
@@ -80,7 +93,7 @@ def budget(quick: bool, scale: float = 1.0) -> Budget:
     }
     if quick:
         return Budget(n_train=6, n_test=1, train_bars=1260, test_bars=1260, learned=learned)
-    return Budget(n_train=120, n_test=4, train_bars=2520, test_bars=5040, learned=learned)
+    return Budget(n_train=120, n_test=32, train_bars=2520, test_bars=5040, learned=learned)
 
 
 def apply_overrides(b: Budget, overrides: list[str]) -> Budget:
@@ -182,6 +195,40 @@ def report(results: list[SeedResult], preset: str, label: str, n: int, wall: flo
           f"(seed work {sum(r.wall_s for r in results):.0f} s)")
 
 
+def run_parallel(seeds: list[int], preset: str, b: Budget, device: str, jobs: int) -> list[SeedResult]:
+    """Every seed's work as tasks for `jobs` one-thread processes: each (seed, learned contender)
+    trains on its own (`train_contender`), longest first within a seed, and a seed is scored
+    (`score_seed`) as soon as its contenders are trained, ahead of any training still waiting.
+    Both cores stay busy to the end (whole seeds two at a time left one idle for the fifth)."""
+    order = sorted(b.learned, key=lambda n: -SECONDS_PER_ITERATION.get(n, 1.0) * b.learned[n].iterations)
+    waiting = [(s, n) for s in seeds for n in order]
+    trained: dict[int, dict[str, Trained]] = {s: {} for s in seeds}
+    ready = [] if b.learned else list(seeds)
+    results: dict[int, SeedResult] = {}
+    with ProcessPoolExecutor(jobs) as pool:
+        running: dict[Future[Any], tuple[int, str | None]] = {}
+        while waiting or ready or running:
+            while len(running) < jobs and (waiting or ready):
+                if ready:
+                    s = ready.pop(0)
+                    ordered = {n: trained[s][n] for n in b.learned}  # columns in the budget's order
+                    running[pool.submit(score_seed, s, preset, b, ordered)] = (s, None)
+                else:
+                    s, n = waiting.pop(0)
+                    running[pool.submit(train_contender, s, preset, b, n, device, 1)] = (s, n)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                s, name = running.pop(future)
+                if name is None:
+                    results[s] = future.result()
+                    print(f"  seed {s} done ({results[s].wall_s:.0f} s of work)", flush=True)
+                    continue
+                trained[s][name] = future.result()
+                if len(trained[s]) == len(b.learned):
+                    ready.append(s)
+    return [results[s] for s in seeds]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="context", help="synthetic:regimes preset: context (default) | easy")
@@ -189,11 +236,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confirm", action="store_true", help="run the confirmation seeds 100-104 (never tune on them)")
     parser.add_argument("--quick", action="store_true", help="tiny budget, seeds 0-1: a smoke run")
     parser.add_argument("--agents", default=None, help="comma-separated learned contenders (default all)")
-    parser.add_argument("--jobs", type=int, default=2, help="seeds in parallel processes (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2); each trains one contender of one seed, or scores a seed, at a time")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every learned contender's iterations (default 1, ~28 min; 1.5: ~40 min)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--test-paths", type=int, default=None,
+                        help=f"held-out paths per seed (default {budget(False).n_test})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME.KEY=VALUE",
                         help="override a contender's hyperparameter, e.g. --set rl2.belief_coef=0.5, or its "
                              "budget, --set iterations.maml=500 (repeatable; values are YAML)")
@@ -205,6 +254,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.scale <= 0:
         raise SystemExit(f"--scale {args.scale:g}: give a positive factor, e.g. --scale 3")
     b = apply_overrides(budget(args.quick, args.scale), args.overrides)
+    if args.test_paths is not None:
+        if args.test_paths < 1:
+            raise SystemExit(f"--test-paths {args.test_paths}: give at least 1 held-out path per seed")
+        b = dataclasses.replace(b, n_test=args.test_paths)
     if args.agents:
         wanted = [a.strip() for a in args.agents.split(",") if a.strip()]
         unknown = sorted(set(wanted) - set(b.learned))
@@ -216,16 +269,11 @@ def main(argv: list[str] | None = None) -> None:
           f"{b.train_bars} bars, {b.n_test} test paths x {b.test_bars} bars per seed; "
           f"iterations { {k: v.iterations for k, v in b.learned.items()} }; jobs {args.jobs}", flush=True)
     t0 = time.perf_counter()
-    jobs = max(1, min(args.jobs, len(seeds), os.cpu_count() or 1))
+    jobs = max(1, min(args.jobs, os.cpu_count() or 1))
     if jobs == 1:
         results = [run_seed(s, args.preset, b, args.device) for s in seeds]
     else:
-        with ProcessPoolExecutor(jobs) as pool:
-            futures = [pool.submit(run_seed, s, args.preset, b, args.device, 1) for s in seeds]
-            results = []
-            for s, f in zip(seeds, futures, strict=True):
-                results.append(f.result())
-                print(f"  seed {s} done ({results[-1].wall_s:.0f} s)", flush=True)
+        results = run_parallel(seeds, args.preset, b, args.device, jobs)
     report(results, args.preset, label, args.resamples, time.perf_counter() - t0)
 
 

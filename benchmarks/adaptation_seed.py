@@ -1,8 +1,9 @@
 """One seed of the adaptation benchmark (`benchmarks/adaptation.py`): generate its training and
 test paths, train every learned contender, compute every contender's net per-bar returns on the
 test paths (what it really trades, walked forward over whole paths) and the Bayes-filter
-accuracies. Runs in a worker process when seeds run in parallel, so everything it returns is
-plain data."""
+accuracies. Split in tasks (`train_contender` per learned contender, then `score_seed`) that
+`benchmarks/adaptation.py` hands to worker processes, so everything they return is plain data;
+`run_seed` runs them all here."""
 
 from __future__ import annotations
 
@@ -140,28 +141,64 @@ def _train(name: str, spec: Learned, sampler: TaskSampler, train_frames: list[pd
     return agent, wall, history[-1]["env_steps"] / wall
 
 
-def run_seed(seed: int, preset: str, budget: Budget, device: str = "cpu", threads: int | None = None) -> SeedResult:
-    """Everything one benchmark seed measures (see the module docstring)."""
-    from fin_meta.backtest.engine import backtest
+@dataclass
+class Trained:
+    """One learned contender of one seed: its positions on every test path (walked forward
+    together), its training wall time (s) and throughput (env-steps/s), and the task's wall (s)."""
 
+    name: str
+    positions: list[pd.Series]
+    train_s: float
+    env_steps_per_s: float
+    wall_s: float = 0.0
+
+
+Paths = tuple[list[tuple[pd.DataFrame, pd.Series]], list[tuple[pd.DataFrame, pd.Series]]]
+"""A seed's training and test paths, (prices, true labels) each."""
+
+
+def seed_paths(seed: int, preset: str, budget: Budget) -> Paths:
+    """The seed's training and test paths (`path_seeds`)."""
+    train_seeds, test_seeds = path_seeds(seed, budget)
+    return ([synthetic_regimes(budget.train_bars, seed=s, preset=preset) for s in train_seeds],
+            [synthetic_regimes(budget.test_bars, seed=s, preset=preset) for s in test_seeds])
+
+
+def _set_threads(threads: int | None) -> None:
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def train_contender(seed: int, preset: str, budget: Budget, name: str, device: str = "cpu",
+                    threads: int | None = None, paths: Paths | None = None) -> Trained:
+    """Train learned contender `name` of `seed` and walk it over the seed's test paths. Seeded on
+    its own (`seed_everything(seed)` first): a contender trains the same whether others were
+    trained before it, in another process, or not at all. `paths`: the seed's `seed_paths`, if
+    already generated."""
+    _set_threads(threads)
     t_start = time.perf_counter()
     seed_everything(seed)
-    train_seeds, test_seeds = path_seeds(seed, budget)
-    train = [synthetic_regimes(budget.train_bars, seed=s, preset=preset) for s in train_seeds]
-    test = [synthetic_regimes(budget.test_bars, seed=s, preset=preset) for s in test_seeds]
+    train, test = paths if paths is not None else seed_paths(seed, preset, budget)
     sampler = TaskSampler([p for p, _ in train], [lab for _, lab in train], episode_length=WINDOW,
                           window=WINDOW, min_segment=40)
-    agents, train_s, speed = {}, {}, {}
-    for name, spec in budget.learned.items():
-        agents[name], train_s[name], speed[name] = _train(name, spec, sampler, [p for p, _ in train], device, seed)
+    agent, train_s, speed = _train(name, budget.learned[name], sampler, [p for p, _ in train], device, seed)
+    positions = agent.positions_batch([p for p, _ in test])  # all test paths walked together
+    return Trained(name, positions, train_s, speed, time.perf_counter() - t_start)
 
+
+def score_seed(seed: int, preset: str, budget: Budget, trained: dict[str, Trained],
+               paths: Paths | None = None) -> SeedResult:
+    """Score every contender of `seed` on its test paths, one vectorbt backtest a path: the
+    learned ones' `trained` positions, and the rules, classifier, oracle and Bayes ceilings
+    computed here. `wall_s` counts this and the contenders' training tasks."""
+    from fin_meta.backtest.engine import backtest
+
+    t_start = time.perf_counter()
+    train, test = paths if paths is not None else seed_paths(seed, preset, budget)
     rule = best_rule(train)
     classifier = classifier_positions(train, [p for p, _ in test], preset, WINDOW)
-    walked = {name: agent.positions_batch([p for p, _ in test]) for name, agent in agents.items()}
     frames, since, hits = [], [], {"window": [], "full": []}
     for i, ((prices, labels), cls) in enumerate(zip(test, classifier, strict=True)):
         bayes = {"full": bayes_labels(prices, preset, None), "window": bayes_labels(prices, preset, WINDOW)}
@@ -173,10 +210,20 @@ def run_seed(seed: int, preset: str, budget: Budget, device: str = "cpu", thread
                "buy_and_hold": pd.Series(1.0, index=prices.index)}
         for key, guess in bayes.items():
             hits[key].append((guess == labels).to_numpy())
-        pos.update({name: walk[i] for name, walk in walked.items()})  # all test paths walked together
+        pos.update({name: t.positions[i] for name, t in trained.items()})
         res = backtest(prices, pd.DataFrame(pos), fees=FEES, slippage=SLIPPAGE)
         frames.append(res.returns.iloc[1:].reset_index(drop=True))  # bar 0 has no return yet
         since.append(bars_since_change(labels)[1:])
     accuracy = {k: float(np.concatenate(v).mean()) for k, v in hits.items()}
-    return SeedResult(seed, pd.concat(frames, ignore_index=True), np.concatenate(since), accuracy, train_s,
-                      speed, rule, time.perf_counter() - t_start)
+    wall = time.perf_counter() - t_start + sum(t.wall_s for t in trained.values())
+    return SeedResult(seed, pd.concat(frames, ignore_index=True), np.concatenate(since), accuracy,
+                      {n: t.train_s for n, t in trained.items()},
+                      {n: t.env_steps_per_s for n, t in trained.items()}, rule, wall)
+
+
+def run_seed(seed: int, preset: str, budget: Budget, device: str = "cpu", threads: int | None = None) -> SeedResult:
+    """Everything one benchmark seed measures (see the module docstring), in this process."""
+    _set_threads(threads)
+    paths = seed_paths(seed, preset, budget)
+    trained = {name: train_contender(seed, preset, budget, name, device, paths=paths) for name in budget.learned}
+    return score_seed(seed, preset, budget, trained, paths)

@@ -21,6 +21,8 @@ from adaptation_seed import (  # noqa: E402
     classifier_positions,
     path_seeds,
     run_seed,
+    score_seed,
+    train_contender,
 )
 
 from fin_meta.data import synthetic_regimes  # noqa: E402
@@ -71,3 +73,16 @@ def test_one_seed_scores_every_contender_on_the_same_bars():
     assert 0.0 <= res.accuracy["window"] <= 1.0 and 0.0 <= res.accuracy["full"] <= 1.0
     table = sharpe_table([res, dataclasses.replace(res, seed=1)])
     assert table["sd"].abs().max() == 0.0 and list(table.columns[:2]) == ["mean", "sd"]
+
+
+def test_a_contender_trains_the_same_alone_as_after_the_others():
+    """The benchmark hands each (seed, contender) to a worker on its own: a contender must not
+    depend on which others were trained before it in the same process."""
+    learned = {"ppo": Learned("ppo", 2, {"num_envs": 8}), "maml": Learned("maml", 2, {"meta_batch_size": 4})}
+    b = Budget(n_train=2, n_test=2, train_bars=400, test_bars=400, learned=learned)
+    together = run_seed(0, "context", b)
+    alone = train_contender(0, "context", b, "maml")
+    scored = score_seed(0, "context", b, {"maml": alone})
+    np.testing.assert_array_equal(scored.returns["maml"].to_numpy(), together.returns["maml"].to_numpy())
+    assert len(alone.positions) == 2 and alone.wall_s >= alone.train_s > 0
+    assert scored.returns["maml"].abs().sum() > 0  # it traded: the equality is not two idle agents
