@@ -42,6 +42,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adaptation_seed import (  # noqa: E402
+    BASE_FEATURES,
     Budget,
     Learned,
     SeedResult,
@@ -114,6 +115,20 @@ def apply_overrides(b: Budget, overrides: list[str]) -> Budget:
         spec = learned[name]
         learned[name] = (dataclasses.replace(spec, iterations=int(ov.value)) if head == "iterations"
                          else dataclasses.replace(spec, hparams={**spec.hparams, key: ov.value}))
+    return dataclasses.replace(b, learned=learned)
+
+
+def with_features(b: Budget, features: tuple[str, ...]) -> Budget:
+    """Every learned contender observes `features` instead of `BASE_FEATURES`, keeping its own
+    extras (control (a)'s `regime_probs`)."""
+    from fin_meta.envs.features import KNOWN_FEATURES
+
+    unknown = sorted(set(features) - set(KNOWN_FEATURES))
+    if unknown:
+        raise SystemExit(f"--features: unknown {unknown}; choose from {list(KNOWN_FEATURES)}")
+    learned = {name: dataclasses.replace(spec, features=features + tuple(f for f in spec.features
+                                                                          if f not in BASE_FEATURES))
+               for name, spec in b.learned.items()}
     return dataclasses.replace(b, learned=learned)
 
 
@@ -241,6 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every learned contender's iterations (default 1, ~28 min; 1.5: ~40 min)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--features", default=None,
+                        help=f"comma-separated per-bar features every learned contender observes besides the "
+                             f"log return (default {','.join(BASE_FEATURES)}; control (a) adds regime_probs)")
     parser.add_argument("--test-paths", type=int, default=None,
                         help=f"held-out paths per seed (default {budget(False).n_test})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME.KEY=VALUE",
@@ -254,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.scale <= 0:
         raise SystemExit(f"--scale {args.scale:g}: give a positive factor, e.g. --scale 3")
     b = apply_overrides(budget(args.quick, args.scale), args.overrides)
+    if args.features is not None:
+        b = with_features(b, tuple(f.strip() for f in args.features.split(",") if f.strip()))
     if args.test_paths is not None:
         if args.test_paths < 1:
             raise SystemExit(f"--test-paths {args.test_paths}: give at least 1 held-out path per seed")

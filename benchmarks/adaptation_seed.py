@@ -26,6 +26,9 @@ from strategies import available_strategies, strategy_positions
 FEES, SLIPPAGE = 5e-4, 5e-4
 WINDOW = 32
 """Bars an agent observes (its window); the window-only Bayes ceiling uses the same."""
+BASE_FEATURES = ("realised_vol",)
+"""The per-bar features every learned contender observes besides the log return (control (a)
+adds `regime_probs`)."""
 REGIME_FIT_PATHS = 24
 """Control (a)'s HMM is fitted on the first 24 training paths (60k bars: hmmlearn's EM on all
 120 took ~6 of a seed's ~11 core-minutes); still 20x the bars of a real training period."""
@@ -38,7 +41,7 @@ class Learned:
     algo: str
     iterations: int
     hparams: dict[str, Any] = field(default_factory=dict)
-    features: tuple[str, ...] = ("realised_vol",)
+    features: tuple[str, ...] = BASE_FEATURES
     meta: bool = False
     """True for meta-learners (RL², MAML); False for the controls."""
 

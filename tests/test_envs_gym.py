@@ -145,6 +145,19 @@ def test_features_are_causal():
         assert not np.array_equal(moved[bar + 1 :], base[bar + 1 :])
 
 
+def test_lag_product_reads_the_sign_of_autocorrelation():
+    """`lag_product` is r[t] * r[t-1] / vol: negative on a zig-zag, positive on a steady trend."""
+    index = pd.bdate_range("2020-01-01", periods=60)
+    zigzag = 100 * np.exp(np.cumsum(np.where(np.arange(60) % 2 == 0, 0.01, -0.01)))
+    trend = 100 * np.exp(np.cumsum(0.01 + 0.002 * np.sin(np.arange(60))))
+    for close, sign in ((zigzag, -1), (trend, 1)):
+        prices = pd.DataFrame({c: close for c in ("open", "high", "low", "close")}, index=index).assign(volume=1.0)
+        value = observation_features(prices, 10, ["lag_product"])[:, 1]
+        assert (np.sign(value[12:]) == sign).all()
+        r = np.diff(np.log(close))
+        assert value[30] == pytest.approx(r[29] * r[28] / r[20:30].std())
+
+
 def test_env_observations_and_rewards_have_no_look_ahead():
     cut = 150
     kwargs = {"window": 12, "features": ["realised_vol", "volume_z"], "fees": 1e-3}

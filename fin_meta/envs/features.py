@@ -87,10 +87,21 @@ def _hl_range(prices: pd.DataFrame, window: int) -> np.ndarray:
     return np.log(prices["high"].to_numpy(dtype=np.float64) / prices["low"].to_numpy(dtype=np.float64))
 
 
+def _lag_product(prices: pd.DataFrame, window: int) -> np.ndarray:
+    """r[t] * r[t-1] / realised vol of the last `window` log returns up to t: the bar's evidence
+    on the sign of lag-1 autocorrelation (positive: trends follow on, negative: they reverse),
+    in return units (0 where the vol is 0)."""
+    r = log_close_returns(prices)
+    product = r * np.r_[0.0, r[:-1]]
+    vol = _rolling_std(r, window)
+    return np.divide(product, vol, out=np.zeros_like(product), where=vol > 1e-12)
+
+
 FEATURES: dict[str, FeatureFn] = {
     "realised_vol": _realised_vol,
     "volume_z": _volume_z,
     "hl_range": _hl_range,
+    "lag_product": _lag_product,
 }
 """Extra causal per-bar features by name: fn(prices, window) -> array [T]. Add one here."""
 
