@@ -20,7 +20,7 @@ start at a regime change). Prints:
 Tune on the default seeds 0-4 only; `--confirm` runs the confirmation seeds 100-104, never used
 to choose anything.
 
-    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (~28 min, 2 cores)
+    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (~20 min, 2 cores)
     python benchmarks/adaptation.py --confirm         # confirmation seeds 100-104
     python benchmarks/adaptation.py --preset easy     # the old preset (controls may tie there)
     python benchmarks/adaptation.py --quick           # smoke run (< 3 min)
@@ -71,9 +71,10 @@ only to hand out the longest training first."""
 
 def budget(quick: bool, scale: float = 1.0) -> Budget:
     """The default budget or the quick smoke budget. The default fits 5 seeds in <= 30 min on 2
-    cores (~9.5 core-minutes a seed): RL² and rppo run LSTM cores (`cell: lstm`, trained ~1.6x
-    faster on CPU than the GRU), which buys twice the iterations of the first GRU default (21
-    min; session 8's `--scale 3` of that default, 55 min, is `--scale 1.5` here). `scale`
+    cores (18-21 min; ~8 core-minutes a seed, ~1 of it the 32 held-out paths): RL² and rppo
+    run LSTM cores (`cell: lstm`, trained ~1.6x faster on CPU than the GRU), which buys twice
+    the iterations of the first GRU default (session 8's `--scale 3` of that default is
+    `--scale 1.5` here). `scale`
     multiplies every learned contender's iterations (the controls move with the meta-agents)."""
     scale *= 0.02 if quick else 1.0
 
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2); each trains one contender of one seed, or scores a seed, at a time")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply every learned contender's iterations (default 1, ~28 min; 1.5: ~40 min)")
+                        help="multiply every learned contender's iterations (default 1, ~20 min; 1.5: ~30 min)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--features", default=None,
                         help=f"comma-separated per-bar features every learned contender observes besides the "
