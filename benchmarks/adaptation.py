@@ -74,8 +74,8 @@ def budget(quick: bool, scale: float = 1.0) -> Budget:
     cores (18-21 min; ~8 core-minutes a seed, ~1 of it the 32 held-out paths): RL² and rppo
     run LSTM cores (`cell: lstm`, trained ~1.6x faster on CPU than the GRU), which buys twice
     the iterations of the first GRU default (session 8's `--scale 3` of that default is
-    `--scale 1.5` here). `scale`
-    multiplies every learned contender's iterations (the controls move with the meta-agents)."""
+    `--scale 1.5` here). `scale` multiplies every learned contender's iterations (the controls
+    move with the meta-agents)."""
     scale *= 0.02 if quick else 1.0
 
     def it(n: int) -> int:
@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confirm", action="store_true", help="run the confirmation seeds 100-104 (never tune on them)")
     parser.add_argument("--quick", action="store_true", help="tiny budget, seeds 0-1: a smoke run")
     parser.add_argument("--agents", default=None, help="comma-separated learned contenders (default all)")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2); each trains one contender of one seed, or scores a seed, at a time")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="worker processes (default 2); each trains one contender of one seed, or scores a "
+                             "seed, at a time")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every learned contender's iterations (default 1, ~20 min; 1.5: ~30 min)")

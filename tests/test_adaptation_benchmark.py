@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from adaptation import parse_seeds, sharpe_table  # noqa: E402
+from adaptation import budget, main, parse_seeds, sharpe_table, with_features  # noqa: E402
 from adaptation_seed import (  # noqa: E402
     Budget,
     Learned,
@@ -86,3 +86,13 @@ def test_a_contender_trains_the_same_alone_as_after_the_others():
     np.testing.assert_array_equal(scored.returns["maml"].to_numpy(), together.returns["maml"].to_numpy())
     assert len(alone.positions) == 2 and alone.wall_s >= alone.train_s > 0
     assert scored.returns["maml"].abs().sum() > 0  # it traded: the equality is not two idle agents
+
+
+def test_features_option_replaces_the_base_and_keeps_each_contenders_extras():
+    b = with_features(budget(False), ("realised_vol", "lag_product"))
+    assert b.learned["rl2"].features == ("realised_vol", "lag_product")
+    assert b.learned["ppo_regime_probs"].features == ("realised_vol", "lag_product", "regime_probs")
+    with pytest.raises(SystemExit, match="unknown"):
+        with_features(b, ("lag_produkt",))
+    with pytest.raises(SystemExit, match="at least 1"):
+        main(["--quick", "--test-paths", "0"])
