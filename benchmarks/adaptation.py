@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -54,6 +53,7 @@ from adaptation_seed import (  # noqa: E402
 
 from fin_meta.comparison import paired_difference_ci  # noqa: E402
 from fin_meta.config.yaml_io import parse_override  # noqa: E402
+from fin_meta.devices import cpu_cores  # noqa: E402
 from fin_meta.errors import ConfigError  # noqa: E402
 from fin_meta.metatest import curve_by_time_since_change, curve_rise  # noqa: E402
 from fin_meta.metrics import annualised_sharpe  # noqa: E402
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{b.train_bars} bars, {b.n_test} test paths x {b.test_bars} bars per seed; "
           f"iterations { {k: v.iterations for k, v in b.learned.items()} }; jobs {args.jobs}", flush=True)
     t0 = time.perf_counter()
-    jobs = max(1, min(args.jobs, os.cpu_count() or 1))
+    jobs = max(1, min(args.jobs, cpu_cores()))
     if jobs == 1:
         results = [run_seed(s, args.preset, b, args.device) for s in seeds]
     else:

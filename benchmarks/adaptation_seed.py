@@ -7,6 +7,7 @@ accuracies. Split in tasks (`train_contender` per learned contender, then `score
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,10 +162,17 @@ Paths = tuple[list[tuple[pd.DataFrame, pd.Series]], list[tuple[pd.DataFrame, pd.
 
 
 def seed_paths(seed: int, preset: str, budget: Budget) -> Paths:
-    """The seed's training and test paths (`path_seeds`)."""
-    train_seeds, test_seeds = path_seeds(seed, budget)
-    return ([synthetic_regimes(budget.train_bars, seed=s, preset=preset) for s in train_seeds],
-            [synthetic_regimes(budget.test_bars, seed=s, preset=preset) for s in test_seeds])
+    """The seed's training and test paths (`path_seeds`). The last seed's are kept: a worker
+    usually runs several tasks of one seed in a row (1.7 s a generation at the default sizes)."""
+    return _paths(seed, preset, budget.n_train, budget.n_test, budget.train_bars, budget.test_bars)
+
+
+@functools.lru_cache(maxsize=1)
+def _paths(seed: int, preset: str, n_train: int, n_test: int, train_bars: int, test_bars: int) -> Paths:
+    sizes = Budget(n_train=n_train, n_test=n_test, train_bars=train_bars, test_bars=test_bars, learned={})
+    train_seeds, test_seeds = path_seeds(seed, sizes)
+    return ([synthetic_regimes(train_bars, seed=s, preset=preset) for s in train_seeds],
+            [synthetic_regimes(test_bars, seed=s, preset=preset) for s in test_seeds])
 
 
 def _set_threads(threads: int | None) -> None:
@@ -175,15 +183,14 @@ def _set_threads(threads: int | None) -> None:
 
 
 def train_contender(seed: int, preset: str, budget: Budget, name: str, device: str = "cpu",
-                    threads: int | None = None, paths: Paths | None = None) -> Trained:
+                    threads: int | None = None) -> Trained:
     """Train learned contender `name` of `seed` and walk it over the seed's test paths. Seeded on
     its own (`seed_everything(seed)` first): a contender trains the same whether others were
-    trained before it, in another process, or not at all. `paths`: the seed's `seed_paths`, if
-    already generated."""
+    trained before it, in another process, or not at all."""
     _set_threads(threads)
     t_start = time.perf_counter()
     seed_everything(seed)
-    train, test = paths if paths is not None else seed_paths(seed, preset, budget)
+    train, test = seed_paths(seed, preset, budget)
     sampler = TaskSampler([p for p, _ in train], [lab for _, lab in train], episode_length=WINDOW,
                           window=WINDOW, min_segment=40)
     agent, train_s, speed = _train(name, budget.learned[name], sampler, [p for p, _ in train], device, seed)
@@ -191,15 +198,14 @@ def train_contender(seed: int, preset: str, budget: Budget, name: str, device: s
     return Trained(name, positions, train_s, speed, time.perf_counter() - t_start)
 
 
-def score_seed(seed: int, preset: str, budget: Budget, trained: dict[str, Trained],
-               paths: Paths | None = None) -> SeedResult:
+def score_seed(seed: int, preset: str, budget: Budget, trained: dict[str, Trained]) -> SeedResult:
     """Score every contender of `seed` on its test paths, one vectorbt backtest a path: the
     learned ones' `trained` positions, and the rules, classifier, oracle and Bayes ceilings
     computed here. `wall_s` counts this and the contenders' training tasks."""
     from fin_meta.backtest.engine import backtest
 
     t_start = time.perf_counter()
-    train, test = paths if paths is not None else seed_paths(seed, preset, budget)
+    train, test = seed_paths(seed, preset, budget)
     rule = best_rule(train)
     classifier = classifier_positions(train, [p for p, _ in test], preset, WINDOW)
     frames, since, hits = [], [], {"window": [], "full": []}
@@ -227,6 +233,5 @@ def score_seed(seed: int, preset: str, budget: Budget, trained: dict[str, Traine
 def run_seed(seed: int, preset: str, budget: Budget, device: str = "cpu", threads: int | None = None) -> SeedResult:
     """Everything one benchmark seed measures (see the module docstring), in this process."""
     _set_threads(threads)
-    paths = seed_paths(seed, preset, budget)
-    trained = {name: train_contender(seed, preset, budget, name, device, paths=paths) for name in budget.learned}
-    return score_seed(seed, preset, budget, trained, paths)
+    trained = {name: train_contender(seed, preset, budget, name, device) for name in budget.learned}
+    return score_seed(seed, preset, budget, trained)

@@ -26,6 +26,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from fin_meta.devices import cpu_cores
+
 __all__ = ["PRELOAD", "TaskFailed", "prestart", "run_pool", "threads_per_worker"]
 
 PRELOAD = ["torch", "torch._inductor", "vectorbt", "mlflow", "fin_meta.pipeline.seeds.child"]
@@ -63,7 +65,7 @@ def prestart(preload: Sequence[str] = PRELOAD) -> None:
 
 def threads_per_worker(jobs: int) -> int:
     """Torch threads for each of `jobs` workers: the cores shared out, at least one."""
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    return max(1, cpu_cores() // max(1, jobs))
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -5,10 +5,10 @@ MLflow's imports begin about 0.3 s sooner; the store the command opens takes the
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
+from fin_meta.devices import cpu_cores
 from fin_meta.tracking.worker import BOOT, ROOT
 
 __all__ = ["background_wanted", "drop_early_child", "spawn", "start_child_early", "take_early_child"]
@@ -54,10 +54,4 @@ def drop_early_child() -> None:
 def background_wanted() -> bool:
     """Whether `open_store(background=None)` runs the store in a child: this process has not
     imported MLflow (a fresh command, not a notebook or the tests) and a second core is free."""
-    return "mlflow" not in sys.modules and bool(sys.executable) and _cores() > 1
-
-
-def _cores() -> int:
-    """CPU cores this process may use (on one, the two processes would only take turns)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    return "mlflow" not in sys.modules and bool(sys.executable) and cpu_cores() > 1  # on one core the two would only take turns

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 
+from fin_meta.devices import cpu_cores
 from fin_meta.errors import ConfigError
 
-__all__ = ["MAX_SEEDS", "cpu_cores", "parse_jobs", "parse_seeds", "seed_label"]
+__all__ = ["MAX_SEEDS", "parse_jobs", "parse_seeds", "seed_label"]
 
 MAX_SEEDS = 1000
 """The most seeds one set may have (a typo like `0-10000` is refused, not run)."""
@@ -37,14 +37,6 @@ def parse_seeds(text: str) -> list[int]:
     if twice:
         raise ConfigError(f"--seeds: seed {twice[0]} appears more than once in {text!r}; list each seed once")
     return seeds
-
-
-def cpu_cores() -> int:
-    """The CPU cores this process may run on (at least 1)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def parse_jobs(text: str | int) -> int:
