@@ -281,6 +281,7 @@ RESUMABLE = {
     "ppo": ("ppo", SMALL["ppo"]),
     **{f"rl2-{s}": ("rl2", {**SMALL["rl2"], "trial_sampling": s}) for s in ("consecutive", "same_regime", "stream")},
     "rl2-lstm": ("rl2", {**SMALL["rl2"], "cell": "lstm"}),
+    "rl2-long": ("rl2", {**SMALL["rl2"], "trial_sampling": "stream", "trial_iterations": 2}),  # carried streams
     **{f"maml-{e}": ("maml", {**MAML_SMALL, "estimator": e}) for e in ("pathwise", "score")},
 }
 """Every agent, and every variant with its own random streams, that training must resume."""

@@ -221,6 +221,14 @@ class TorchAgent:
         """The torch generators of the training state, by name (an agent adds its own)."""
         return {"train": self.streams()[1]}
 
+    def extra_training_state(self) -> dict[str, Any]:
+        """What else the next `fit` continues from, saved with the training state (tensors,
+        ints, lists and dicts of them); none by default."""
+        return {}
+
+    def restore_extra_training_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what `extra_training_state` saved (`state`: the whole training state)."""
+
     def build_optimizer(self) -> torch.optim.Optimizer:
         """A fresh optimiser of the network's parameters (Adam, `hparams.lr`)."""
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr, eps=1e-5)
@@ -303,7 +311,8 @@ class TorchAgent:
         `training_state=False` (deployment only); returns the path."""
         state = None
         if training_state and self._rng is not None:
-            state = capture_training_state(self.streams()[0], self.generators(), self.optimizer(), self.device)
+            state = {**capture_training_state(self.streams()[0], self.generators(), self.optimizer(), self.device),
+                     **self.extra_training_state()}
         return save_agent_dir(
             path, algo=self.algo, hparams=self.hparams, env_config=self.env_config, spaces=self.spaces(),
             weights={"net": self.net.state_dict()}, training_state=state,
@@ -339,6 +348,7 @@ class TorchAgent:
         state = read_training_state(path)
         if state is not None:
             restore_training_state(state, agent.streams()[0], agent.generators(), agent.optimizer(), agent.device, path)
+            agent.restore_extra_training_state(state)
         return agent
 
     def __repr__(self) -> str:

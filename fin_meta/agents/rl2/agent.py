@@ -18,6 +18,10 @@ a minibatch is a set of whole trials and the GRU is re-run over the full trial (
 T = episodes x length steps, batched across trials; no Python loop over envs). Deployment (`deploy_context`): the hidden state runs through
 every bar, or each decision ends a fresh trial over the most recent bars.
 
+With `trial_iterations` K > 1 a trial spans K iterations: each env's stream, hidden state and
+feedback carry from one iteration's rollout into the next (`fin_meta.agents.rl2.streams`;
+truncated BPTT over each rollout), so training sees contexts as long as trading does.
+
 Options: `separate_critic` gives the critic its own encoder and GRU; `belief_coef > 0` adds the
 belief-supervision loss (`fin_meta.agents.rl2.belief`). The recurrent PPO control `rppo`
 (`fin_meta.agents.rl2.recurrent_ppo`) reuses this machinery with class switches: no feedback
@@ -26,10 +30,10 @@ inputs (`feedback_inputs`) and one episode per stream (`one_episode`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -47,6 +51,7 @@ from fin_meta.agents.rl2.belief import (
 )
 from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.rl2.deploy import trial_positions
+from fin_meta.agents.rl2.streams import CarriedStreams
 from fin_meta.agents.torch_agent import TorchAgent
 from fin_meta.envs.actions import action_bounds
 from fin_meta.envs.vector_env import VectorTradingEnv
@@ -87,6 +92,8 @@ class TrialRollout:
     episode_return_JN: torch.Tensor
     labels_TN: torch.Tensor | None = None
     belief: dict[str, float] = field(default_factory=dict)
+    hidden0: torch.Tensor | None = None
+    """The hidden state `[1, N, S]` each trial's stretch started from (None: zero, a fresh trial)."""
 
 
 class RL2Agent(TorchAgent):
@@ -101,6 +108,8 @@ class RL2Agent(TorchAgent):
     """A trial is one episode (position and equity run on) instead of `episodes_per_trial`."""
     hparams: RL2Config
     net: GRUActorCritic
+    _streams: CarriedStreams | None = None
+    """Each env's stream carried across iterations (`trial_iterations` > 1; training state)."""
 
     def build_network(self) -> GRUActorCritic:
         low, high = action_bounds(self.env_config)
@@ -111,6 +120,14 @@ class RL2Agent(TorchAgent):
         if h.belief_coef > 0 and h.belief_classes is not None:  # else the first fit adds it
             add_belief_head(net, h.belief_classes, h.seed)
         return net
+
+    def extra_training_state(self) -> dict[str, Any]:
+        """The carried streams, when there are any (see `TorchAgent.extra_training_state`)."""
+        return {} if self._streams is None else {"carried_streams": self._streams.state()}
+
+    def restore_extra_training_state(self, state: Mapping[str, Any]) -> None:
+        if "carried_streams" in state:
+            self._streams = CarriedStreams.from_state(state["carried_streams"], self.device)
 
     def step_policy(self) -> _RecurrentPolicy:
         return _RecurrentPolicy(self.net, self.hparams.reward_scale, self.device)
@@ -167,22 +184,44 @@ class RL2Agent(TorchAgent):
             return [(a, s, length) for a, s in draws]
         draw = sampler.sample_stream_arrays if h.trial_sampling == "stream" else sampler.sample_task_arrays
         asset, start, _, _ = draw(n, rng, length=steps)
+        return self._split(asset, start, steps, length)
+
+    def _split(self, asset: np.ndarray, start: np.ndarray, steps: int,
+               length: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """A stretch of `steps` decisions from `start` as its episodes of `length` (one episode
+        when `one_episode`)."""
         if self.one_episode:
             return [(asset, start, steps)]
-        return [(asset, start + j * length, length) for j in range(h.episodes_per_trial)]
+        return [(asset, start + j * length, length) for j in range(steps // length)]
+
+    def _carried(self, sampler: TaskSampler, rng: np.random.Generator,
+                 steps: int) -> tuple[list[tuple[np.ndarray, np.ndarray, int]], torch.Tensor, Feedback]:
+        """This iteration's stretch of every env's carried stream (`trial_iterations` > 1), its
+        starting hidden state and feedback (`fin_meta.agents.rl2.streams`); streams begin anew
+        when there are none yet or they were drawn from another sampler."""
+        h, n = self.hparams, self.hparams.num_envs
+        if self._streams is None or not self._streams.fits(sampler, steps, n):
+            self._streams = CarriedStreams.begin(sampler, rng, n=n, k=h.trial_iterations, steps=steps,
+                                                 hidden=self.net.initial_state(n, self.device))
+        asset, start = self._streams.stretch(sampler, rng, h.trial_iterations)
+        return self._split(asset, start, steps, sampler.episode_length), self._streams.hidden, self._streams.feedback
 
     @torch.no_grad()
     def collect(self, sampler: TaskSampler, ctx: PPOFitContext) -> TrialRollout:
-        """One trial in each of `num_envs` freshly sampled windows (see the module docstring),
-        with GAE across the trial's episodes."""
+        """One trial in each of `num_envs` freshly sampled windows, or with `trial_iterations` >
+        1 the next stretch of each env's carried stream (see the module docstring), with GAE
+        across the stretch's episodes (bootstrapping stops at its end)."""
         self.net.eval()
         h, env, buf, n = self.hparams, ctx.env, ctx.buffer, self.hparams.num_envs
         length, device = sampler.episode_length, self.device
         trial_end = torch.zeros(buf.steps, n, device=device)
         trial_end[-1] = 1.0  # bootstrapping stops only at the end of the trial
-        episodes = self._episodes(sampler, ctx.rng, buf.steps)
-        hidden = self.net.initial_state(n, device)
-        fb = Feedback.initial(n, device)
+        if h.trial_iterations > 1:
+            episodes, hidden, fb = self._carried(sampler, ctx.rng, buf.steps)
+        else:
+            episodes = self._episodes(sampler, ctx.rng, buf.steps)
+            hidden, fb = self.net.initial_state(n, device), Feedback.initial(n, device)
+        hidden0 = hidden if h.trial_iterations > 1 else None  # else the update starts from zero
         raw = torch.zeros(h.episodes_per_trial, n, device=device)
         logits = [] if h.belief_coef > 0 else None
         step = 0
@@ -206,7 +245,9 @@ class RL2Agent(TorchAgent):
         adv, ret = compute_gae(buf.rewards, buf.values, trial_end, torch.zeros(n, device=device),
                                h.gamma, h.gae_lambda)
         batch = {"logp": buf.logp.T, "advantages": adv.T, "returns": ret.T}
-        rollout = TrialRollout(batch, buf.obs, buf.actions, raw)
+        rollout = TrialRollout(batch, buf.obs, buf.actions, raw, hidden0=hidden0)
+        if h.trial_iterations > 1:
+            self._streams.advance(hidden, fb)
         if logits is not None:
             rollout.labels_TN = trial_labels(sampler, episodes, h.belief_classes, device)
             rollout.belief = belief_stats(torch.stack(logits), rollout.labels_TN)
@@ -231,7 +272,8 @@ class RL2Agent(TorchAgent):
     def _evaluate(self, rollout: TrialRollout, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """`(log-prob, entropy, value)` `[N', T]` of the trials `idx`, the GRU re-run over them;
         with the belief head, `belief_coef` x its cross-entropy as a fourth (auxiliary loss)."""
-        feat, _ = self.net(rollout.inputs_TNI[:, idx], self.net.initial_state(len(idx), self.device))
+        h0 = self.net.initial_state(len(idx), self.device) if rollout.hidden0 is None else rollout.hidden0[:, idx]
+        feat, _ = self.net(rollout.inputs_TNI[:, idx], h0)
         dist = self.net.distribution(feat)
         out = (dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T)
         if rollout.labels_TN is None:

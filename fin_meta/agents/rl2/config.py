@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fin_meta.agents.ppo.config import PPOLossConfig
 
@@ -29,6 +29,14 @@ class RL2Config(PPOLossConfig):
     starting in the trial's regime, so episodes are linked by a label that reads bars after each
     start (S&P 500 1999-2012, 63-bar episodes: pair correlation 0.19, vs 0.68 with inside
     windows and 0.00 for unlabelled pairs); harmless with causal task labels."""
+    trial_iterations: int = Field(1, ge=1)
+    """Iterations one trial spans (`stream` sampling only). 1: every iteration draws fresh
+    trials from a zero hidden state. K > 1: each env plays a start-conditioned stream of K x
+    `episodes_per_trial x episode_length` decisions, one such stretch an iteration, with its
+    hidden state and feedback carried into the next iteration (truncated BPTT over each
+    stretch, from the state the previous one left), so the policy learns from contexts up to K
+    times as long as a rollout, as it trades (`deploy_context: stream` runs through whole
+    paths). Envs start staggered, so every iteration mixes fresh and long contexts."""
     deploy_context: Literal["stream", "trial"] = "stream"
     """How the agent keeps context when trading (`positions`): `stream` carries the GRU state
     through every bar; `trial` takes each decision at the end of a fresh trial over the last
@@ -56,6 +64,13 @@ class RL2Config(PPOLossConfig):
     belief_classes: int | None = Field(None, ge=2)
     """Regime labels the belief head predicts (0 .. belief_classes-1). None: set by the first
     `fit` from the task sampler (its largest regime label + 1) and saved with the agent."""
+
+    @model_validator(mode="after")
+    def _long_trials_are_streams(self) -> RL2Config:
+        if self.trial_iterations > 1 and self.trial_sampling != "stream":
+            raise ValueError(f"trial_iterations={self.trial_iterations} carries a trial over iterations, which "
+                             f"needs trial_sampling: stream (not {self.trial_sampling!r}); or set trial_iterations: 1")
+        return self
 
 
 class RecurrentPPOConfig(RL2Config):
