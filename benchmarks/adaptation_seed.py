@@ -61,11 +61,13 @@ class Budget:
 @dataclass
 class SeedResult:
     """What one seed hands back: test returns (bars x contenders, paths concatenated, bar 0 of
-    each path dropped), bars since the true regime changed, accuracies and timings."""
+    each path dropped), the true regime and bars since it changed (per bar), accuracies and
+    timings."""
 
     seed: int
     returns: pd.DataFrame
     since_change: np.ndarray
+    regime: np.ndarray
     accuracy: dict[str, float]
     train_s: dict[str, float]
     env_steps_per_s: dict[str, float]
@@ -208,7 +210,7 @@ def score_seed(seed: int, preset: str, budget: Budget, trained: dict[str, Traine
     train, test = seed_paths(seed, preset, budget)
     rule = best_rule(train)
     classifier = classifier_positions(train, [p for p, _ in test], preset, WINDOW)
-    frames, since, hits = [], [], {"window": [], "full": []}
+    frames, since, regime, hits = [], [], [], {"window": [], "full": []}
     for i, ((prices, labels), cls) in enumerate(zip(test, classifier, strict=True)):
         bayes = {"full": bayes_labels(prices, preset, None), "window": bayes_labels(prices, preset, WINDOW)}
         pos = {"oracle": oracle_positions(prices, labels, preset),  # the Bayes ceilings trade the oracle's rule
@@ -223,9 +225,11 @@ def score_seed(seed: int, preset: str, budget: Budget, trained: dict[str, Traine
         res = backtest(prices, pd.DataFrame(pos), fees=FEES, slippage=SLIPPAGE)
         frames.append(res.returns.iloc[1:].reset_index(drop=True))  # bar 0 has no return yet
         since.append(bars_since_change(labels)[1:])
+        regime.append(labels.to_numpy()[1:])
     accuracy = {k: float(np.concatenate(v).mean()) for k, v in hits.items()}
     wall = time.perf_counter() - t_start + sum(t.wall_s for t in trained.values())
-    return SeedResult(seed, pd.concat(frames, ignore_index=True), np.concatenate(since), accuracy,
+    return SeedResult(seed, pd.concat(frames, ignore_index=True), np.concatenate(since), np.concatenate(regime),
+                      accuracy,
                       {n: t.train_s for n, t in trained.items()},
                       {n: t.env_steps_per_s for n, t in trained.items()}, rule, wall)
 

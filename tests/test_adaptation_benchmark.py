@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from adaptation import budget, main, parse_seeds, sharpe_table, with_features  # noqa: E402
+from adaptation import budget, by_regime, main, parse_seeds, sharpe_table, with_features  # noqa: E402
 from adaptation_seed import (  # noqa: E402
     Budget,
     Learned,
@@ -73,6 +73,25 @@ def test_one_seed_scores_every_contender_on_the_same_bars():
     assert 0.0 <= res.accuracy["window"] <= 1.0 and 0.0 <= res.accuracy["full"] <= 1.0
     table = sharpe_table([res, dataclasses.replace(res, seed=1)])
     assert table["sd"].abs().max() == 0.0 and list(table.columns[:2]) == ["mean", "sd"]
+    _, labels = synthetic_regimes(500, seed=path_seeds(0, b)[1][0], preset="context")
+    np.testing.assert_array_equal(res.regime, labels.to_numpy()[1:])  # the test path's true regime per bar
+
+
+def test_by_regime_averages_each_contenders_return_within_each_true_regime():
+    returns = pd.DataFrame({"oracle": [1e-4, 3e-4, -2e-4, 0.0], "ppo": [0.0, 2e-4, 2e-4, 4e-4]})
+    res = dataclasses.replace(_toy_result(returns), regime=np.array([0, 0, 3, 3]))
+    table = by_regime([res], "context")
+    assert list(table.columns) == ["bull", "reversal"] and set(table.index) == {"oracle", "ppo"}
+    np.testing.assert_allclose(table.loc["oracle"].to_numpy(), [2.0, -1.0])  # bp per bar
+    np.testing.assert_allclose(table.loc["ppo"].to_numpy(), [1.0, 3.0])
+
+
+def _toy_result(returns: pd.DataFrame):
+    from adaptation_seed import SeedResult
+
+    n = len(returns)
+    return SeedResult(0, returns, np.arange(n), np.zeros(n, dtype=int), {"window": 0.5, "full": 0.5}, {}, {},
+                      "momentum")
 
 
 def test_a_contender_trains_the_same_alone_as_after_the_others():

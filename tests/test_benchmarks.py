@@ -47,7 +47,7 @@ def test_adaptation_quick_run_prints_the_table_and_targets(capsys) -> None:
                 "--set", "iterations.ppo=2", "--set", "iterations.maml=2"])
     out = capsys.readouterr().out
     for needle in ("Bayes filter accuracy", "Net Sharpe", "bayes_full", "classifier", "maml - ppo",
-                   "of the full-history Bayes filter", "Honest adaptation curve", "Rise of the curve",
+                   "of the full-history Bayes filter", "by true regime", "Honest adaptation curve", "Rise of the curve",
                    "env-steps/s", "wall time"):
         assert needle in out, needle
 
