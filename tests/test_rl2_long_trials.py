@@ -20,14 +20,12 @@ LONG = {"num_envs": 6, "hidden_size": 8, "encoder_size": 8, "episodes_per_trial"
 STEPS = 3 * 10  # a rollout: episodes_per_trial x episode_length
 
 
-@pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, pd.Series]:
-    return ar_blocks([0.4, -0.4, 0.0, 0.4], 60, seed=3)
+PRICES, LABELS = ar_blocks([0.4, -0.4, 0.0, 0.4], 60, seed=3)
 
 
 @pytest.fixture(scope="module")
-def sampler(data) -> TaskSampler:
-    return TaskSampler(*data, episode_length=10, window=4)
+def sampler() -> TaskSampler:
+    return TaskSampler(PRICES, LABELS, episode_length=10, window=4)
 
 
 def _two_rollouts(algo: str, sampler: TaskSampler):
@@ -71,8 +69,8 @@ def test_the_update_reruns_each_stretch_from_its_carried_state(sampler):
     assert not torch.allclose(wrong[carried], second.batch["logp"][carried], atol=1e-4)
 
 
-def test_long_trials_train_deterministically_and_trade_causally(sampler, data):
-    prices, _ = data
+def test_long_trials_train_deterministically_and_trade_causally(sampler):
+    prices = PRICES
 
     def trained(extra: dict) -> pd.Series:
         agent = make_agent("rl2", ENV, {**LONG, **extra})

@@ -17,7 +17,7 @@ The random streams and the optimiser belong to the agent: each `fit` call contin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,6 +44,7 @@ from fin_meta.agents.serialization import (
     save_agent_dir,
     validate_model,
 )
+from fin_meta.agents.torch_runtime import cpu_threads, seeded
 from fin_meta.agents.training import (
     FitContext,
     capture_training_state,
@@ -57,7 +58,7 @@ from fin_meta.errors import AgentError, ConfigError, DataError
 from fin_meta.seeding import numpy_generator, torch_generator
 from fin_meta.tasks import TaskSampler
 
-__all__ = ["TorchAgent", "coerce_hparams", "coerce_env_config", "seeded", "cpu_threads"]
+__all__ = ["TorchAgent", "coerce_hparams", "coerce_env_config"]
 
 
 def coerce_env_config(env_config: EnvConfig | Mapping[str, Any] | None) -> EnvConfig:
@@ -78,29 +79,6 @@ def coerce_hparams(cls: type[BaseModel], hparams: BaseModel | Mapping[str, Any] 
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run the block with torch's CPU generator seeded by `seed`, restoring the global state
-    afterwards (networks initialise deterministically without touching global randomness)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        yield
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None, device: torch.device) -> Iterator[None]:
-    """Use `n` torch intra-op threads inside the block when `device` is the CPU (restored after)."""
-    if n is None or device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class TorchAgent:

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from fin_meta.agents.networks import GRUActorCritic
 from fin_meta.agents.rl2.config import RL2Config
-from fin_meta.agents.torch_agent import seeded
+from fin_meta.agents.torch_runtime import seeded
 from fin_meta.errors import ConfigError
 from fin_meta.tasks import TaskSampler
 

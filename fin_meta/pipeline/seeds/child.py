@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from fin_meta.agents.torch_agent import cpu_threads
+from fin_meta.agents.torch_runtime import cpu_threads
 from fin_meta.config import ExperimentConfig
 from fin_meta.errors import FinMetaError
 from fin_meta.pipeline.run_job import run_experiment
@@ -57,7 +57,7 @@ def child_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
 
 def torch_threads(n: int) -> contextlib.AbstractContextManager[None]:
     """Run the body with `n` torch CPU threads, then restore the previous number
-    (`agents.torch_agent.cpu_threads`). Results of CPU kernels depend on the thread count, so
+    (`agents.torch_runtime.cpu_threads`). Results of CPU kernels depend on the thread count, so
     every seed of a set runs with the same number whatever `--jobs` is."""
     import torch
 
