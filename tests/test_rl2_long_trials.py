@@ -94,3 +94,17 @@ def test_streams_begin_anew_in_another_sampler(sampler):
     agent.fit(other, iterations=1, progress=False)  # the old streams' bars are not in `other`
     assert agent._streams.fits(other, STEPS, LONG["num_envs"])
     np.testing.assert_array_equal(agent._streams.left, np.arange(LONG["num_envs"]) % K)
+
+
+def test_a_corrupt_carried_stream_state_is_a_clear_error(sampler, tmp_path):
+    from fin_meta.agents import load_agent
+    from fin_meta.errors import AgentError
+
+    agent = make_agent("rl2", ENV, LONG)
+    agent.fit(sampler, iterations=1, progress=False)
+    path = agent.save(tmp_path / "agent")
+    state = torch.load(path / "training_state.pt", weights_only=True)
+    del state["carried_streams"]["hidden"]
+    torch.save(state, path / "training_state.pt")
+    with pytest.raises(AgentError, match="training_state.pt does not fit this agent"):
+        load_agent(path)

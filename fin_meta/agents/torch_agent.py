@@ -325,8 +325,8 @@ class TorchAgent:
         agent.iterations_trained = int(extra.get("iterations_trained", 0))
         state = read_training_state(path)
         if state is not None:
-            restore_training_state(state, agent.streams()[0], agent.generators(), agent.optimizer(), agent.device, path)
-            agent.restore_extra_training_state(state)
+            restore_training_state(state, agent.streams()[0], agent.generators(), agent.optimizer(), agent.device, path,
+                                   extra=agent.restore_extra_training_state)
         return agent
 
     def __repr__(self) -> str:

@@ -106,6 +106,7 @@ def restore_training_state(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     path: str | Path,
+    extra: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> None:
     """Set `rng`, `generators` and `optimizer` in place to a state captured by
     `capture_training_state` (read from the agent directory `path`). Torch generator states are
@@ -118,7 +119,9 @@ def restore_training_state(
             for name, gen in generators.items():
                 gen.set_state(saved[name])
         optimizer.load_state_dict(state["optimizer"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        if extra is not None:  # the agent's own part (`TorchAgent.restore_extra_training_state`)
+            extra(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise AgentError(
             f"{Path(path) / TRAINING_STATE_FILE} does not fit this agent ({type(exc).__name__}: {exc}); "
             "the directory is corrupt or was edited"

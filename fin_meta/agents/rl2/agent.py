@@ -216,12 +216,13 @@ class RL2Agent(TorchAgent):
         length, device = sampler.episode_length, self.device
         trial_end = torch.zeros(buf.steps, n, device=device)
         trial_end[-1] = 1.0  # bootstrapping stops only at the end of the trial
-        if h.trial_iterations > 1:
+        carried = h.trial_iterations > 1
+        if carried:
             episodes, hidden, fb = self._carried(sampler, ctx.rng, buf.steps)
         else:
             episodes = self._episodes(sampler, ctx.rng, buf.steps)
             hidden, fb = self.net.initial_state(n, device), Feedback.initial(n, device)
-        hidden0 = hidden if h.trial_iterations > 1 else None  # else the update starts from zero
+        hidden0 = hidden if carried else None  # None: the update starts from zero
         raw = torch.zeros(h.episodes_per_trial, n, device=device)
         logits = [] if h.belief_coef > 0 else None
         step = 0
@@ -246,7 +247,7 @@ class RL2Agent(TorchAgent):
                                h.gamma, h.gae_lambda)
         batch = {"logp": buf.logp.T, "advantages": adv.T, "returns": ret.T}
         rollout = TrialRollout(batch, buf.obs, buf.actions, raw, hidden0=hidden0)
-        if h.trial_iterations > 1:
+        if carried:
             self._streams.advance(hidden, fb)
         if logits is not None:
             rollout.labels_TN = trial_labels(sampler, episodes, h.belief_classes, device)

@@ -18,9 +18,6 @@ from fin_meta.tasks import TaskSampler
 
 __all__ = ["CarriedStreams"]
 
-Episodes = list[tuple[np.ndarray, np.ndarray, int]]
-
-
 def _lengths(sampler: TaskSampler) -> torch.Tensor:
     return torch.as_tensor([len(p) for p in sampler.prices], dtype=torch.int64)
 
