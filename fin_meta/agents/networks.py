@@ -197,7 +197,12 @@ class GRUActorCritic(nn.Module):
     encoder and GRU, so the value loss sends no gradient into the policy's trunk; the hidden state
     and the features are then the actor's and the critic's side by side (`[..., 2H]`).
     `add_belief_head(classes)` adds a linear head on the actor's features that predicts the
-    regime label (a training-only auxiliary target; deployment never needs it).
+    regime label (a training-only auxiliary target; deployment never needs it unless `gate`).
+    `gate=True` also makes the policy belief-conditioned: the action head reads the outer
+    product of the belief's probabilities (detached: the belief learns from its labels only)
+    and `[actor features, current input, 1]`, i.e. one linear policy per regime class over
+    memory and the bar's input, mixed by the belief, so a trade that flips with the inferred
+    regime (follow vs fade the last return) is one product away.
 
     `cell="lstm"`: the recurrent cores are `PackedLSTM`s (about 3x faster to train on CPU);
     `gru` (the default, and what agents saved before this option load as). A trunk's state is
@@ -236,12 +241,14 @@ class GRUActorCritic(nn.Module):
         self.norm = Normalizer(obs_size)
         self.encoder, core = _recurrent_trunk(self.input_size, encoder_size, hidden_size, cell)
         self.add_module(cell, core)
-        self.head = ActionHead(hidden_size, kind, low, high, init_log_std)
+        self._action = (kind, low, high, init_log_std)
+        self.head = ActionHead(hidden_size, *self._action)
         self.critic = _init(nn.Linear(hidden_size, 1), 1.0)
         if separate_critic:
             self.critic_encoder, critic_core = _recurrent_trunk(self.input_size, encoder_size, hidden_size, cell)
             self.add_module(f"critic_{cell}", critic_core)
         self.belief: nn.Linear | None = None
+        self.belief_gate = False
 
     @property
     def core(self) -> nn.Module:
@@ -253,9 +260,14 @@ class GRUActorCritic(nn.Module):
         """The separate critic's recurrent core (`separate_critic` only)."""
         return self.get_submodule(f"critic_{self.cell}")
 
-    def add_belief_head(self, classes: int) -> None:
-        """Add the belief head: logits over `classes` regime labels from the actor's features."""
-        self.belief = _init(nn.Linear(self.hidden_size, classes), 1.0).to(self.critic.weight.device)
+    def add_belief_head(self, classes: int, *, gate: bool = False) -> None:
+        """Add the belief head: logits over `classes` regime labels from the actor's features;
+        `gate` also rebuilds the action head over the belief-gated features (`policy_features`)."""
+        device = self.critic.weight.device
+        self.belief = _init(nn.Linear(self.hidden_size, classes), 1.0).to(device)
+        self.belief_gate = gate
+        if gate:
+            self.head = ActionHead(classes * (self.hidden_size + self.input_size + 1), *self._action).to(device)
 
     def initial_state(self, n: int, device: torch.device | None = None) -> torch.Tensor:
         """Zero hidden state `[1, N, S]` (the start of a trial)."""
@@ -290,8 +302,22 @@ class GRUActorCritic(nn.Module):
         """The policy's part `[..., H]` of `forward`'s features."""
         return feat[..., : self.hidden_size]
 
-    def distribution(self, feat: torch.Tensor) -> torch.distributions.Distribution:
-        return self.head.distribution(self.actor_features(feat))
+    def policy_features(self, feat: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """What the action head reads: the actor's features `[..., H]`, or with a belief gate
+        `p_k x [features, x, 1]` for every class k `[..., C(H+I+1)]` (p: the detached belief;
+        `x`: the recurrent input `[..., I]` that produced `feat`, needed then)."""
+        actor = self.actor_features(feat)
+        if not self.belief_gate:
+            return actor
+        if x is None:
+            raise ValueError("a belief-gated policy reads the current input too: pass x")
+        probs = torch.softmax(self.belief(actor), -1).detach()
+        padded = torch.cat([actor, x, torch.ones_like(actor[..., :1])], -1)
+        return (probs.unsqueeze(-1) * padded.unsqueeze(-2)).flatten(-2)
+
+    def distribution(self, feat: torch.Tensor, x: torch.Tensor | None = None) -> torch.distributions.Distribution:
+        """The action distribution from `forward`'s features (and its input `x`: see `policy_features`)."""
+        return self.head.distribution(self.policy_features(feat, x))
 
     def value(self, feat: torch.Tensor) -> torch.Tensor:
         return self.critic(feat[..., -self.hidden_size :]).squeeze(-1)

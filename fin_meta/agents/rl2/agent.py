@@ -75,7 +75,7 @@ class _RecurrentPolicy:
         x = self.net.inputs(obs_NO.float(), feedback.prev_position, feedback.prev_reward * self.scale,
                             feedback.done)
         feat, self.h = self.net(x.unsqueeze(0), self.h, critic=False)
-        return self.net.head.mode_of(self.net.actor_features(feat[0]))
+        return self.net.head.mode_of(self.net.policy_features(feat[0], x))
 
 
 @dataclass
@@ -118,7 +118,7 @@ class RL2Agent(TorchAgent):
                              hidden_size=h.hidden_size, init_log_std=h.init_log_std,
                              feedback=self.feedback_inputs, separate_critic=h.separate_critic, cell=h.cell)
         if h.belief_coef > 0 and h.belief_classes is not None:  # else the first fit adds it
-            add_belief_head(net, h.belief_classes, h.seed)
+            add_belief_head(net, h.belief_classes, h.seed, gate=h.belief_gate)
         return net
 
     def extra_training_state(self) -> dict[str, Any]:
@@ -231,7 +231,7 @@ class RL2Agent(TorchAgent):
             for _ in range(decisions):
                 x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale, fb.done)
                 feat, hidden = self.net(x.unsqueeze(0), hidden)
-                dist = self.net.distribution(feat[0])
+                dist = self.net.distribution(feat[0], x)
                 action = self.net.head.sample(dist, ctx.gen)
                 obs, reward, terminated, truncated, info = env.step(action)
                 reward = reward.float()
@@ -274,8 +274,9 @@ class RL2Agent(TorchAgent):
         """`(log-prob, entropy, value)` `[N', T]` of the trials `idx`, the GRU re-run over them;
         with the belief head, `belief_coef` x its cross-entropy as a fourth (auxiliary loss)."""
         h0 = self.net.initial_state(len(idx), self.device) if rollout.hidden0 is None else rollout.hidden0[:, idx]
-        feat, _ = self.net(rollout.inputs_TNI[:, idx], h0)
-        dist = self.net.distribution(feat)
+        x = rollout.inputs_TNI[:, idx]
+        feat, _ = self.net(x, h0)
+        dist = self.net.distribution(feat, x)
         out = (dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T)
         if rollout.labels_TN is None:
             return out

@@ -24,10 +24,11 @@ from fin_meta.tasks import TaskSampler
 __all__ = ["add_belief_head", "attach_belief_head", "trial_labels", "belief_loss", "belief_stats"]
 
 
-def add_belief_head(net: GRUActorCritic, classes: int, seed: int) -> None:
-    """Add the head under its own seeded stream (the same weights whenever it is added)."""
+def add_belief_head(net: GRUActorCritic, classes: int, seed: int, *, gate: bool = False) -> None:
+    """Add the head (and with `gate` the belief-gated action head) under its own seeded stream
+    (the same weights whenever it is added)."""
     with seeded(seed + 1):
-        net.add_belief_head(classes)
+        net.add_belief_head(classes, gate=gate)
 
 
 def attach_belief_head(net: GRUActorCritic, hparams: RL2Config, sampler: TaskSampler) -> RL2Config:
@@ -41,7 +42,7 @@ def attach_belief_head(net: GRUActorCritic, hparams: RL2Config, sampler: TaskSam
         raise ConfigError(f"the task sampler has regime labels up to {need - 1} but the belief head predicts "
                           f"{classes} classes (belief_classes); set belief_classes to {need} or more")
     if net.belief is None:
-        add_belief_head(net, classes, hparams.seed)
+        add_belief_head(net, classes, hparams.seed, gate=hparams.belief_gate)
     return hparams.model_copy(update={"belief_classes": classes})
 
 

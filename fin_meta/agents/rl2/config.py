@@ -61,15 +61,25 @@ class RL2Config(PPOLossConfig):
     """Weight of the belief-supervision loss (> 0 turns it on): a linear head on the policy's GRU
     state predicts the training task's regime label at every step (cross-entropy; Humplik et
     al. 2019). Training only: `positions` never needs labels."""
+    belief_gate: bool = False
+    """Make the policy belief-conditioned (needs `belief_coef > 0`): one linear policy head per
+    regime class over the recurrent features and the bar's input, mixed by the belief head's
+    probabilities (detached), in the spirit of Humplik et al. 2019's belief-input policies; the
+    belief still comes from the context alone at deployment. Lets the policy flip a trade with
+    the inferred regime (follow in momentum, fade in reversal) without the recurrent core
+    having to learn that product itself."""
     belief_classes: int | None = Field(None, ge=2)
     """Regime labels the belief head predicts (0 .. belief_classes-1). None: set by the first
     `fit` from the task sampler (its largest regime label + 1) and saved with the agent."""
 
     @model_validator(mode="after")
-    def _long_trials_are_streams(self) -> RL2Config:
+    def _consistent_options(self) -> RL2Config:
         if self.trial_iterations > 1 and self.trial_sampling != "stream":
             raise ValueError(f"trial_iterations={self.trial_iterations} carries a trial over iterations, which "
                              f"needs trial_sampling: stream (not {self.trial_sampling!r}); or set trial_iterations: 1")
+        if self.belief_gate and self.belief_coef <= 0:
+            raise ValueError("belief_gate mixes the policy by the belief head, which needs belief_coef > 0 "
+                             "(e.g. belief_coef: 0.1); or set belief_gate: false")
         return self
 
 
