@@ -282,6 +282,8 @@ RESUMABLE = {
     **{f"rl2-{s}": ("rl2", {**SMALL["rl2"], "trial_sampling": s}) for s in ("consecutive", "same_regime", "stream")},
     "rl2-lstm": ("rl2", {**SMALL["rl2"], "cell": "lstm"}),
     "rl2-long": ("rl2", {**SMALL["rl2"], "trial_sampling": "stream", "trial_iterations": 2}),  # carried streams
+    "rl2-gate-teacher": ("rl2", {**SMALL["rl2"], "belief_coef": 0.5, "belief_gate": True,
+                                 "gate_teacher_iterations": 3}),  # the teacher's schedule follows the iteration
     **{f"maml-{e}": ("maml", {**MAML_SMALL, "estimator": e}) for e in ("pathwise", "score")},
 }
 """Every agent, and every variant with its own random streams, that training must resume."""

@@ -1,7 +1,8 @@
 """RL²'s belief-gated policy (`belief_gate`): the action head mixes one linear policy per regime
 class (over the memory's features and the bar's input) by the belief head's probabilities; the belief learns from its labels only (the policy
 loss sends it no gradient); the option needs the belief head; a gated agent trades causally
-without labels and saves and loads exactly."""
+without labels and saves and loads exactly; the teacher curriculum (`gate_teacher_iterations`)
+follows its schedule and the update replays the gate the rollout sampled from."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import torch
 
 from fin_meta.agents import load_agent, make_agent
 from fin_meta.agents.networks import GRUActorCritic
+from fin_meta.agents.rl2.belief import teacher_gate, teacher_weight
 from fin_meta.errors import ConfigError
+from fin_meta.seeding import numpy_generator, torch_generator
 from fin_meta.tasks import TaskSampler
 from tests.agent_data import ar_blocks, perturb_after
 
@@ -70,6 +73,35 @@ def test_ungated_policy_reads_the_actor_features():
 def test_belief_gate_needs_the_belief_head():
     with pytest.raises(ConfigError, match="belief_gate .* needs belief_coef > 0"):
         make_agent("rl2", ENV, {**SMALL, "belief_gate": True})
+    with pytest.raises(ConfigError, match="gate_teacher_iterations .* set belief_gate: true"):
+        make_agent("rl2", ENV, {**SMALL, "belief_coef": 0.1, "gate_teacher_iterations": 5})
+
+
+def test_teacher_schedule_and_mix():
+    assert [teacher_weight(i, 4) for i in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert teacher_weight(0, 0) == 0.0
+    belief = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    mixed = teacher_gate(belief, torch.tensor([1, -1]), 0.75)
+    torch.testing.assert_close(mixed, torch.tensor([[0.125, 0.825, 0.05], [0.1, 0.1, 0.8]]))
+    assert teacher_gate(belief, torch.tensor([1, 2]), 0.0) is belief
+
+
+def test_teacher_gate_is_replayed_in_the_update():
+    """PPO's ratio starts at 1 only if the update re-runs the policy the rollout sampled from:
+    with the teacher on, the gate must mix the same labels at the same weight."""
+    prices, labels = ar_blocks([0.4, -0.4], 100, seed=3)
+    sampler = TaskSampler(prices, labels, episode_length=12, window=4)
+    agent = make_agent("rl2", ENV, {**SMALL, "belief_coef": 0.5, "belief_gate": True,
+                                    "gate_teacher_iterations": 4})
+    agent.fit(sampler, iterations=1, progress=False)
+    rollout = agent.collect(sampler, agent.fit_context(sampler, numpy_generator(7), torch_generator(7, agent.device)))
+    assert rollout.teacher == 0.75
+    idx = torch.arange(rollout.inputs_TNI.shape[1])
+    with torch.no_grad():
+        logp = agent._evaluate(rollout, idx)[0]
+        torch.testing.assert_close(logp, rollout.batch["logp"])
+        rollout.teacher = 0.0  # gated by the belief alone, the same actions are another policy's
+        assert not torch.allclose(agent._evaluate(rollout, idx)[0], rollout.batch["logp"])
 
 
 def test_gated_agent_trains_trades_causally_and_round_trips(tmp_path):

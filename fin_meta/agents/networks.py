@@ -302,22 +302,28 @@ class GRUActorCritic(nn.Module):
         """The policy's part `[..., H]` of `forward`'s features."""
         return feat[..., : self.hidden_size]
 
-    def policy_features(self, feat: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    def gate_probs(self, feat: torch.Tensor) -> torch.Tensor:
+        """The belief's class probabilities `[..., C]` from `forward`'s features, detached."""
+        return torch.softmax(self.belief_logits(feat), -1).detach()
+
+    def policy_features(self, feat: torch.Tensor, x: torch.Tensor | None = None,
+                        probs: torch.Tensor | None = None) -> torch.Tensor:
         """What the action head reads: the actor's features `[..., H]`, or with a belief gate
-        `p_k x [features, x, 1]` for every class k `[..., C(H+I+1)]` (p: the detached belief;
-        `x`: the recurrent input `[..., I]` that produced `feat`, needed then)."""
+        `p_k x [features, x, 1]` for every class k `[..., C(H+I+1)]` (p: `probs` if given, else
+        `gate_probs(feat)`; `x`: the recurrent input `[..., I]` that produced `feat`, needed then)."""
         actor = self.actor_features(feat)
         if not self.belief_gate:
             return actor
         if x is None:
             raise ValueError("a belief-gated policy reads the current input too: pass x")
-        probs = torch.softmax(self.belief(actor), -1).detach()
+        probs = self.gate_probs(feat) if probs is None else probs
         padded = torch.cat([actor, x, torch.ones_like(actor[..., :1])], -1)
         return (probs.unsqueeze(-1) * padded.unsqueeze(-2)).flatten(-2)
 
-    def distribution(self, feat: torch.Tensor, x: torch.Tensor | None = None) -> torch.distributions.Distribution:
-        """The action distribution from `forward`'s features (and its input `x`: see `policy_features`)."""
-        return self.head.distribution(self.policy_features(feat, x))
+    def distribution(self, feat: torch.Tensor, x: torch.Tensor | None = None,
+                     probs: torch.Tensor | None = None) -> torch.distributions.Distribution:
+        """The action distribution from `forward`'s features (`x`, `probs`: see `policy_features`)."""
+        return self.head.distribution(self.policy_features(feat, x, probs))
 
     def value(self, feat: torch.Tensor) -> torch.Tensor:
         return self.critic(feat[..., -self.hidden_size :]).squeeze(-1)

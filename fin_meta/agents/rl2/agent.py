@@ -47,6 +47,8 @@ from fin_meta.agents.rl2.belief import (
     attach_belief_head,
     belief_loss,
     belief_stats,
+    teacher_gate,
+    teacher_weight,
     trial_labels,
 )
 from fin_meta.agents.rl2.config import RL2Config
@@ -93,6 +95,8 @@ class TrialRollout:
     labels_TN: torch.Tensor | None = None
     belief: dict[str, float] = field(default_factory=dict)
     hidden0: torch.Tensor | None = None
+    teacher: float = 0.0
+    """Weight of the true label in the gate at collection (`gate_teacher_iterations`)."""
     """The hidden state `[1, N, S]` each trial's stretch started from (None: zero, a fresh trial)."""
 
 
@@ -225,13 +229,16 @@ class RL2Agent(TorchAgent):
         hidden0 = hidden if carried else None  # None: the update starts from zero
         raw = torch.zeros(h.episodes_per_trial, n, device=device)
         logits = [] if h.belief_coef > 0 else None
+        labels_TN = None if logits is None else trial_labels(sampler, episodes, h.belief_classes, device)
+        teacher = teacher_weight(self.iterations_trained, h.gate_teacher_iterations)
         step = 0
         for asset, start, decisions in episodes:
             obs, _ = env.set_tasks(asset, start, [decisions] * n)
             for _ in range(decisions):
                 x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale, fb.done)
                 feat, hidden = self.net(x.unsqueeze(0), hidden)
-                dist = self.net.distribution(feat[0], x)
+                probs = teacher_gate(self.net.gate_probs(feat[0]), labels_TN[step], teacher) if teacher else None
+                dist = self.net.distribution(feat[0], x, probs)
                 action = self.net.head.sample(dist, ctx.gen)
                 obs, reward, terminated, truncated, info = env.step(action)
                 reward = reward.float()
@@ -246,12 +253,12 @@ class RL2Agent(TorchAgent):
         adv, ret = compute_gae(buf.rewards, buf.values, trial_end, torch.zeros(n, device=device),
                                h.gamma, h.gae_lambda)
         batch = {"logp": buf.logp.T, "advantages": adv.T, "returns": ret.T}
-        rollout = TrialRollout(batch, buf.obs, buf.actions, raw, hidden0=hidden0)
+        rollout = TrialRollout(batch, buf.obs, buf.actions, raw, hidden0=hidden0, teacher=teacher)
         if carried:
             self._streams.advance(hidden, fb)
         if logits is not None:
-            rollout.labels_TN = trial_labels(sampler, episodes, h.belief_classes, device)
-            rollout.belief = belief_stats(torch.stack(logits), rollout.labels_TN)
+            rollout.labels_TN = labels_TN
+            rollout.belief = belief_stats(torch.stack(logits), labels_TN)
         return rollout
 
     def update(self, rollout: TrialRollout, ctx: PPOFitContext) -> dict[str, float]:
@@ -276,7 +283,9 @@ class RL2Agent(TorchAgent):
         h0 = self.net.initial_state(len(idx), self.device) if rollout.hidden0 is None else rollout.hidden0[:, idx]
         x = rollout.inputs_TNI[:, idx]
         feat, _ = self.net(x, h0)
-        dist = self.net.distribution(feat, x)
+        probs = (teacher_gate(self.net.gate_probs(feat), rollout.labels_TN[:, idx], rollout.teacher)
+                 if rollout.teacher else None)
+        dist = self.net.distribution(feat, x, probs)
         out = (dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T)
         if rollout.labels_TN is None:
             return out

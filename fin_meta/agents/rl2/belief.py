@@ -21,7 +21,8 @@ from fin_meta.agents.torch_runtime import seeded
 from fin_meta.errors import ConfigError
 from fin_meta.tasks import TaskSampler
 
-__all__ = ["add_belief_head", "attach_belief_head", "trial_labels", "belief_loss", "belief_stats"]
+__all__ = ["add_belief_head", "attach_belief_head", "trial_labels", "belief_loss", "belief_stats", "teacher_weight",
+           "teacher_gate"]
 
 
 def add_belief_head(net: GRUActorCritic, classes: int, seed: int, *, gate: bool = False) -> None:
@@ -71,3 +72,23 @@ def belief_stats(logits_TNC: torch.Tensor, labels_TN: torch.Tensor) -> dict[str,
         return {"belief_loss": float("nan"), "belief_accuracy": float("nan")}
     correct = (logits_TNC.argmax(-1) == labels_TN)[known].float().mean()
     return {"belief_loss": float(belief_loss(logits_TNC, labels_TN)), "belief_accuracy": float(correct)}
+
+
+def teacher_weight(iterations_trained: int, teacher_iterations: int) -> float:
+    """Weight of the true label in the gate this iteration: 1 - i / N for the first N
+    (`gate_teacher_iterations`) iterations, then 0 (a function of the iteration alone, so a
+    resumed fit follows the same schedule)."""
+    if teacher_iterations <= 0:
+        return 0.0
+    return max(0.0, 1.0 - iterations_trained / teacher_iterations)
+
+
+def teacher_gate(belief_probs: torch.Tensor, labels: torch.Tensor, weight: float) -> torch.Tensor:
+    """The gate's probabilities `[..., C]` in training: `weight` x one-hot(true label) + (1 -
+    weight) x the belief, the belief alone where a step has no label (-1)."""
+    if weight <= 0.0:
+        return belief_probs
+    known = labels >= 0
+    one_hot = torch.nn.functional.one_hot(labels.clamp(min=0), belief_probs.shape[-1]).to(belief_probs.dtype)
+    mixed = weight * one_hot + (1.0 - weight) * belief_probs
+    return torch.where(known.unsqueeze(-1), mixed, belief_probs)

@@ -68,6 +68,11 @@ class RL2Config(PPOLossConfig):
     belief still comes from the context alone at deployment. Lets the policy flip a trade with
     the inferred regime (follow in momentum, fade in reversal) without the recurrent core
     having to learn that product itself."""
+    gate_teacher_iterations: int = Field(0, ge=0)
+    """With `belief_gate`: for the first N iterations the gate also reads the training task's
+    true label (weight 1 - i/N on it, the rest on the belief), a curriculum from a clean regime
+    signal to the inferred one; 0 (default): the belief alone. Training only: deployment gates
+    by the belief."""
     belief_classes: int | None = Field(None, ge=2)
     """Regime labels the belief head predicts (0 .. belief_classes-1). None: set by the first
     `fit` from the task sampler (its largest regime label + 1) and saved with the agent."""
@@ -80,6 +85,9 @@ class RL2Config(PPOLossConfig):
         if self.belief_gate and self.belief_coef <= 0:
             raise ValueError("belief_gate mixes the policy by the belief head, which needs belief_coef > 0 "
                              "(e.g. belief_coef: 0.1); or set belief_gate: false")
+        if self.gate_teacher_iterations and not self.belief_gate:
+            raise ValueError("gate_teacher_iterations schedules the belief gate's teacher: set belief_gate: true "
+                             "(with belief_coef > 0), or gate_teacher_iterations: 0")
         return self
 
 
