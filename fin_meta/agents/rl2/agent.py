@@ -23,7 +23,8 @@ feedback carry from one iteration's rollout into the next (`fin_meta.agents.rl2.
 truncated BPTT over each rollout), so training sees contexts as long as trading does.
 
 Options: `separate_critic` gives the critic its own encoder and GRU; `belief_coef > 0` adds the
-belief-supervision loss (`fin_meta.agents.rl2.belief`). The recurrent PPO control `rppo`
+belief-supervision loss (`fin_meta.agents.rl2.belief`), and `belief_gate` mixes one policy per
+regime class by that belief (`gate_teacher_iterations`: the true label mixed in early on). The recurrent PPO control `rppo`
 (`fin_meta.agents.rl2.recurrent_ppo`) reuses this machinery with class switches: no feedback
 inputs (`feedback_inputs`) and one episode per stream (`one_episode`).
 """
@@ -95,9 +96,9 @@ class TrialRollout:
     labels_TN: torch.Tensor | None = None
     belief: dict[str, float] = field(default_factory=dict)
     hidden0: torch.Tensor | None = None
+    """The hidden state `[1, N, S]` each trial's stretch started from (None: zero, a fresh trial)."""
     teacher: float = 0.0
     """Weight of the true label in the gate at collection (`gate_teacher_iterations`)."""
-    """The hidden state `[1, N, S]` each trial's stretch started from (None: zero, a fresh trial)."""
 
 
 class RL2Agent(TorchAgent):

@@ -1,8 +1,9 @@
 """Belief supervision for the recurrent agents (Humplik et al. 2019; VariBAD's `decode_task`): a
 linear head on the policy's GRU features predicts the training task's regime label at every
 step, its cross-entropy added to the PPO loss (x `belief_coef`). The labels come from the task
-sampler (`TaskSampler.window_labels`: the label of each decision bar) and are a training target
-only: they never enter the network's inputs, and deployment does not need them.
+sampler (`TaskSampler.window_labels`: the label of each decision bar) and are training-only:
+a target, and with `gate_teacher_iterations` a teacher mixed into the belief gate early in
+training; they never enter the network's inputs, and deployment does not need them.
 
 Suffixes: T time steps, N trials, C regime classes.
 """
@@ -89,6 +90,6 @@ def teacher_gate(belief_probs: torch.Tensor, labels: torch.Tensor, weight: float
     if weight <= 0.0:
         return belief_probs
     known = labels >= 0
-    one_hot = torch.nn.functional.one_hot(labels.clamp(min=0), belief_probs.shape[-1]).to(belief_probs.dtype)
+    one_hot = F.one_hot(labels.clamp(min=0), belief_probs.shape[-1]).to(belief_probs.dtype)
     mixed = weight * one_hot + (1.0 - weight) * belief_probs
     return torch.where(known.unsqueeze(-1), mixed, belief_probs)
