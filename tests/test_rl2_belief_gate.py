@@ -2,7 +2,8 @@
 class (over the memory's features and the bar's input) by the belief head's probabilities; the belief learns from its labels only (the policy
 loss sends it no gradient); the option needs the belief head; a gated agent trades causally
 without labels and saves and loads exactly; the teacher curriculum (`gate_teacher_iterations`)
-follows its schedule and the update replays the gate the rollout sampled from."""
+follows its schedule and the update replays the gate the rollout sampled from. Also RL²'s
+`bound_coef`, the penalty on a policy mean beyond the action bounds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from fin_meta.agents import load_agent, make_agent
-from fin_meta.agents.networks import GRUActorCritic
+from fin_meta.agents.networks import ActionHead, GRUActorCritic, bound_loss
 from fin_meta.agents.rl2.belief import teacher_gate, teacher_weight
 from fin_meta.errors import ConfigError
 from fin_meta.seeding import numpy_generator, torch_generator
@@ -119,3 +120,30 @@ def test_gated_agent_trains_trades_causally_and_round_trips(tmp_path):
     loaded = load_agent(agent.save(tmp_path / "agent"))
     assert loaded.net.belief_gate and loaded.hparams.belief_gate
     pd.testing.assert_series_equal(loaded.positions(frame), pos, check_exact=True)
+
+
+def test_bound_loss_is_the_squared_excess_beyond_the_bounds():
+    head = ActionHead(3, "continuous", -1.0, 1.0)
+    mean = torch.tensor([0.5, -1.0, 1.5, -3.0])
+    assert float(bound_loss(mean, head)) == pytest.approx((0.25 + 4.0) / 4)
+    assert float(bound_loss(torch.tensor([0.9, -0.9]), head)) == 0.0
+    vector = ActionHead(3, "continuous", (-1.0, 0.0), (1.0, 0.5))
+    assert float(bound_loss(torch.tensor([[0.0, 0.7], [1.2, -0.1]]), vector)) == pytest.approx((0.04 + 0.04 + 0.01) / 4)
+
+
+def test_bound_coef_adds_its_penalty_to_the_update():
+    prices, labels = ar_blocks([0.4, -0.4], 100, seed=3)
+    sampler = TaskSampler(prices, labels, episode_length=12, window=4)
+    agent = make_agent("rl2", ENV, {**SMALL, "bound_coef": 2.0})
+    history = agent.fit(sampler, iterations=1, progress=False)
+    assert "aux_loss" in history[0]
+    rollout = agent.collect(sampler, agent.fit_context(sampler, numpy_generator(7), torch_generator(7, agent.device)))
+    idx = torch.arange(rollout.inputs_TNI.shape[1])
+    with torch.no_grad():
+        agent.net.head.linear.bias.fill_(3.0)  # push the mean past the bound
+        *_, aux = agent._evaluate(rollout, idx)
+        x = rollout.inputs_TNI
+        feat, _ = agent.net(x, agent.net.initial_state(x.shape[1]))
+        mean = agent.net.distribution(feat, x).mean
+    assert float(aux) > 0
+    torch.testing.assert_close(aux, 2.0 * bound_loss(mean, agent.net.head))

@@ -26,6 +26,7 @@ __all__ = [
     "trunk",
     "mlp",
     "ActionHead",
+    "bound_loss",
     "MLPActorCritic",
     "GRUActorCritic",
 ]
@@ -131,6 +132,14 @@ class ActionHead(nn.Module):
         if self.kind == "continuous":
             return self._clip(dist.mean)
         return dist.probs.argmax(-1)
+
+
+def bound_loss(mean: torch.Tensor, head: ActionHead) -> torch.Tensor:
+    """Mean squared excess of a continuous action's Gaussian mean beyond the head's bounds:
+    mean(relu(mean - high)^2 + relu(low - mean)^2), 0 inside them (per component for vectors)."""
+    low = torch.as_tensor(head.low, dtype=mean.dtype, device=mean.device)
+    high = torch.as_tensor(head.high, dtype=mean.dtype, device=mean.device)
+    return (torch.relu(mean - high).pow(2) + torch.relu(low - mean).pow(2)).mean()
 
 
 class MLPActorCritic(nn.Module):

@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 
 from fin_meta.agents.deploy import Feedback
-from fin_meta.agents.networks import GRUActorCritic
+from fin_meta.agents.networks import GRUActorCritic, bound_loss
 from fin_meta.agents.ppo.core import PPOFitContext, compute_gae
 from fin_meta.agents.rl2.belief import (
     add_belief_head,
@@ -280,7 +280,8 @@ class RL2Agent(TorchAgent):
 
     def _evaluate(self, rollout: TrialRollout, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """`(log-prob, entropy, value)` `[N', T]` of the trials `idx`, the GRU re-run over them;
-        with the belief head, `belief_coef` x its cross-entropy as a fourth (auxiliary loss)."""
+        with the belief head and / or `bound_coef`, the weighted sum of their losses as a fourth
+        (auxiliary loss)."""
         h0 = self.net.initial_state(len(idx), self.device) if rollout.hidden0 is None else rollout.hidden0[:, idx]
         x = rollout.inputs_TNI[:, idx]
         feat, _ = self.net(x, h0)
@@ -288,6 +289,9 @@ class RL2Agent(TorchAgent):
                  if rollout.teacher else None)
         dist = self.net.distribution(feat, x, probs)
         out = (dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T)
-        if rollout.labels_TN is None:
-            return out
-        return (*out, self.hparams.belief_coef * belief_loss(self.net.belief_logits(feat), rollout.labels_TN[:, idx]))
+        aux = []
+        if rollout.labels_TN is not None:
+            aux.append(self.hparams.belief_coef * belief_loss(self.net.belief_logits(feat), rollout.labels_TN[:, idx]))
+        if self.hparams.bound_coef > 0 and self.env_config.action == "continuous":
+            aux.append(self.hparams.bound_coef * bound_loss(dist.mean, self.net.head))
+        return (*out, sum(aux)) if aux else out

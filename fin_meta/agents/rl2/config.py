@@ -73,6 +73,11 @@ class RL2Config(PPOLossConfig):
     true label (weight 1 - i/N on it, the rest on the belief), a curriculum from a clean regime
     signal to the inferred one; 0 (default): the belief alone. Training only: deployment gates
     by the belief."""
+    bound_coef: float = Field(0.0, ge=0)
+    """Weight of a penalty on the policy's Gaussian mean outside the action bounds (continuous
+    actions; > 0 turns it on): mean of relu(|mean| - bound)^2. Beyond a bound the position is
+    clipped, so the action no longer changes the reward and the policy gradient cannot teach a
+    trade there; the penalty keeps the mean where it matters. 0 (default): none."""
     belief_classes: int | None = Field(None, ge=2)
     """Regime labels the belief head predicts (0 .. belief_classes-1). None: set by the first
     `fit` from the task sampler (its largest regime label + 1) and saved with the agent."""
