@@ -24,7 +24,8 @@ truncated BPTT over each rollout), so training sees contexts as long as trading 
 
 Options: `separate_critic` gives the critic its own encoder and GRU; `belief_coef > 0` adds the
 belief-supervision loss (`fin_meta.agents.rl2.belief`), and `belief_gate` mixes one policy per
-regime class by that belief (`gate_teacher_iterations`: the true label mixed in early on). The recurrent PPO control `rppo`
+regime class by that belief (`gate_teacher_iterations`: the true label mixed in early on);
+`bound_coef` penalises a policy mean beyond the action bounds. The recurrent PPO control `rppo`
 (`fin_meta.agents.rl2.recurrent_ppo`) reuses this machinery with class switches: no feedback
 inputs (`feedback_inputs`) and one episode per stream (`one_episode`).
 """
