@@ -59,7 +59,7 @@ from fin_meta.agents.rl2.streams import CarriedStreams
 from fin_meta.agents.torch_agent import TorchAgent
 from fin_meta.envs.actions import action_bounds
 from fin_meta.envs.vector_env import VectorTradingEnv
-from fin_meta.errors import DataError
+from fin_meta.errors import ConfigError, DataError
 from fin_meta.seeding import numpy_generator
 from fin_meta.tasks import TaskSampler
 
@@ -158,6 +158,9 @@ class RL2Agent(TorchAgent):
     def fit_context(self, sampler: TaskSampler, rng: np.random.Generator, gen: torch.Generator) -> PPOFitContext:
         """`num_envs` envs over the sampler's prices, a buffer of one trial in each; fails early,
         naming the fix, when the sampler holds no window for the chosen `trial_sampling`."""
+        if self.hparams.bound_coef > 0 and self.env_config.action != "continuous":
+            raise ConfigError(f"bound_coef penalises a continuous action's mean; this env's action is "
+                              f"{self.env_config.action!r}: set bound_coef: 0 or action: continuous")
         if self.hparams.belief_coef > 0:
             self.hparams = attach_belief_head(self.net, self.hparams, sampler)  # before the optimiser
         h = self.hparams
@@ -293,6 +296,6 @@ class RL2Agent(TorchAgent):
         aux = []
         if rollout.labels_TN is not None:
             aux.append(self.hparams.belief_coef * belief_loss(self.net.belief_logits(feat), rollout.labels_TN[:, idx]))
-        if self.hparams.bound_coef > 0 and self.env_config.action == "continuous":
+        if self.hparams.bound_coef > 0:  # continuous actions only (checked in fit_context)
             aux.append(self.hparams.bound_coef * bound_loss(dist.mean, self.net.head))
         return (*out, sum(aux)) if aux else out
