@@ -14,8 +14,8 @@ import torch
 
 from fin_meta.accounting import simulate
 from fin_meta.agents import Agent, load_agent, make_agent
-from fin_meta.agents.maml.pathwise import held_path
 from fin_meta.agents.maml.rollout import ReturnsTable, rollout
+from fin_meta.agents.pathwise import held_path
 from fin_meta.agents.serialization import MANIFEST_FILE
 from fin_meta.envs.features import first_decision_bar
 from fin_meta.envs.vector_env import VectorTradingEnv

@@ -153,5 +153,5 @@ def test_bound_coef_needs_continuous_actions():
     prices, labels = ar_blocks([0.4, -0.4], 100, seed=3)
     sampler = TaskSampler(prices, labels, episode_length=12, window=4)
     agent = make_agent("rl2", {**ENV, "action": "discrete"}, {**SMALL, "bound_coef": 1.0})
-    with pytest.raises(ConfigError, match="bound_coef penalises a continuous action's mean"):
+    with pytest.raises(ConfigError, match="bound_coef needs a continuous action"):
         agent.fit(sampler, iterations=1, progress=False)

@@ -260,6 +260,12 @@ class VectorTradingEnv:
         target, half = decode_actions(actions, self._drifted, cfg, self._levels)
         return target if self._holds_target else held_position(self._drifted, target, half, cfg, torch)
 
+    def next_returns(self) -> Tensor:
+        """The simple return r[t+1] (float64 [N]) each env's next position will be held over
+        (the bar the next `step` settles): what a pathwise objective needs besides positions."""
+        self._require_started()
+        return self._next_return.index_select(0, self._asset * self._t_max + self._t)
+
     @torch.no_grad()
     def step(self, actions_N: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Act (continuous: target, or (target, half-width) with a band; discrete: class) and hold
@@ -267,7 +273,7 @@ class VectorTradingEnv:
         terminated_N, truncated_N, info)."""
         self._require_started()
         position = self._positions(actions_N)
-        ret = self._next_return.index_select(0, self._asset * self._t_max + self._t)
+        ret = self.next_returns()
         growth, drifted, traded = trade(self._drifted, position, ret, self.config.cost, torch)
         reward, state = step_reward(self._reward, growth, position, ret, traded, self._state, self.config, torch,
                                     self.training)

@@ -3,7 +3,7 @@ parameters on a rollout `Batch`. Torch only.
 
 Every bar's net log return g (costs included, whatever `env_config.reward` says) is scored as
 the mean-variance utility `g - risk_aversion/2 * g^2`. Positions are those the env would hold
-(`maml.pathwise.held_path`: partial adjustment, no-trade band). The objectives that learn (inner
+(`agents.pathwise.held_path`: partial adjustment, no-trade band). The objectives that learn (inner
 and outer) charge the training cost pressure, costs x `train_cost_multiplier` and
 `turnover_penalty` x traded weight: the inner loop is the adaptation rule the meta-training
 shaped, so deployment adapts with the same objective; what is measured (`mean_log_return`,
@@ -33,8 +33,8 @@ from fin_meta.agents.maml.core import (
     policy_means,
     score_surrogate,
 )
-from fin_meta.agents.maml.pathwise import held_path, pathwise_log_returns
 from fin_meta.agents.maml.rollout import Batch
+from fin_meta.agents.pathwise import held_path, pathwise_log_returns
 from fin_meta.envs.config import EnvConfig
 
 __all__ = ["TradingObjectives", "VOL_FLOOR"]

@@ -21,7 +21,7 @@ from fin_meta.agents.training import FitContext
 from fin_meta.envs.actions import action_size, is_discrete
 from fin_meta.envs.vector_env import VectorTradingEnv
 
-__all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "ppo_update", "PPOLossWeights", "PPOFitContext"]
+__all__ = ["RolloutBuffer", "compute_gae", "ppo_loss", "minibatch_update", "ppo_update", "PPOLossWeights", "PPOFitContext"]
 
 
 class RolloutBuffer:
@@ -146,6 +146,49 @@ Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
 PPO loss, e.g. RL²'s belief supervision; reported as `aux_loss`)."""
 
 
+LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+"""`loss_fn(unit_idx) -> (loss, detached statistics)` of the selected units."""
+
+
+def minibatch_update(
+    loss_fn: LossFn,
+    units: int,
+    optimizer: torch.optim.Optimizer,
+    parameters: Iterable[nn.Parameter],
+    *,
+    epochs: int,
+    minibatches: int,
+    max_grad_norm: float,
+    generator: torch.Generator,
+    stop: Callable[[dict[str, float]], bool] | None = None,
+) -> dict[str, float]:
+    """`epochs` passes of `minibatches` shuffled minibatches over `units` units (indices along
+    axis 0 of whatever `loss_fn` reads), an optimiser step with gradient clipping on each
+    (`grad_norm` joins the statistics); stops after an epoch whose mean statistics make `stop`
+    true. Returns the mean statistics of the last epoch."""
+    params = list(parameters)
+    mb = max(1, units // minibatches)
+    device = next(iter(params)).device
+    means: dict[str, float] = {}
+    for _ in range(epochs):
+        totals: dict[str, torch.Tensor] = {}
+        order = torch.randperm(units, generator=generator, device=generator.device).to(device)
+        count = 0
+        for start in range(0, units - mb + 1, mb):
+            loss, stats = loss_fn(order[start : start + mb])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            stats["grad_norm"] = nn.utils.clip_grad_norm_(params, max_grad_norm).detach()
+            optimizer.step()
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v
+            count += 1
+        means = {k: float(v / count) for k, v in totals.items()}
+        if stop is not None and stop(means):
+            break
+    return means
+
+
 def ppo_update(
     evaluate: Evaluate,
     batch: dict[str, torch.Tensor],
@@ -159,38 +202,22 @@ def ppo_update(
     generator: torch.Generator,
     target_kl: float | None = None,
 ) -> dict[str, float]:
-    """`epochs` passes of `minibatches` shuffled minibatches over the units of `batch` (keys
-    `logp`, `advantages`, `returns`, indexed along axis 0), Adam steps with gradient clipping;
-    stops early when `target_kl` is exceeded. Returns the mean statistics of the last epoch."""
-    params = list(parameters)
-    units = batch["logp"].shape[0]
-    mb = max(1, units // minibatches)
-    device = batch["logp"].device
-    totals: dict[str, torch.Tensor] = {}
-    for _ in range(epochs):
-        totals = {}
-        order = torch.randperm(units, generator=generator, device=generator.device).to(device)
-        count = 0
-        for start in range(0, units - mb + 1, mb):
-            idx = order[start : start + mb]
-            new_logp, entropy, new_values, *aux = evaluate(idx)
-            loss, stats = ppo_loss(
-                new_logp, batch["logp"][idx], batch["advantages"][idx], new_values,
-                batch["returns"][idx], entropy, weights,
-            )
-            if aux:
-                loss = loss + aux[0]
-                stats["aux_loss"] = aux[0].detach()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            stats["grad_norm"] = nn.utils.clip_grad_norm_(params, max_grad_norm).detach()
-            optimizer.step()
-            for k, v in stats.items():
-                totals[k] = totals.get(k, 0.0) + v
-            count += 1
-        if target_kl is not None and float(totals["approx_kl"] / count) > target_kl:
-            break
-    return {k: float(v / count) for k, v in totals.items()}
+    """`minibatch_update` of the clipped-surrogate loss over the units of `batch` (keys `logp`,
+    `advantages`, `returns`, indexed along axis 0); stops early when `target_kl` is exceeded.
+    Returns the mean statistics of the last epoch."""
+
+    def loss_fn(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        new_logp, entropy, new_values, *aux = evaluate(idx)
+        loss, stats = ppo_loss(new_logp, batch["logp"][idx], batch["advantages"][idx], new_values,
+                               batch["returns"][idx], entropy, weights)
+        if aux:
+            loss = loss + aux[0]
+            stats["aux_loss"] = aux[0].detach()
+        return loss, stats
+
+    stop = None if target_kl is None else (lambda means: means["approx_kl"] > target_kl)
+    return minibatch_update(loss_fn, batch["logp"].shape[0], optimizer, parameters, epochs=epochs,
+                            minibatches=minibatches, max_grad_norm=max_grad_norm, generator=generator, stop=stop)
 
 
 @dataclass

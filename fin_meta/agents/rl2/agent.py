@@ -25,7 +25,9 @@ truncated BPTT over each rollout), so training sees contexts as long as trading 
 Options: `separate_critic` gives the critic its own encoder and GRU; `belief_coef > 0` adds the
 belief-supervision loss (`fin_meta.agents.rl2.belief`), and `belief_gate` mixes one policy per
 regime class by that belief (`gate_teacher_iterations`: the true label mixed in early on);
-`bound_coef` penalises a policy mean beyond the action bounds. The recurrent PPO control `rppo`
+`bound_coef` penalises a policy mean beyond the action bounds. `estimator: pathwise` replaces PPO:
+rollouts play the deterministic policy and the update ascends the exact gradient of the trials'
+net log return in the positions (`fin_meta.agents.rl2.pathwise`). The recurrent PPO control `rppo`
 (`fin_meta.agents.rl2.recurrent_ppo`) reuses this machinery with class switches: no feedback
 inputs (`feedback_inputs`) and one episode per stream (`one_episode`).
 """
@@ -43,7 +45,7 @@ import torch
 
 from fin_meta.agents.deploy import Feedback
 from fin_meta.agents.networks import GRUActorCritic, bound_loss
-from fin_meta.agents.ppo.core import PPOFitContext, compute_gae
+from fin_meta.agents.ppo.core import PPOFitContext, compute_gae, minibatch_update
 from fin_meta.agents.rl2.belief import (
     add_belief_head,
     attach_belief_head,
@@ -55,6 +57,7 @@ from fin_meta.agents.rl2.belief import (
 )
 from fin_meta.agents.rl2.config import RL2Config
 from fin_meta.agents.rl2.deploy import trial_positions
+from fin_meta.agents.rl2.pathwise import trial_log_returns
 from fin_meta.agents.rl2.streams import CarriedStreams
 from fin_meta.agents.torch_agent import TorchAgent
 from fin_meta.envs.actions import action_bounds
@@ -100,6 +103,10 @@ class TrialRollout:
     """The hidden state `[1, N, S]` each trial's stretch started from (None: zero, a fresh trial)."""
     teacher: float = 0.0
     """Weight of the true label in the gate at collection (`gate_teacher_iterations`)."""
+    r_next_TN: torch.Tensor | None = None
+    """`estimator: pathwise`: the return r[t+1] (float64) each step's position was held over."""
+    episodes: list[tuple[int, int]] = field(default_factory=list)
+    """`(first step, end step)` of each episode of the trials (position restarts flat at each)."""
 
 
 class RL2Agent(TorchAgent):
@@ -158,9 +165,11 @@ class RL2Agent(TorchAgent):
     def fit_context(self, sampler: TaskSampler, rng: np.random.Generator, gen: torch.Generator) -> PPOFitContext:
         """`num_envs` envs over the sampler's prices, a buffer of one trial in each; fails early,
         naming the fix, when the sampler holds no window for the chosen `trial_sampling`."""
-        if self.hparams.bound_coef > 0 and self.env_config.action != "continuous":
-            raise ConfigError(f"bound_coef penalises a continuous action's mean; this env's action is "
-                              f"{self.env_config.action!r}: set bound_coef: 0 or action: continuous")
+        for name, on in (("bound_coef", self.hparams.bound_coef > 0),
+                         ("estimator: pathwise", self.hparams.estimator == "pathwise")):
+            if on and self.env_config.action != "continuous":
+                raise ConfigError(f"{name} needs a continuous action; this env's action is "
+                                  f"{self.env_config.action!r}: use action: continuous (or drop {name})")
         if self.hparams.belief_coef > 0:
             self.hparams = attach_belief_head(self.net, self.hparams, sampler)  # before the optimiser
         h = self.hparams
@@ -236,15 +245,21 @@ class RL2Agent(TorchAgent):
         logits = [] if h.belief_coef > 0 else None
         labels_TN = None if logits is None else trial_labels(sampler, episodes, h.belief_classes, device)
         teacher = teacher_weight(self.iterations_trained, h.gate_teacher_iterations)
-        step = 0
+        pathwise = h.estimator == "pathwise"
+        r_next = torch.zeros(buf.steps, n, dtype=torch.float64, device=device) if pathwise else None
+        step, bounds = 0, []
         for asset, start, decisions in episodes:
             obs, _ = env.set_tasks(asset, start, [decisions] * n)
+            bounds.append((step, step + decisions))
             for _ in range(decisions):
                 x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale, fb.done)
                 feat, hidden = self.net(x.unsqueeze(0), hidden)
                 probs = teacher_gate(self.net.gate_probs(feat[0]), labels_TN[step], teacher) if teacher else None
                 dist = self.net.distribution(feat[0], x, probs)
-                action = self.net.head.sample(dist, ctx.gen)
+                if pathwise:  # the deterministic policy, as it trades
+                    action, r_next[step] = self.net.head.mode(dist), env.next_returns()
+                else:
+                    action = self.net.head.sample(dist, ctx.gen)
                 obs, reward, terminated, truncated, info = env.step(action)
                 reward = reward.float()
                 raw[step // length] += reward
@@ -258,7 +273,8 @@ class RL2Agent(TorchAgent):
         adv, ret = compute_gae(buf.rewards, buf.values, trial_end, torch.zeros(n, device=device),
                                h.gamma, h.gae_lambda)
         batch = {"logp": buf.logp.T, "advantages": adv.T, "returns": ret.T}
-        rollout = TrialRollout(batch, buf.obs, buf.actions, raw, hidden0=hidden0, teacher=teacher)
+        rollout = TrialRollout(batch, buf.obs, buf.actions, raw, hidden0=hidden0, teacher=teacher,
+                               r_next_TN=r_next, episodes=bounds)
         if carried:
             self._streams.advance(hidden, fb)
         if logits is not None:
@@ -274,7 +290,13 @@ class RL2Agent(TorchAgent):
         with the belief head `aux_loss` (its weighted loss, last epoch) and `belief_loss` /
         `belief_accuracy` (cross-entropy in nats / accuracy on the collected trials, before the update)."""
         self.net.train()
-        stats = ctx.update(partial(self._evaluate, rollout), rollout.batch, self.net.parameters())
+        if self.hparams.estimator == "pathwise":
+            h = self.hparams
+            stats = minibatch_update(partial(self._pathwise_loss, rollout), self.hparams.num_envs, ctx.optimizer,
+                                     self.net.parameters(), epochs=h.epochs, minibatches=h.minibatches,
+                                     max_grad_norm=h.max_grad_norm, generator=ctx.gen)
+        else:
+            stats = ctx.update(partial(self._evaluate, rollout), rollout.batch, self.net.parameters())
         per_episode = rollout.episode_return_JN.mean(dim=1)
         stats["episode_return"] = float(per_episode.mean())
         stats["first_episode_return"] = float(per_episode[0])
@@ -282,20 +304,40 @@ class RL2Agent(TorchAgent):
         stats["trial_return"] = float(rollout.episode_return_JN.sum(0).mean())
         return {**stats, **rollout.belief}
 
-    def _evaluate(self, rollout: TrialRollout, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """`(log-prob, entropy, value)` `[N', T]` of the trials `idx`, the GRU re-run over them;
-        with the belief head and / or `bound_coef`, the weighted sum of their losses as a fourth
-        (auxiliary loss)."""
+    def _rerun(self, rollout: TrialRollout, idx: torch.Tensor) -> tuple[torch.Tensor, torch.distributions.Distribution,
+                                                                         list[torch.Tensor]]:
+        """The recurrent core re-run over the trials `idx`: its features `[T, N', S]`, the
+        action distribution (the gate as collected) and the weighted auxiliary losses (belief
+        head, `bound_coef`; none: empty)."""
         h0 = self.net.initial_state(len(idx), self.device) if rollout.hidden0 is None else rollout.hidden0[:, idx]
         x = rollout.inputs_TNI[:, idx]
         feat, _ = self.net(x, h0)
         probs = (teacher_gate(self.net.gate_probs(feat), rollout.labels_TN[:, idx], rollout.teacher)
                  if rollout.teacher else None)
         dist = self.net.distribution(feat, x, probs)
-        out = (dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T)
         aux = []
         if rollout.labels_TN is not None:
             aux.append(self.hparams.belief_coef * belief_loss(self.net.belief_logits(feat), rollout.labels_TN[:, idx]))
         if self.hparams.bound_coef > 0:  # continuous actions only (checked in fit_context)
             aux.append(self.hparams.bound_coef * bound_loss(dist.mean, self.net.head))
+        return feat, dist, aux
+
+    def _evaluate(self, rollout: TrialRollout, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`(log-prob, entropy, value)` `[N', T]` of the trials `idx`, the GRU re-run over them;
+        with the belief head and / or `bound_coef`, the weighted sum of their losses as a fourth
+        (auxiliary loss)."""
+        feat, dist, aux = self._rerun(rollout, idx)
+        out = (dist.log_prob(rollout.actions_TN[:, idx]).T, dist.entropy().T, self.net.value(feat).T)
         return (*out, sum(aux)) if aux else out
+
+    def _pathwise_loss(self, rollout: TrialRollout, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`estimator: pathwise`: minus `reward_scale` x the mean net log return the trials `idx`
+        earn at the re-run deterministic positions (`fin_meta.agents.rl2.pathwise`), plus the
+        auxiliary losses; statistics `policy_loss` (that first term) and `aux_loss`."""
+        _, dist, aux = self._rerun(rollout, idx)
+        g = trial_log_returns(self.net.head.mode(dist), rollout.r_next_TN[:, idx], rollout.episodes, self.env_config)
+        policy_loss = -self.hparams.reward_scale * g.mean().float()
+        stats = {"policy_loss": policy_loss.detach()}
+        if aux:
+            stats["aux_loss"] = sum(aux).detach()
+        return policy_loss + sum(aux), stats

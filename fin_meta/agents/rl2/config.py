@@ -78,6 +78,16 @@ class RL2Config(PPOLossConfig):
     actions; > 0 turns it on): mean of relu(|mean| - bound)^2. Beyond a bound the position is
     clipped, so the action no longer changes the reward and the policy gradient cannot teach a
     trade there; the penalty keeps the mean where it matters. 0 (default): none."""
+    estimator: Literal["ppo", "pathwise"] = "ppo"
+    """How the policy learns. `ppo` (default): recurrent PPO on sampled actions. `pathwise`
+    (continuous actions): rollouts play the deterministic policy (the clipped mean, as when
+    trading) and each update ascends the exact gradient of the trials' mean net log return
+    (training cost pressure included, x `reward_scale`) with respect to those positions, by
+    BPTT through the recurrent core: a trader's positions do not move prices, so a bar's return
+    is a known differentiable function of the position (Moody & Saffell's direct
+    reinforcement; MAML's default estimator). The feedback inputs (previous position and reward)
+    are taken as the rollout played them; the critic is not trained; `gamma`, `gae_lambda`,
+    `clip_coef` and the entropy settings do not apply."""
     belief_classes: int | None = Field(None, ge=2)
     """Regime labels the belief head predicts (0 .. belief_classes-1). None: set by the first
     `fit` from the task sampler (its largest regime label + 1) and saved with the agent."""

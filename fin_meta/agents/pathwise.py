@@ -1,11 +1,12 @@
 """Pathwise returns: the positions a window of actions holds and the net log returns they earn,
 computed exactly as the envs compute them (`fin_meta.envs.actions`, `fin_meta.envs.ledger`) and
 differentiable in the actions, so that their mean is an exact pathwise policy objective (a
-trader's positions do not move prices). Torch only.
+trader's positions do not move prices): MAML's objectives and RL²'s `estimator: pathwise` use
+them. Torch only.
 
 With partial adjustment, a no-trade band or hold the position held at t depends on the drifted
 weight, hence on every earlier position: `held_path` runs that recursion with one Python step
-per bar, each step batched over all tasks and rollouts (a support window is ~50 bars). Without
+per bar, each step batched over all tasks and rollouts. Without
 them the held position is the action's target and no loop runs.
 
 Suffixes: M tasks, E rollouts per task, T bars (always the last axis of a path).
