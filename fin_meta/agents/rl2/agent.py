@@ -253,7 +253,7 @@ class RL2Agent(TorchAgent):
             bounds.append((step, step + decisions))
             for _ in range(decisions):
                 x = self.net.inputs(obs.float(), fb.prev_position, fb.prev_reward * h.reward_scale, fb.done)
-                feat, hidden = self.net(x.unsqueeze(0), hidden)
+                feat, hidden = self.net(x.unsqueeze(0), hidden, critic=not pathwise)
                 probs = teacher_gate(self.net.gate_probs(feat[0]), labels_TN[step], teacher) if teacher else None
                 dist = self.net.distribution(feat[0], x, probs)
                 if pathwise:  # the deterministic policy, as it trades
@@ -311,7 +311,7 @@ class RL2Agent(TorchAgent):
         head, `bound_coef`; none: empty)."""
         h0 = self.net.initial_state(len(idx), self.device) if rollout.hidden0 is None else rollout.hidden0[:, idx]
         x = rollout.inputs_TNI[:, idx]
-        feat, _ = self.net(x, h0)
+        feat, _ = self.net(x, h0, critic=self.hparams.estimator == "ppo")  # pathwise: no critic to train
         probs = (teacher_gate(self.net.gate_probs(feat), rollout.labels_TN[:, idx], rollout.teacher)
                  if rollout.teacher else None)
         dist = self.net.distribution(feat, x, probs)
