@@ -55,7 +55,7 @@ from adaptation_seed import (  # noqa: E402
 
 from fin_meta.comparison import paired_difference_ci  # noqa: E402
 from fin_meta.config.yaml_io import parse_override  # noqa: E402
-from fin_meta.devices import cpu_cores  # noqa: E402
+from fin_meta.devices import cpu_cores, describe_host  # noqa: E402
 from fin_meta.errors import ConfigError  # noqa: E402
 from fin_meta.metatest import curve_by_time_since_change, curve_rise  # noqa: E402
 from fin_meta.metrics import annualised_sharpe  # noqa: E402
@@ -319,6 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"adaptation benchmark: {label} {seeds}, preset {args.preset!r}, {b.n_train} training paths x "
           f"{b.train_bars} bars, {b.n_test} test paths x {b.test_bars} bars per seed; "
           f"iterations { {k: v.iterations for k, v in b.learned.items()} }; jobs {args.jobs}", flush=True)
+    # the recurrent agents' training follows the host's rounding: say where figures were measured
+    print(f"host: {describe_host(args.device)}", flush=True)
     t0 = time.perf_counter()
     jobs = max(1, min(args.jobs, cpu_cores()))
     if jobs == 1:

@@ -48,7 +48,7 @@ def test_adaptation_quick_run_prints_the_table_and_targets(capsys) -> None:
     out = capsys.readouterr().out
     for needle in ("Bayes filter accuracy", "Net Sharpe", "bayes_full", "classifier", "maml - ppo",
                    "of the full-history Bayes filter", "by true regime", "Honest adaptation curve", "Rise of the curve",
-                   "env-steps/s", "wall time"):
+                   "env-steps/s", "wall time", "host: "):
         assert needle in out, needle
 
 
