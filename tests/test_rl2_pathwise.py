@@ -82,12 +82,13 @@ def test_an_update_raises_the_rollouts_return():
     assert np.isfinite(stats["policy_loss"]) and stats["grad_norm"] > 0
 
 
-def test_pathwise_agent_is_causal_and_reproducible():
+@pytest.mark.parametrize("algo", ["rl2", "rppo"])  # rppo so: the benchmark's control (e)
+def test_pathwise_agent_is_causal_and_reproducible(algo):
     sampler = _sampler()
     frame = sampler.prices[0].iloc[:200]
     runs = []
     for _ in range(2):
-        agent = make_agent("rl2", ENV, {**SMALL, "belief_coef": 0.5, "belief_gate": True, "bound_coef": 1.0})
+        agent = make_agent(algo, ENV, {**SMALL, "belief_coef": 0.5, "belief_gate": True, "bound_coef": 1.0})
         history = agent.fit(sampler, iterations=3, progress=False)
         runs.append(agent.positions(frame).to_numpy())
     assert all(np.isfinite(m["policy_loss"]) and np.isfinite(m["aux_loss"]) for m in history)
