@@ -22,7 +22,7 @@ forward whole (no fresh start at a regime change). Prints:
 Tune on the default seeds 0-4 only; `--confirm` runs the confirmation seeds 100-104, never used
 to choose anything.
 
-    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (13-21 min on 2 cores)
+    python benchmarks/adaptation.py                   # context preset, seeds 0-4 (~20 min on 2 cores)
     python benchmarks/adaptation.py --confirm         # confirmation seeds 100-104
     python benchmarks/adaptation.py --preset easy     # the old preset (controls may tie there)
     python benchmarks/adaptation.py --quick           # smoke run (< 3 min)
@@ -73,8 +73,8 @@ pathwise recurrent agents): only to hand out the longest training first."""
 
 def budget(quick: bool, scale: float = 1.0) -> Budget:
     """The default budget or the quick smoke budget. The default fits 5 seeds in <= 30 min on 2
-    cores (~18 min on session 14's host, ~29 min estimated on session 13's 1.6x slower one; the
-    recurrent agents' 100 iterations chosen on the tuning seeds in session 14): RL² and rppo
+    cores (19-20 min measured on session 14's host, ~31 min estimated on session 13's 1.6x slower
+    one; the recurrent agents' 100 iterations chosen on the tuning seeds in session 14): RL² and rppo
     run LSTM cores (`cell: lstm`, trained ~1.6x faster on CPU than the GRU), which buys twice
     the iterations of the first GRU default (session 8's `--scale 3` of that default is
     `--scale 1.5` here). `scale` multiplies every learned contender's iterations (the controls
@@ -86,6 +86,8 @@ def budget(quick: bool, scale: float = 1.0) -> Budget:
 
     stream = {"episodes_per_trial": 8, "trial_sampling": "stream", "num_envs": 16 if quick else 64, "cell": "lstm"}
     pathwise = {"estimator": "pathwise", "lr": 3e-3, "bound_coef": 1.0}
+    recurrent = {**stream, "separate_critic": True, **pathwise}
+    belief = {"belief_coef": 0.1, "belief_gate": True}
     learned = {
         "ppo": Learned("ppo", it(160), {"num_envs": 32 if quick else 256}),
         "ppo_regime_probs": Learned("ppo", it(160), {"num_envs": 32 if quick else 256},
@@ -97,14 +99,12 @@ def budget(quick: bool, scale: float = 1.0) -> Budget:
         # policy gated by it. Their own critics (issue 11: the value gradient swamped the shared
         # trunk) matter for `--set rl2.estimator=ppo`; the pathwise estimator trains no critic.
         # 100 iterations each (session 14, tuning seeds: RL² 0.68 -> 0.75, (e) 0.73 -> 0.75 from 50)
-        "rppo": Learned("rppo", it(100), {**stream, "separate_critic": True, **pathwise}),
+        "rppo": Learned("rppo", it(100), recurrent),
         # (e) supervised regime inference without RL²'s trials or feedback: rppo with RL²'s belief
         # head and gate (a recurrent classifier of the training label over all past bars + a
         # learned rule; the stronger version of (b) a skeptic asks for, added in session 13)
-        "rppo_belief": Learned("rppo", it(100), {**stream, "separate_critic": True, **pathwise, "belief_coef": 0.1,
-                                                "belief_gate": True}),
-        "rl2": Learned("rl2", it(100), {**stream, "separate_critic": True, "belief_coef": 0.1, "belief_gate": True,
-                                       **pathwise}, meta=True),
+        "rppo_belief": Learned("rppo", it(100), {**recurrent, **belief}),
+        "rl2": Learned("rl2", it(100), {**recurrent, **belief}, meta=True),
         "maml": Learned("maml", it(320), {"meta_batch_size": 16 if quick else 64}, meta=True),
         "maml_no_adapt": Learned("maml", it(320), {"meta_batch_size": 16 if quick else 64, "adapt": False}),
     }

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["cpu_cores", "describe_host", "resolve_device"]
+__all__ = ["cpu_cores", "cpu_model", "describe_host", "resolve_device"]
 
 
 def cpu_cores() -> int:
